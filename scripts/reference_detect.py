@@ -43,7 +43,7 @@ def load_manifest(path):
     inp.setdefault("std", [255.0, 255.0, 255.0])
     inp.setdefault("resize", "stretch")
     inp.setdefault("pad", 114)
-    post = {"score_threshold": 0.35, "nms_iou": 0.5, "max_detections": 100}
+    post = {"score_threshold": 0.35, "nms_iou": 0.5, "nms": True, "max_detections": 100}
     post.update(m.get("postprocess", {}))
     return {
         "file": os.path.join(base, m["file"]),
@@ -160,7 +160,7 @@ class Reference:
         outputs = self.sess.run(self.names, {inp["name"]: x})
         boxes, scores, classes = decode(outputs, self.m["output"], len(self.m["classes"]),
                                         post["score_threshold"], inp["width"])
-        kept = nms(boxes, scores, classes, post.get("nms_iou"), post["max_detections"])
+        kept = nms(boxes, scores, classes, post["nms_iou"] if post["nms"] else None, post["max_detections"])
         dets = []
         for i in kept:
             b = boxes[i]

@@ -1,5 +1,6 @@
 //! The `gridwatch` binary: logging, command line, dispatch, and the error chain on exit.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -12,6 +13,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.log_filter())),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match gridwatch::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -252,6 +252,18 @@ fn run_clip(
         corrupt_packets = s.corrupt_packets,
         "clip done"
     );
+    if s.corrupt_packets > 0 || s.truncated {
+        tracing::warn!(
+            "{}: skipped {} corrupt packet(s){}; detections cover the frames that decoded",
+            path.display(),
+            s.corrupt_packets,
+            if s.truncated {
+                " and stopped at damaged data (truncated file?)"
+            } else {
+                ""
+            }
+        );
+    }
     if s.converted == 0 {
         anyhow::bail!(
             "cannot decode video {}: no frame could be decoded ({} packets read, {} corrupt)",

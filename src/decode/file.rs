@@ -52,9 +52,14 @@ pub struct DecodeStats {
     pub converted: u64,
     /// Seeks made to skip to a keyframe.
     pub seeks: u64,
-    /// Packets the codec refused as corrupt (skipped).
+    /// Packets or frames refused as corrupt (skipped).
     pub corrupt_packets: u64,
+    /// Whether reading stopped at damaged data before the container's end.
+    pub truncated: bool,
 }
+
+/// Consecutive unreadable packets after which the rest of a file is given up.
+const MAX_READ_ERRORS: u32 = 32;
 
 /// Sets FFmpeg up once per process (quiet logging: errors are reported by gridwatch
 /// with the file named).
@@ -81,6 +86,8 @@ pub struct FileDecoder {
     sws: *mut ffi::SwsContext,
     max_read_pts: i64,
     eof_sent: bool,
+    read_errors: u32,
+    last_pts_ms: i64,
     stats: DecodeStats,
 }
 
@@ -182,6 +189,8 @@ impl FileDecoder {
             sws: ptr::null_mut(),
             max_read_pts: i64::MIN,
             eof_sent: false,
+            read_errors: 0,
+            last_pts_ms: i64::MIN,
             stats: DecodeStats::default(),
         })
     }
@@ -209,6 +218,7 @@ impl FileDecoder {
                     self.stats.decoded += 1;
                     let pts = self.decoded.timestamp().or(self.decoded.pts()).unwrap_or(0);
                     let pts_ms = ts_to_ms(pts - self.start_pts, self.time_base);
+                    self.last_pts_ms = self.last_pts_ms.max(pts_ms);
                     if sampler.take(pts_ms) {
                         self.convert(out)?;
                         out.pts_ms = Some(pts_ms);
@@ -223,8 +233,16 @@ impl FileDecoder {
                     }
                     continue;
                 }
-                Err(ffmpeg::Error::Eof) => return Ok(false),
+                Err(ffmpeg::Error::Eof) => {
+                    self.check_complete();
+                    return Ok(false);
+                }
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {}
+                Err(ffmpeg::Error::InvalidData) => {
+                    // a corrupt or truncated frame: skip it, keep the stream going
+                    self.stats.corrupt_packets += 1;
+                    continue;
+                }
                 Err(e) => {
                     return Err(DecodeError::Decode {
                         path: self.path.clone(),
@@ -233,12 +251,28 @@ impl FileDecoder {
                 }
             }
             if self.eof_sent {
+                self.check_complete();
                 return Ok(false);
             }
             if let Some(due) = sampler.next_due_ms() {
                 self.skip_to_keyframe_before(due)?;
             }
             self.feed()?;
+        }
+    }
+
+    /// At the end: flags a file whose frames stop well before its stated duration.
+    fn check_complete(&mut self) {
+        if let Some(duration) = self.info.duration_ms {
+            let frame_ms = if self.info.fps > 0.0 {
+                1000.0 / self.info.fps
+            } else {
+                100.0
+            };
+            let slack = (2.0 * frame_ms).max(500.0) as i64;
+            if self.last_pts_ms + slack < duration {
+                self.stats.truncated = true;
+            }
         }
     }
 
@@ -251,6 +285,7 @@ impl FileDecoder {
                         continue;
                     }
                     self.stats.packets += 1;
+                    self.read_errors = 0;
                     if let Some(p) = self.packet.pts().or(self.packet.dts()) {
                         self.max_read_pts = self.max_read_pts.max(p);
                     }
@@ -275,10 +310,17 @@ impl FileDecoder {
                     return Ok(());
                 }
                 Err(e) => {
-                    return Err(DecodeError::Decode {
-                        path: self.path.clone(),
-                        message: format!("reading the container: {e}"),
-                    })
+                    // A damaged container: skip what cannot be read; give up on the rest
+                    // after a run of failures (a truncated file ends this way).
+                    self.stats.corrupt_packets += 1;
+                    self.read_errors += 1;
+                    tracing::debug!(file = %self.path.display(), error = %e, "unreadable packet");
+                    if self.read_errors >= MAX_READ_ERRORS {
+                        self.stats.truncated = true;
+                        self.eof_sent = true;
+                        let _ = self.decoder.send_eof();
+                        return Ok(());
+                    }
                 }
             }
         }

@@ -28,7 +28,8 @@
 //!
 //! [postprocess]
 //! score_threshold = 0.35
-//! nms_iou = 0.5                           # omit for models that already ran NMS
+//! nms_iou = 0.5
+//! nms = true                              # false for models that already ran NMS
 //! max_detections = 100
 //! ```
 
@@ -154,10 +155,13 @@ pub struct PostprocessSpec {
     /// Detections scoring below this are dropped.
     #[serde(default = "default_score_threshold")]
     pub score_threshold: f32,
-    /// IoU above which a lower-scored box of the same class is suppressed; `None` skips
-    /// NMS (for models that already ran it).
+    /// IoU above which a lower-scored box of the same class is suppressed.
     #[serde(default = "default_nms_iou")]
-    pub nms_iou: Option<f32>,
+    pub nms_iou: f32,
+    /// Whether to run NMS at all; `false` for models that already ran it (the
+    /// `decoded` layout of end-to-end exports).
+    #[serde(default = "default_true")]
+    pub nms: bool,
     /// At most this many detections per frame, best first.
     #[serde(default = "default_max_detections")]
     pub max_detections: usize,
@@ -168,6 +172,7 @@ impl Default for PostprocessSpec {
         Self {
             score_threshold: default_score_threshold(),
             nms_iou: default_nms_iou(),
+            nms: true,
             max_detections: default_max_detections(),
         }
     }
@@ -176,8 +181,11 @@ impl Default for PostprocessSpec {
 fn default_score_threshold() -> f32 {
     0.35
 }
-fn default_nms_iou() -> Option<f32> {
-    Some(0.5)
+fn default_nms_iou() -> f32 {
+    0.5
+}
+fn default_true() -> bool {
+    true
 }
 fn default_max_detections() -> usize {
     100
@@ -219,13 +227,9 @@ impl ModelManifest {
 
     /// Parses manifest text; `path` is used for messages and to resolve relative files.
     pub fn parse(path: &Path, text: &str) -> Result<Self, DetectError> {
-        let raw: ManifestFile = toml::from_str(text).map_err(|e| DetectError::Manifest {
+        let raw: ManifestFile = toml::from_str(text).map_err(|e| DetectError::ManifestSyntax {
             path: path.to_path_buf(),
-            field: e
-                .span()
-                .map(|s| describe_span(text, s))
-                .unwrap_or_else(|| "(file)".into()),
-            message: e.message().to_string(),
+            message: e.to_string().trim_end().to_string(),
         })?;
         let dir = path.parent().unwrap_or_else(|| Path::new("."));
         let bad = |field: &str, message: String| DetectError::Manifest {
@@ -288,10 +292,8 @@ impl ModelManifest {
                 "must be between 0 and 1".into(),
             ));
         }
-        if let Some(iou) = post.nms_iou {
-            if !(0.0..=1.0).contains(&iou) {
-                return Err(bad("postprocess.nms_iou", "must be between 0 and 1".into()));
-            }
+        if !(0.0..=1.0).contains(&post.nms_iou) {
+            return Err(bad("postprocess.nms_iou", "must be between 0 and 1".into()));
         }
         if post.max_detections == 0 {
             return Err(bad(
@@ -360,14 +362,6 @@ impl ModelManifest {
         }
         Ok(())
     }
-}
-
-/// Turns a byte span of a TOML error into "line L, column C" for messages.
-fn describe_span(text: &str, span: std::ops::Range<usize>) -> String {
-    let before = &text[..span.start.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    format!("line {line}, column {col}")
 }
 
 #[cfg(test)]

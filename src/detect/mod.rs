@@ -46,6 +46,15 @@ pub enum DetectError {
         /// What is wrong.
         message: String,
     },
+    /// A manifest is not valid TOML or has fields of the wrong type or name; the
+    /// message shows the line.
+    #[error("{}: {message}", path.display())]
+    ManifestSyntax {
+        /// The manifest file.
+        path: PathBuf,
+        /// The parser's message, with line, column and the offending text.
+        message: String,
+    },
     /// ONNX Runtime itself could not be found or loaded.
     #[error("{0}")]
     Runtime(String),
@@ -264,7 +273,16 @@ impl Detector {
     /// Loads the manifest's model into ONNX Runtime and checks it against the manifest.
     pub fn load(manifest: ModelManifest, opts: &EngineOptions) -> Result<Self, DetectError> {
         manifest.verify_file()?;
-        let engine = OrtEngine::load(&manifest.model_path, opts)?;
+        let engine = OrtEngine::load(&manifest.model_path, opts).map_err(|e| match e {
+            DetectError::ModelLoad { path, message } => DetectError::ModelLoad {
+                path,
+                message: format!(
+                    "{message} (manifest {}, field `file`)",
+                    manifest.path.display()
+                ),
+            },
+            other => other,
+        })?;
         Self::with_engine(manifest, Box::new(engine))
     }
 
@@ -412,7 +430,7 @@ impl Detector {
             );
             postprocess::nms(
                 &mut self.cands,
-                post.nms_iou,
+                post.nms.then_some(post.nms_iou),
                 post.max_detections,
                 &mut self.kept,
             );

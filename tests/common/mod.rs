@@ -1,0 +1,77 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The checkout's root (models/, samples/, tests/ live here).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A path under the checkout.
+pub fn path(rel: &str) -> PathBuf {
+    root().join(rel)
+}
+
+/// The gridwatch binary with the given arguments, run from the checkout.
+pub fn gridwatch(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridwatch"));
+    cmd.args(args)
+        .current_dir(root())
+        .env_remove("GRIDWATCH_LOG");
+    cmd
+}
+
+/// Runs the command and returns its output, with stdout and stderr as text.
+pub fn run(cmd: &mut Command) -> (Output, String, String) {
+    let out = cmd.output().expect("the gridwatch binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+/// Runs a command that must fail cleanly: non-zero exit, no panic, and stderr
+/// containing every one of `needles`. Returns stderr.
+pub fn expect_clean_failure(cmd: &mut Command, needles: &[&str]) -> String {
+    let (out, _stdout, stderr) = run(cmd);
+    assert!(
+        !out.status.success(),
+        "expected a failure, got success; stderr:\n{stderr}"
+    );
+    // 1: an error gridwatch reports; 2: a command-line usage error (clap)
+    assert!(
+        matches!(out.status.code(), Some(1) | Some(2)),
+        "exit code {:?}; stderr:\n{stderr}",
+        out.status.code()
+    );
+    assert!(!stderr.contains("panicked"), "panicked:\n{stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "panicked:\n{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "stderr lacks `{n}`:\n{stderr}");
+    }
+    stderr
+}
+
+/// One line of detections.jsonl.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Line {
+    pub source: String,
+    pub frame: u64,
+    pub pts_ms: Option<i64>,
+    pub class: String,
+    pub class_id: u32,
+    pub score: f64,
+    #[serde(rename = "box")]
+    pub bbox: [f64; 4],
+}
+
+/// Reads a JSON Lines file of detections.
+pub fn read_lines(path: &Path) -> Vec<Line> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l}: {e}")))
+        .collect()
+}
