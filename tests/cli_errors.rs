@@ -163,7 +163,7 @@ fn malformed_manifest_names_file_line_and_field() {
 #[test]
 fn missing_onnx_runtime_says_what_to_run() {
     expect_clean_failure(
-        &mut gridwatch(&["detect", &dog()]).env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so"),
+        gridwatch(&["detect", &dog()]).env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so"),
         &[
             "ORT_DYLIB_PATH",
             "/nonexistent/libonnxruntime.so",
@@ -175,7 +175,7 @@ fn missing_onnx_runtime_says_what_to_run() {
     let fake = tmp.path().join("libonnxruntime.so");
     fs::write(&fake, b"not a shared library").unwrap();
     expect_clean_failure(
-        &mut gridwatch(&["detect", &dog()]).env("ORT_DYLIB_PATH", &fake),
+        gridwatch(&["detect", &dog()]).env("ORT_DYLIB_PATH", &fake),
         &[
             "cannot load ONNX Runtime from",
             "libonnxruntime.so",

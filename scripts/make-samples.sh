@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Reproduces samples/ from the Debian packages the media come from:
+#   samples/street.mp4  vtest.avi from opencv-doc 4.6.0 (Apache-2.0 AND BSD-3-Clause),
+#                       re-encoded as H.264 with a keyframe every 2 s and closed GOPs
+#                       (10 fps: -g 20), no B-frames, as IP cameras send
+#   samples/*.jpg       dog, person, kite from darknet's data (GPL-3.0+ or MIT or WTFPL)
+# x264 output can differ in bytes between builds; frame count, GOP and size do not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+for p in ffmpeg; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p"); done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+work=.cache/samples
+mkdir -p "$work" samples
+(cd "$work" && [ -f opencv-doc.deb ] || { apt-get download -qq -o APT::Sandbox::User=root opencv-doc && mv opencv-doc_*.deb opencv-doc.deb; })
+(cd "$work" && [ -f darknet.deb ] || { apt-get download -qq -o APT::Sandbox::User=root darknet && mv darknet_*.deb darknet.deb; })
+dpkg-deb -x "$work/opencv-doc.deb" "$work/opencv-doc"
+dpkg-deb -x "$work/darknet.deb" "$work/darknet"
+
+vtest="$work/opencv-doc/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+[ -f "$vtest" ] || vtest=$(find "$work/opencv-doc" -name 'vtest.avi*' | head -1)
+case "$vtest" in *.gz) gunzip -kf "$vtest"; vtest="${vtest%.gz}";; esac
+ffmpeg -hide_banner -loglevel error -y -i "$vtest" -an \
+  -c:v libx264 -preset medium -crf 27 -profile:v high -pix_fmt yuv420p \
+  -bf 0 -g 20 -keyint_min 20 -sc_threshold 0 -x264-params open-gop=0 -threads 1 \
+  -movflags +faststart samples/street.mp4
+for f in dog person kite; do
+  cp "$work/darknet/usr/share/darknet/data/$f.jpg" samples/
+done
+ffprobe -v error -select_streams v -show_entries stream=codec_name,width,height,r_frame_rate,nb_frames \
+  -of compact samples/street.mp4
+echo "samples written: samples/street.mp4 samples/{dog,person,kite}.jpg"
