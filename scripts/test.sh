@@ -11,4 +11,13 @@ scripts/setup.sh
   --images samples/dog.jpg samples/person.jpg samples/kite.jpg \
   --clip samples/street.mp4 --every-ms 8500 --check tests/golden/nanodet-coco-416.jsonl
 
-cargo test --release --quiet "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --release --quiet "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# one closing line for the whole run (cargo prints one per test binary)
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -93,8 +93,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         if filled == 0 {
             break;
         }
-        let refs: Vec<&Frame> = frames[..filled].iter().collect();
-        det.detect(&refs, &mut out)?;
+        det.detect(&frames[..filled], &mut out)?;
         if filled < n {
             break;
         }

@@ -134,18 +134,23 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
         Input::Image(p) => {
             let mut frame = Frame::default();
             read_image(p, &mut frame)?;
-            detect_frames(&mut det, &mut sink, &classes, &[(p.clone(), frame)])?;
+            detect_frames(
+                &mut det,
+                &mut sink,
+                &classes,
+                std::slice::from_ref(p),
+                &[frame],
+            )?;
         }
         Input::Images(_, paths) => {
             let bar = progress(paths.len() as u64, "images");
-            let mut frames: Vec<(PathBuf, Frame)> = Vec::new();
+            let mut frames: Vec<Frame> = Vec::new();
             for chunk in paths.chunks(det.batch_size()) {
-                frames.resize_with(chunk.len(), Default::default);
-                for (slot, p) in frames.iter_mut().zip(chunk) {
-                    read_image(p, &mut slot.1)?;
-                    slot.0.clone_from(p);
+                frames.resize_with(chunk.len(), Frame::default);
+                for (frame, p) in frames.iter_mut().zip(chunk) {
+                    read_image(p, frame)?;
                 }
-                detect_frames(&mut det, &mut sink, &classes, &frames)?;
+                detect_frames(&mut det, &mut sink, &classes, chunk, &frames)?;
                 bar.inc(chunk.len() as u64);
             }
             bar.finish_and_clear();
@@ -191,15 +196,12 @@ fn detect_frames(
     det: &mut Detector,
     sink: &mut Sink,
     classes: &[String],
-    frames: &[(PathBuf, Frame)],
+    paths: &[PathBuf],
+    frames: &[Frame],
 ) -> anyhow::Result<()> {
-    if frames.is_empty() {
-        return Ok(());
-    }
-    let refs: Vec<&Frame> = frames.iter().map(|(_, f)| f).collect();
     let mut out = Vec::new();
-    det.detect(&refs, &mut out)?;
-    for ((path, frame), dets) in frames.iter().zip(&out) {
+    det.detect(frames, &mut out)?;
+    for ((path, frame), dets) in paths.iter().zip(frames).zip(&out) {
         sink.write(path, frame, dets, classes)?;
     }
     Ok(())
@@ -232,8 +234,7 @@ fn run_clip(
         if filled == 0 {
             break;
         }
-        let refs: Vec<&Frame> = frames[..filled].iter().collect();
-        det.detect(&refs, &mut out)?;
+        det.detect(&frames[..filled], &mut out)?;
         for (frame, dets) in frames[..filled].iter().zip(&out) {
             sink.write(path, frame, dets, classes)?;
         }

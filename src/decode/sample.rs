@@ -4,6 +4,15 @@
 //! The rule for `every = d`: samples sit on a grid `t0, t0 + d, t0 + 2d, …` from the
 //! first frame's time `t0`; the first frame at or after each grid time is taken, and a
 //! grid time with no frame of its own (a gap in the stream) is skipped, not made up.
+//!
+//! ```
+//! use gridwatch::decode::{Sampler, Sampling};
+//!
+//! let mut s = Sampler::new("1s".parse::<Sampling>().unwrap());
+//! // a 4 fps stream: frames every 250 ms
+//! let taken: Vec<i64> = (0..10).map(|i| i * 250).filter(|&t| s.take(t)).collect();
+//! assert_eq!(taken, [0, 1000, 2000]);
+//! ```
 
 use std::time::Duration;
 

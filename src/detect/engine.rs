@@ -46,6 +46,15 @@ pub struct OutputBuf {
     pub data: Vec<f32>,
 }
 
+impl super::layout::Tensor for OutputBuf {
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> &[f32] {
+        &self.data
+    }
+}
+
 /// What runs a model. The detector owns one; tests can supply their own.
 pub trait InferenceEngine: Send {
     /// The model's inputs.
@@ -197,6 +206,16 @@ fn register_provider(
         provider: provider.to_string(),
         message,
     };
+    #[cfg(any(feature = "cuda", feature = "tensorrt"))]
+    let gpu_hint = |e: ort::Error<ort::session::builder::SessionBuilder>| {
+        let lib = runtime::environment()
+            .map(|(_, p)| p.display().to_string())
+            .unwrap_or_default();
+        unavailable(format!(
+            "{e} (ONNX Runtime was loaded from {lib}; GPU providers need the onnxruntime-gpu==1.31.1 \
+             build with its CUDA libraries, with ORT_DYLIB_PATH pointing at its libonnxruntime.so)"
+        ))
+    };
     match provider {
         Provider::Cpu => Ok(builder),
         #[cfg(feature = "cuda")]
@@ -205,7 +224,7 @@ fn register_provider(
                 .with_device_id(*device)
                 .build()
                 .error_on_failure()])
-            .map_err(|e| unavailable(e.to_string())),
+            .map_err(gpu_hint),
         #[cfg(feature = "tensorrt")]
         Provider::TensorRt { device } => builder
             .with_execution_providers([ort::ep::TensorRT::default()
@@ -213,7 +232,7 @@ fn register_provider(
                 .with_fp16(true)
                 .build()
                 .error_on_failure()])
-            .map_err(|e| unavailable(e.to_string())),
+            .map_err(gpu_hint),
         #[allow(unreachable_patterns)]
         other => Err(unavailable(format!(
             "this gridwatch was built without it; rebuild with `cargo build --release --features {}`",

@@ -29,11 +29,25 @@ pub struct OutputView<'a> {
     pub data: &'a [f32],
 }
 
-impl<'a> OutputView<'a> {
+/// Anything holding one output tensor: an engine's reused buffer or a borrowed view.
+pub trait Tensor {
+    /// Dimensions, batch first.
+    fn shape(&self) -> &[usize];
+    /// Row-major data.
+    fn data(&self) -> &[f32];
     /// The slice of batch item `b` (everything after the batch dimension).
-    fn item(&self, b: usize) -> &'a [f32] {
-        let per: usize = self.shape[1..].iter().product();
-        &self.data[b * per..(b + 1) * per]
+    fn item(&self, b: usize) -> &[f32] {
+        let per: usize = self.shape()[1..].iter().product();
+        &self.data()[b * per..(b + 1) * per]
+    }
+}
+
+impl Tensor for OutputView<'_> {
+    fn shape(&self) -> &[usize] {
+        self.shape
+    }
+    fn data(&self) -> &[f32] {
+        self.data
     }
 }
 
@@ -155,9 +169,9 @@ impl OutputLayout {
     /// Decodes batch item `b` of `outputs` (ordered as [`Self::output_names`]) into
     /// `out`, keeping candidates scoring at least `threshold`. `input_w`/`input_h` are
     /// the model's input size (NanoDet needs them for its grid).
-    pub fn decode(
+    pub fn decode<T: Tensor>(
         &self,
-        outputs: &[OutputView<'_>],
+        outputs: &[T],
         b: usize,
         num_classes: usize,
         threshold: f32,
@@ -199,7 +213,7 @@ impl OutputLayout {
             }
             Self::Yolov8 { .. } => {
                 let data = outputs[0].item(b);
-                let n = outputs[0].shape[2];
+                let n = outputs[0].shape()[2];
                 for j in 0..n {
                     let mut best = 0;
                     let mut score = f32::NEG_INFINITY;

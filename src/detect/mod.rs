@@ -8,13 +8,14 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod runtime;
 
+use std::borrow::Borrow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 pub use engine::{EngineOptions, InferenceEngine, OrtEngine, OutputBuf, Provider, TensorInfo};
-pub use layout::{Candidate, OutputLayout, OutputView};
+pub use layout::{Candidate, OutputLayout, OutputView, Tensor};
 pub use manifest::ModelManifest;
 pub use postprocess::Detection;
 pub use preprocess::{InputTransform, Preprocessor};
@@ -373,9 +374,9 @@ impl Detector {
 
     /// Detects on `frames`, in calls of up to [`Self::batch_size`] frames; `out` gets
     /// one list per frame, in order (its inner vectors are reused).
-    pub fn detect(
+    pub fn detect<F: Borrow<Frame>>(
         &mut self,
-        frames: &[&Frame],
+        frames: &[F],
         out: &mut Vec<Vec<Detection>>,
     ) -> Result<(), DetectError> {
         out.resize_with(frames.len(), Vec::new);
@@ -386,9 +387,9 @@ impl Detector {
         Ok(())
     }
 
-    fn run_chunk(
+    fn run_chunk<F: Borrow<Frame>>(
         &mut self,
-        frames: &[&Frame],
+        frames: &[F],
         out: &mut [Vec<Detection>],
     ) -> Result<(), DetectError> {
         let item = self.pre.item_len();
@@ -402,26 +403,20 @@ impl Detector {
         self.input.resize(n * item, 0.0);
         self.transforms.clear();
         for (i, f) in frames.iter().enumerate() {
-            let t = self.pre.run(f, &mut self.input[i * item..(i + 1) * item])?;
+            let t = self
+                .pre
+                .run(f.borrow(), &mut self.input[i * item..(i + 1) * item])?;
             self.transforms.push(t);
         }
         self.input[frames.len() * item..].fill(0.0);
         let t1 = Instant::now();
         self.infer(n)?;
         let t2 = Instant::now();
-        let views: Vec<OutputView<'_>> = self
-            .outputs
-            .iter()
-            .map(|o| OutputView {
-                shape: &o.shape,
-                data: &o.data,
-            })
-            .collect();
         let post = &self.manifest.postprocess;
         for (b, dets) in out.iter_mut().enumerate() {
             self.cands.clear();
             self.manifest.output.decode(
-                &views,
+                &self.outputs,
                 b,
                 self.manifest.classes.len(),
                 post.score_threshold,
