@@ -68,6 +68,8 @@ pub fn write_annotated(
             thickness,
             &mut baseline,
         )?;
+        // keep the label inside the frame
+        let x1 = x1.min(frame.width as i32 - size.width).max(0);
         let top = if y1 - size.height - baseline >= 0 {
             y1 - size.height - baseline
         } else {
