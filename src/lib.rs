@@ -8,6 +8,8 @@
 //! - [`detect`]: ONNX Runtime sessions described by model manifests; preprocess →
 //!   inference → postprocess as separate, timed steps; the output layouts users export
 //!   (NanoDet, YOLOv5, YOLOv8/YOLO11, already-decoded rows).
+//! - [`ingest`]: the pool of live RTSP cameras: supervised sessions, sampled decoding
+//!   in bounded workers, newest-frame-wins hand-off to detection.
 //! - [`draw`]: annotated frames (boxes and labels) written as JPEG.
 //! - [`cli`]: the `gridwatch` subcommands.
 //!
@@ -17,6 +19,7 @@ pub mod cli;
 pub mod decode;
 pub mod detect;
 pub mod draw;
+pub mod ingest;
 
 /// The directory this crate was built from: the default home of the bundled models,
 /// samples and the project-local ONNX Runtime (`.venv`).

@@ -18,7 +18,7 @@ pub struct BenchArgs {
     /// The clip to run over. Defaults to the bundled street clip.
     #[arg(long, value_name = "FILE")]
     pub clip: Option<PathBuf>,
-    /// One frame per interval (e.g. 1s), or `all`.
+    /// One frame per interval (e.g. 1s), `keyframes`, or `all`.
     #[arg(long, default_value = "all", value_name = "INTERVAL")]
     pub every: Sampling,
     /// Inference-only calls for the raw rate (default: as many as the pipeline made,
@@ -121,10 +121,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         provider: det.provider().to_string(),
         batch: n,
         clip: clip.display().to_string(),
-        sampling: match args.every {
-            Sampling::All => "all".into(),
-            Sampling::Every(d) => format!("every {}", humantime::format_duration(d)),
-        },
+        sampling: args.every.to_string(),
         frames: times.frames,
         decoded_frames: stats.decoded,
         seeks: stats.seeks,

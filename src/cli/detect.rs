@@ -29,7 +29,8 @@ pub struct DetectArgs {
     pub input: PathBuf,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// For clips: one frame per interval (e.g. 500ms, 1s, 2m), or `all`.
+    /// For clips: one frame per interval (e.g. 500ms, 1s, 2m), `keyframes` (decode
+    /// only random-access frames), or `all`.
     #[arg(long, default_value = "all", value_name = "INTERVAL")]
     pub every: Sampling,
     /// Where detections.jsonl and the annotated JPEGs go.
@@ -219,6 +220,7 @@ fn run_clip(
     let expected = match (every, info.duration_ms, info.frames) {
         (Sampling::Every(d), Some(ms), _) => Some(ms as u64 / (d.as_millis() as u64).max(1) + 1),
         (Sampling::All, _, Some(n)) => Some(n),
+        (Sampling::Keyframes, _, Some(n)) => Some(n / 20 + 1),
         _ => None,
     };
     let bar = progress(expected.unwrap_or(0), "frames");

@@ -8,20 +8,19 @@
 //!   keyframe: the frames in between are not even decoded. With a keyframe every 2 s
 //!   and `every = 10s`, four GOPs in five are skipped whole.
 //!
-//! The BGR conversion uses swscale with bicubic flags at the same size, as OpenCV's
-//! `VideoCapture` does, so frames are bit-identical to what a Python pipeline reads.
+//! The BGR conversion is [`super::convert::BgrConverter`]: frames are bit-identical to
+//! what OpenCV's `VideoCapture` reads.
 
 use std::path::{Path, PathBuf};
-use std::ptr;
 use std::sync::Once;
 
 use ffmpeg::ffi;
-use ffmpeg::format::Pixel;
 use ffmpeg::media::Type;
 use ffmpeg::{codec, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
-use super::sample::Sampler;
+use super::convert::BgrConverter;
+use super::sample::{Sampler, Sampling};
 use super::{DecodeError, Frame};
 
 /// What is known about a clip before decoding it.
@@ -83,24 +82,13 @@ pub struct FileDecoder {
     has_index: bool,
     packet: Packet,
     decoded: ffmpeg::frame::Video,
-    sws: *mut ffi::SwsContext,
+    bgr: BgrConverter,
     max_read_pts: i64,
     eof_sent: bool,
     read_errors: u32,
+    keyframes_only: bool,
     last_pts_ms: i64,
     stats: DecodeStats,
-}
-
-// SAFETY: the swscale context is owned by this decoder and only used through &mut self.
-unsafe impl Send for FileDecoder {}
-
-impl Drop for FileDecoder {
-    fn drop(&mut self) {
-        if !self.sws.is_null() {
-            // SAFETY: created by sws_getCachedContext and not freed elsewhere.
-            unsafe { ffi::sws_freeContext(self.sws) };
-        }
-    }
 }
 
 impl FileDecoder {
@@ -186,10 +174,11 @@ impl FileDecoder {
             has_index,
             packet: Packet::empty(),
             decoded: ffmpeg::frame::Video::empty(),
-            sws: ptr::null_mut(),
+            bgr: BgrConverter::default(),
             max_read_pts: i64::MIN,
             eof_sent: false,
             read_errors: 0,
+            keyframes_only: false,
             last_pts_ms: i64::MIN,
             stats: DecodeStats::default(),
         })
@@ -212,6 +201,7 @@ impl FileDecoder {
         sampler: &mut Sampler,
         out: &mut Frame,
     ) -> Result<bool, DecodeError> {
+        self.keyframes_only = sampler.sampling() == Sampling::Keyframes;
         loop {
             match self.decoder.receive_frame(&mut self.decoded) {
                 Ok(()) => {
@@ -219,8 +209,13 @@ impl FileDecoder {
                     let pts = self.decoded.timestamp().or(self.decoded.pts()).unwrap_or(0);
                     let pts_ms = ts_to_ms(pts - self.start_pts, self.time_base);
                     self.last_pts_ms = self.last_pts_ms.max(pts_ms);
-                    if sampler.take(pts_ms) {
-                        self.convert(out)?;
+                    if sampler.take(pts_ms, self.decoded.is_key()) {
+                        self.bgr.convert(&self.decoded, out).map_err(|message| {
+                            DecodeError::Decode {
+                                path: self.path.clone(),
+                                message,
+                            }
+                        })?;
                         out.pts_ms = Some(pts_ms);
                         out.index = if self.info.fps > 0.0 {
                             (pts_ms as f64 * self.info.fps / 1000.0).round().max(0.0) as u64
@@ -282,6 +277,10 @@ impl FileDecoder {
             match self.packet.read(&mut self.input) {
                 Ok(()) => {
                     if self.packet.stream() != self.stream {
+                        continue;
+                    }
+                    if self.keyframes_only && !self.packet.is_key() {
+                        // keyframe sampling: other frames are never decoded
                         continue;
                     }
                     self.stats.packets += 1;
@@ -367,66 +366,6 @@ impl FileDecoder {
         self.decoder.flush();
         self.max_read_pts = key_ts - 1;
         self.stats.seeks += 1;
-        Ok(())
-    }
-
-    /// Converts the decoded frame into packed BGR in `out`.
-    fn convert(&mut self, out: &mut Frame) -> Result<(), DecodeError> {
-        let (w, h) = (self.decoded.width(), self.decoded.height());
-        let format: ffi::AVPixelFormat = self.decoded.format().into();
-        if w == 0 || h == 0 || self.decoded.format() == Pixel::None {
-            return Err(DecodeError::Decode {
-                path: self.path.clone(),
-                message: "the decoder returned an empty frame".into(),
-            });
-        }
-        out.reshape(w, h);
-        // swscale's SIMD may write a little past the last row's end
-        out.data.reserve(64);
-        // SAFETY: the cached context matches (w, h, format) → BGR24 (w, h); the
-        // destination holds h rows of w * 3 bytes plus slack; source planes come from a
-        // frame the decoder just filled.
-        unsafe {
-            self.sws = ffi::sws_getCachedContext(
-                self.sws,
-                w as i32,
-                h as i32,
-                format,
-                w as i32,
-                h as i32,
-                ffi::AVPixelFormat::AV_PIX_FMT_BGR24,
-                ffi::SWS_BICUBIC,
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null(),
-            );
-            if self.sws.is_null() {
-                return Err(DecodeError::Decode {
-                    path: self.path.clone(),
-                    message: format!(
-                        "cannot convert pixel format {:?} to BGR",
-                        self.decoded.format()
-                    ),
-                });
-            }
-            let src = self.decoded.as_ptr();
-            let dst = [
-                out.data.as_mut_ptr(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-            ];
-            let dst_stride = [(w * 3) as i32, 0, 0, 0];
-            ffi::sws_scale(
-                self.sws,
-                (*src).data.as_ptr() as *const *const u8,
-                (*src).linesize.as_ptr(),
-                0,
-                h as i32,
-                dst.as_ptr(),
-                dst_stride.as_ptr(),
-            );
-        }
         Ok(())
     }
 }

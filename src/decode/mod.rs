@@ -1,10 +1,12 @@
 //! Decoding: video files through FFmpeg, still images through OpenCV, the [`Frame`]
 //! type, and sampling (which frames are decoded and looked at).
 
+pub mod convert;
 pub mod file;
 pub mod frame;
 pub mod image;
 pub mod sample;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +14,7 @@ pub use file::{ClipInfo, DecodeStats, FileDecoder};
 pub use frame::Frame;
 pub use image::read_image;
 pub use sample::{Sampler, Sampling};
+pub use stream::{StreamDecoder, VideoCodec};
 
 /// What can go wrong reading frames. Each names the file.
 #[derive(Debug, thiserror::Error)]

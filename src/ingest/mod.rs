@@ -1,0 +1,237 @@
+//! Ingest: the pool of live camera feeds. One supervised task per camera keeps an RTSP
+//! session (retina) alive, samples access units ([`plan`]), decodes them off the async
+//! runtime in a bounded worker pool, and hands the newest frame of each camera to
+//! detection ([`handoff`]), counting what it drops.
+
+pub mod camera;
+pub mod handoff;
+pub mod plan;
+pub mod pool;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+pub use handoff::CameraFrame;
+pub use pool::{Pool, PoolOptions};
+
+use crate::decode::Sampling;
+
+/// How RTP packets travel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspTransport {
+    /// Interleaved in the RTSP TCP connection (robust through NAT and firewalls).
+    #[default]
+    Tcp,
+    /// Separate UDP ports (lower latency on a LAN; no reordering).
+    Udp,
+}
+
+impl std::str::FromStr for RtspTransport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tcp" => Ok(Self::Tcp),
+            "udp" => Ok(Self::Udp),
+            _ => Err(format!("unknown RTSP transport `{s}`: use tcp or udp")),
+        }
+    }
+}
+
+/// One camera of the pool.
+#[derive(Debug, Clone)]
+pub struct CameraConfig {
+    /// Unique id, used in logs, metrics and cases.
+    pub id: String,
+    /// `rtsp://[user:password@]host[:port]/path`; credentials in the URL are used for
+    /// digest or basic authentication and never logged.
+    pub url: url::Url,
+    /// RTP transport.
+    pub transport: RtspTransport,
+    /// Which frames are decoded and handed on.
+    pub sampling: Sampling,
+    /// No frame for this long → reconnect.
+    pub stall_timeout: Duration,
+    /// Limit for each RTSP request while connecting.
+    pub connect_timeout: Duration,
+    /// First wait after a failure; doubles up to `backoff_max`, with ±20 % jitter.
+    pub backoff_min: Duration,
+    /// Longest wait between attempts.
+    pub backoff_max: Duration,
+}
+
+impl CameraConfig {
+    /// A camera with the default timings: 10 s stall and connect timeouts, backoff
+    /// from 1 s to 60 s.
+    pub fn new(id: impl Into<String>, url: url::Url, sampling: Sampling) -> Self {
+        Self {
+            id: id.into(),
+            url,
+            transport: RtspTransport::Tcp,
+            sampling,
+            stall_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+        }
+    }
+
+    /// The URL without credentials, for logs and status pages.
+    pub fn redacted_url(&self) -> String {
+        let mut u = self.url.clone();
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        u.to_string()
+    }
+}
+
+/// Where a camera's supervisor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraState {
+    /// Opening the RTSP session.
+    Connecting,
+    /// Receiving frames.
+    Streaming,
+    /// Waiting before the next attempt after an error.
+    BackingOff,
+    /// Gave up: an error that retrying cannot fix (see the last error).
+    Failed,
+    /// Removed or shut down.
+    Stopped,
+}
+
+impl fmt::Display for CameraState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connecting => "connecting",
+            Self::Streaming => "streaming",
+            Self::BackingOff => "backing_off",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        })
+    }
+}
+
+/// Counters of one camera, shared between its task, its decode jobs and readers.
+#[derive(Debug, Default)]
+pub struct CameraCounters {
+    /// Access units received from the network.
+    pub received: AtomicU64,
+    /// Of those, random-access (key) frames.
+    pub keyframes: AtomicU64,
+    /// Access units decoded.
+    pub decoded: AtomicU64,
+    /// Frames handed on to detection.
+    pub handed_on: AtomicU64,
+    /// Frames or access units dropped: replaced before detection took them, or a
+    /// decode backlog discarded.
+    pub dropped: AtomicU64,
+    /// Access units the decoder refused as corrupt.
+    pub corrupt: AtomicU64,
+    /// Sessions opened after the first.
+    pub reconnects: AtomicU64,
+    /// Milliseconds from receipt to hand-off of the newest frame.
+    pub lag_ms: AtomicU64,
+}
+
+/// A camera's shared state.
+#[derive(Debug)]
+pub struct CameraShared {
+    /// The camera's configuration.
+    pub config: CameraConfig,
+    /// Counters.
+    pub counters: CameraCounters,
+    state: Mutex<(CameraState, Option<String>, SystemTime)>,
+}
+
+impl CameraShared {
+    pub(crate) fn new(config: CameraConfig) -> Self {
+        Self {
+            config,
+            counters: CameraCounters::default(),
+            state: Mutex::new((CameraState::Connecting, None, SystemTime::now())),
+        }
+    }
+
+    pub(crate) fn set_state(&self, state: CameraState) {
+        let mut s = self.state.lock().expect("camera state lock");
+        if s.0 != state {
+            s.0 = state;
+            s.2 = SystemTime::now();
+        }
+    }
+
+    pub(crate) fn set_error(&self, error: Option<String>) {
+        self.state.lock().expect("camera state lock").1 = error;
+    }
+
+    /// State, last error and counters now.
+    pub fn status(&self) -> CameraStatus {
+        let (state, last_error, since) = self.state.lock().expect("camera state lock").clone();
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CameraStatus {
+            id: self.config.id.clone(),
+            url: self.config.redacted_url(),
+            sampling: self.config.sampling.to_string(),
+            state,
+            since,
+            last_error,
+            received: get(&c.received),
+            keyframes: get(&c.keyframes),
+            decoded: get(&c.decoded),
+            handed_on: get(&c.handed_on),
+            dropped: get(&c.dropped),
+            corrupt: get(&c.corrupt),
+            reconnects: get(&c.reconnects),
+            lag_ms: get(&c.lag_ms),
+        }
+    }
+}
+
+/// A snapshot of one camera, for status pages, metrics and tests.
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraStatus {
+    /// Camera id.
+    pub id: String,
+    /// URL without credentials.
+    pub url: String,
+    /// Sampling rule.
+    pub sampling: String,
+    /// Current state.
+    pub state: CameraState,
+    /// When the state was entered.
+    #[serde(with = "humantime_serde_compat")]
+    pub since: SystemTime,
+    /// The last error, kept while streaming again so it can be read.
+    pub last_error: Option<String>,
+    /// Access units received.
+    pub received: u64,
+    /// Keyframes received.
+    pub keyframes: u64,
+    /// Access units decoded.
+    pub decoded: u64,
+    /// Frames handed on to detection.
+    pub handed_on: u64,
+    /// Frames or units dropped.
+    pub dropped: u64,
+    /// Corrupt access units.
+    pub corrupt: u64,
+    /// Reconnections.
+    pub reconnects: u64,
+    /// Receipt → hand-off of the newest frame, in ms.
+    pub lag_ms: u64,
+}
+
+mod humantime_serde_compat {
+    use std::time::SystemTime;
+
+    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_rfc3339_millis(*t).to_string())
+    }
+}
