@@ -12,7 +12,11 @@ use crate::decode::{FileDecoder, Frame, Sampler, Sampling};
 
 /// Arguments of `gridwatch bench`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// Other benchmarks (without one: the detector on a clip).
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
     #[command(flatten)]
     pub model: ModelArgs,
     /// The clip to run over. Defaults to the bundled street clip.
@@ -28,6 +32,15 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Benchmarks other than the detector's.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchMode {
+    /// The ingest pool over the local RTSP server: CPU seconds per camera-minute and
+    /// the most cameras held with bounded lag, per sampling mode (ingest and decode
+    /// only).
+    Ingest(super::bench_ingest::IngestBenchArgs),
 }
 
 /// The result of one bench run.
@@ -69,6 +82,9 @@ pub struct BenchReport {
 
 /// Runs `gridwatch bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(BenchMode::Ingest(a)) = args.mode {
+        return super::bench_ingest::run(a);
+    }
     let clip = args
         .clip
         .clone()

@@ -1,6 +1,7 @@
 //! The `gridwatch` command line: one file per subcommand.
 
 mod bench;
+mod bench_ingest;
 mod detect;
 mod models;
 
