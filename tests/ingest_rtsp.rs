@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::rtsp::{closed_port, eventually, RtspServer};
 use gridwatch::decode::Sampling;
 use gridwatch::ingest::{
-    CameraConfig, CameraState, CameraStatus, Pool, PoolOptions, RtspTransport,
+    CameraConfig, CameraState, CameraStatus, Pool, PoolOptions, RtspTransport, Source,
 };
 
 const H264: &str = "h264:samples/street.mp4";
@@ -120,7 +120,9 @@ async fn sixteen_cameras_at_once_over_tcp_and_udp() {
             Sampling::Every(Duration::from_secs(1)),
         );
         if i % 4 == 3 {
-            c.transport = RtspTransport::Udp;
+            if let Source::Rtsp { transport, .. } = &mut c.source {
+                *transport = RtspTransport::Udp;
+            }
         }
         pool.add(c).unwrap();
     }

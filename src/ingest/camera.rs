@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use super::handoff::{CameraFrame, Slot};
 use super::plan::{AccessUnit, DecodeStep, Planner};
-use super::{CameraShared, CameraState, RtspTransport};
+use super::{CameraShared, CameraState, RtspTransport, Source};
 use crate::decode::{Frame, StreamDecoder, VideoCodec};
 
 /// Decode steps that may wait for a worker before the backlog is dropped.
@@ -34,6 +34,8 @@ pub(crate) enum End {
     Retry(String),
     /// A failure retrying cannot fix.
     Fatal(String),
+    /// A finite source (a file that does not loop) reached its end.
+    Finished,
 }
 
 /// What the pool lends every camera.
@@ -52,6 +54,13 @@ pub(crate) async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let cfg = &cam.config;
+    if let (Some(src), Some(track)) = (cfg.telemetry.clone(), cam.track.clone()) {
+        let (cam2, stop2) = (cam.clone(), stop.clone());
+        tokio::spawn(super::telemetry::run_reader(src, track, stop2, move |e| {
+            warn!(camera = %cam2.config.id, "telemetry: {e}");
+            cam2.set_error(Some(format!("telemetry: {e}")));
+        }));
+    }
     let mut backoff = cfg.backoff_min;
     let mut first = true;
     loop {
@@ -64,6 +73,11 @@ pub(crate) async fn run(
         let end = run_once(&cam, &slot, &pool, &mut stop).await;
         match end {
             End::Stop => break,
+            End::Finished => {
+                info!("source finished");
+                cam.set_state(CameraState::Stopped);
+                return;
+            }
             End::Fatal(e) => {
                 warn!(error = %e, "camera failed; not retrying");
                 cam.set_error(Some(e));
@@ -91,16 +105,41 @@ pub(crate) async fn run(
     cam.set_state(CameraState::Stopped);
 }
 
-/// One RTSP session, from DESCRIBE to its end.
+/// One session of whatever source the camera has.
 async fn run_once(
     cam: &Arc<CameraShared>,
     slot: &Arc<Slot>,
     pool: &Shared,
     stop: &mut watch::Receiver<bool>,
 ) -> End {
+    match &cam.config.source {
+        Source::Rtsp { url, transport } => run_rtsp(cam, slot, pool, stop, url, *transport).await,
+        Source::File { .. } | Source::Images { .. } => {
+            let (cam, slot, pool, stop) = (cam.clone(), slot.clone(), pool.clone(), stop.clone());
+            match tokio::task::spawn_blocking(move || {
+                super::file::run_blocking(&cam, &slot, &pool, &stop)
+            })
+            .await
+            {
+                Ok(end) => end,
+                Err(e) => End::Retry(format!("file reader failed: {e}")),
+            }
+        }
+    }
+}
+
+/// One RTSP session, from DESCRIBE to its end.
+async fn run_rtsp(
+    cam: &Arc<CameraShared>,
+    slot: &Arc<Slot>,
+    pool: &Shared,
+    stop: &mut watch::Receiver<bool>,
+    url: &url::Url,
+    transport: RtspTransport,
+) -> End {
     let cfg = &cam.config;
     let limit = cfg.connect_timeout;
-    let mut url = cfg.url.clone();
+    let mut url = url.clone();
     let creds = (!url.username().is_empty()).then(|| Credentials {
         username: percent_decode(url.username()),
         password: percent_decode(url.password().unwrap_or("")),
@@ -153,7 +192,7 @@ async fn run_once(
             }
         ));
     };
-    let transport = match cfg.transport {
+    let transport = match transport {
         RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
         RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
     };
@@ -306,6 +345,7 @@ impl Decoder {
                             camera: Arc::from(cam.config.id.as_str()),
                             received: step.unit.received,
                             frame,
+                            pose: cam.pose_at(step.unit.received),
                         };
                         self.spare = slot.put(handed, cam, notify).map(|old| old.frame);
                     }

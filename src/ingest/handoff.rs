@@ -23,6 +23,8 @@ pub struct CameraFrame {
     pub received: SystemTime,
     /// The picture, its index in the session, stream pts and keyframe flag.
     pub frame: Frame,
+    /// A drone's pose at `received`, when the camera has telemetry.
+    pub pose: Option<super::telemetry::DronePose>,
 }
 
 /// One camera's slot.
@@ -76,6 +78,7 @@ mod tests {
                 index: i,
                 ..Frame::default()
             },
+            pose: None,
         };
         assert!(slot.put(frame(1), &shared, &notify).is_none());
         let old = slot.put(frame(2), &shared, &notify).unwrap();

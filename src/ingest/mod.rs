@@ -4,9 +4,11 @@
 //! detection ([`handoff`]), counting what it drops.
 
 pub mod camera;
+pub mod file;
 pub mod handoff;
 pub mod plan;
 pub mod pool;
+pub mod telemetry;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,16 +44,50 @@ impl std::str::FromStr for RtspTransport {
     }
 }
 
+/// Where a camera's frames come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A live RTSP stream (fixed camera or drone).
+    Rtsp {
+        /// `rtsp://[user:password@]host[:port]/path`; credentials in the URL are used
+        /// for digest or basic authentication and never logged.
+        url: url::Url,
+        /// RTP transport.
+        transport: RtspTransport,
+    },
+    /// A video file (mp4, mkv, avi, …) played as a camera: the demo cameras.
+    File {
+        /// The clip.
+        path: std::path::PathBuf,
+        /// Pace frames at their timestamps (true) or as fast as decoding goes.
+        realtime: bool,
+        /// Start again at the end (true) or stop there.
+        looping: bool,
+    },
+    /// A folder of images, one handed on per interval, in name order.
+    Images {
+        /// The folder.
+        dir: std::path::PathBuf,
+        /// Time between images.
+        interval: Duration,
+        /// Start again after the last image.
+        looping: bool,
+    },
+}
+
 /// One camera of the pool.
 #[derive(Debug, Clone)]
 pub struct CameraConfig {
     /// Unique id, used in logs, metrics and cases.
     pub id: String,
-    /// `rtsp://[user:password@]host[:port]/path`; credentials in the URL are used for
-    /// digest or basic authentication and never logged.
-    pub url: url::Url,
-    /// RTP transport.
-    pub transport: RtspTransport,
+    /// Where its frames come from.
+    pub source: Source,
+    /// Drone pose side channel, matched to frames by time.
+    pub telemetry: Option<telemetry::TelemetrySource>,
+    /// A frame gets a pose only from samples within this time of its capture.
+    pub telemetry_max_gap: Duration,
+    /// How much later video arrives than telemetry of the same instant.
+    pub video_latency: Duration,
     /// Which frames are decoded and handed on.
     pub sampling: Sampling,
     /// No frame for this long → reconnect.
@@ -68,10 +104,24 @@ impl CameraConfig {
     /// A camera with the default timings: 10 s stall and connect timeouts, backoff
     /// from 1 s to 60 s.
     pub fn new(id: impl Into<String>, url: url::Url, sampling: Sampling) -> Self {
+        Self::with_source(
+            id,
+            Source::Rtsp {
+                url,
+                transport: RtspTransport::Tcp,
+            },
+            sampling,
+        )
+    }
+
+    /// A camera reading from any source, with the default timings.
+    pub fn with_source(id: impl Into<String>, source: Source, sampling: Sampling) -> Self {
         Self {
             id: id.into(),
-            url,
-            transport: RtspTransport::Tcp,
+            source,
+            telemetry: None,
+            telemetry_max_gap: Duration::from_secs(1),
+            video_latency: Duration::ZERO,
             sampling,
             stall_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
@@ -80,12 +130,18 @@ impl CameraConfig {
         }
     }
 
-    /// The URL without credentials, for logs and status pages.
+    /// Where the camera reads from, without credentials, for logs and status pages.
     pub fn redacted_url(&self) -> String {
-        let mut u = self.url.clone();
-        let _ = u.set_username("");
-        let _ = u.set_password(None);
-        u.to_string()
+        match &self.source {
+            Source::Rtsp { url, .. } => {
+                let mut u = url.clone();
+                let _ = u.set_username("");
+                let _ = u.set_password(None);
+                u.to_string()
+            }
+            Source::File { path, .. } => format!("file:{}", path.display()),
+            Source::Images { dir, .. } => format!("images:{}", dir.display()),
+        }
     }
 }
 
@@ -146,16 +202,28 @@ pub struct CameraShared {
     pub config: CameraConfig,
     /// Counters.
     pub counters: CameraCounters,
+    /// Poses from the telemetry side channel, when the camera has one.
+    pub track: Option<std::sync::Arc<telemetry::Track>>,
     state: Mutex<(CameraState, Option<String>, SystemTime)>,
 }
 
 impl CameraShared {
     pub(crate) fn new(config: CameraConfig) -> Self {
+        let track = config.telemetry.as_ref().map(|_| Default::default());
         Self {
             config,
             counters: CameraCounters::default(),
+            track,
             state: Mutex::new((CameraState::Connecting, None, SystemTime::now())),
         }
+    }
+
+    /// The drone pose for a frame received at `received`, if telemetry has one.
+    pub fn pose_at(&self, received: SystemTime) -> Option<telemetry::DronePose> {
+        let t = received
+            .checked_sub(self.config.video_latency)
+            .unwrap_or(received);
+        self.track.as_ref()?.at(t, self.config.telemetry_max_gap)
     }
 
     pub(crate) fn set_state(&self, state: CameraState) {
