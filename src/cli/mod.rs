@@ -4,6 +4,7 @@ mod bench;
 mod bench_ingest;
 mod detect;
 mod models;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -45,6 +46,9 @@ enum Command {
     /// Run a detector over an image, a directory of images, or a video clip, writing
     /// detections as JSON Lines and annotated JPEGs.
     Detect(detect::DetectArgs),
+    /// Run the ingest pool on cameras (RTSP, files, image folders) and show their
+    /// state and counters until Ctrl-C.
+    Watch(watch::WatchArgs),
     /// Inspect and validate models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -58,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Detect(a) => detect::run(a),
         Command::Models(c) => models::run(c),
+        Command::Watch(a) => watch::run(a),
         Command::Bench(a) => bench::run(a),
     }
 }

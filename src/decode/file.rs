@@ -279,14 +279,14 @@ impl FileDecoder {
                     if self.packet.stream() != self.stream {
                         continue;
                     }
-                    if self.keyframes_only && !self.packet.is_key() {
-                        // keyframe sampling: other frames are never decoded
-                        continue;
-                    }
                     self.stats.packets += 1;
                     self.read_errors = 0;
                     if let Some(p) = self.packet.pts().or(self.packet.dts()) {
                         self.max_read_pts = self.max_read_pts.max(p);
+                    }
+                    if self.keyframes_only && !self.packet.is_key() {
+                        // keyframe sampling: other frames are never decoded
+                        continue;
                     }
                     match self.decoder.send_packet(&self.packet) {
                         Ok(()) => return Ok(()),
