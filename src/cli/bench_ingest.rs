@@ -5,8 +5,9 @@
 //! process whose CPU is not counted) from one 1080p 25 fps H.264 clip at about 2 Mbit/s
 //! with a keyframe every 2 s. For each mode and each camera count of the ladder, a
 //! fresh pool runs for a warm-up and then a measured window, while a consumer takes the
-//! handed-on frames as detection would. CPU time is this process's (user + system,
-//! getrusage) over the window.
+//! handed-on frames as detection would (and gives their buffers back). Cameras start
+//! spread over one GOP, as real cameras are not in phase. CPU time is this process's
+//! (user + system, getrusage) over the window.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -304,7 +305,13 @@ async fn measure(
     cores: usize,
 ) -> anyhow::Result<Rung> {
     let pool = Pool::new(PoolOptions::default());
+    // Real cameras are not in phase: start them spread over one GOP (2 s), so their
+    // keyframes do not all arrive in the same instant.
+    let stagger = Duration::from_secs(2) / n.max(1) as u32;
     for i in 0..n {
+        if i > 0 {
+            tokio::time::sleep(stagger).await;
+        }
         let mut c = CameraConfig::new(
             format!("cam{i:03}"),
             format!("rtsp://127.0.0.1:{port}/c{i}").parse()?,
@@ -319,7 +326,7 @@ async fn measure(
     let warm_deadline = Instant::now() + Duration::from_secs(30);
     loop {
         pool.take_frames(&mut frames);
-        frames.clear();
+        pool.recycle(frames.drain(..));
         let st = pool.status();
         if st
             .iter()
@@ -339,7 +346,7 @@ async fn measure(
     while t0.elapsed() < window {
         pool.frames_ready(Duration::from_millis(200)).await;
         pool.take_frames(&mut frames);
-        frames.clear();
+        pool.recycle(frames.drain(..));
         max_lag = pool
             .status()
             .iter()

@@ -124,7 +124,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
             }
             // stand in for detection: take what the cameras hand on
             pool.take_frames(&mut frames);
-            frames.clear();
+            pool.recycle(frames.drain(..));
             print_status(&pool.status(), args.json)?;
             if args.duration.is_some_and(|d| started.elapsed() >= d) {
                 break;

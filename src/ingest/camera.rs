@@ -17,7 +17,7 @@ use retina::codec::{CodecItem, FrameFormat};
 use tokio::sync::{watch, Notify, Semaphore};
 use tracing::{info, warn};
 
-use super::handoff::{CameraFrame, Slot};
+use super::handoff::{CameraFrame, Recycler, Slot};
 use super::plan::{AccessUnit, DecodeStep, Planner};
 use super::{CameraShared, CameraState, RtspTransport, Source};
 use crate::decode::{Frame, StreamDecoder, VideoCodec};
@@ -44,6 +44,7 @@ pub(crate) struct Shared {
     pub decode: Arc<Semaphore>,
     pub notify: Arc<Notify>,
     pub group: Arc<SessionGroup>,
+    pub recycler: Arc<super::handoff::Recycler>,
 }
 
 /// Runs until `stop` turns true.
@@ -297,9 +298,10 @@ async fn run_rtsp(
                     d.dec.reset();
                 }
                 let work: Vec<DecodeStep> = backlog.drain(..).collect();
-                let (cam2, slot2, notify) = (cam.clone(), slot.clone(), pool.notify.clone());
+                let (cam2, slot2, notify, recycler) =
+                    (cam.clone(), slot.clone(), pool.notify.clone(), pool.recycler.clone());
                 job = Some(tokio::task::spawn_blocking(move || {
-                    d.run(&work, &cam2, &slot2, &notify);
+                    d.run(&work, &cam2, &slot2, &notify, &recycler);
                     drop(permit);
                     d
                 }));
@@ -319,12 +321,19 @@ struct Decoder {
 }
 
 impl Decoder {
-    fn run(&mut self, work: &[DecodeStep], cam: &CameraShared, slot: &Slot, notify: &Notify) {
+    fn run(
+        &mut self,
+        work: &[DecodeStep],
+        cam: &CameraShared,
+        slot: &Slot,
+        notify: &Notify,
+        recycler: &Recycler,
+    ) {
         self.pictures = 0;
         for step in work {
             cam.counters.decoded.fetch_add(1, Ordering::Relaxed);
             let mut frame = if step.output {
-                Some(self.spare.take().unwrap_or_default())
+                Some(self.spare.take().unwrap_or_else(|| recycler.get()))
             } else {
                 None
             };

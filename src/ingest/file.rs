@@ -61,7 +61,7 @@ pub(crate) fn run_blocking(
                     if stopped() {
                         return End::Stop;
                     }
-                    let mut frame = spare.take().unwrap_or_default();
+                    let mut frame = spare.take().unwrap_or_else(|| pool.recycler.get());
                     let got = {
                         let _permit = rt.block_on(pool.decode.acquire());
                         dec.next_sampled(&mut sampler, &mut frame)
@@ -137,7 +137,7 @@ pub(crate) fn run_blocking(
                     if stopped() {
                         return End::Stop;
                     }
-                    let mut frame = spare.take().unwrap_or_default();
+                    let mut frame = spare.take().unwrap_or_else(|| pool.recycler.get());
                     cam.counters.received.fetch_add(1, Ordering::Relaxed);
                     let read = {
                         let _permit = rt.block_on(pool.decode.acquire());

@@ -63,6 +63,7 @@ impl Pool {
                 decode: Arc::new(Semaphore::new(opts.decode_workers.max(1))),
                 notify: Arc::new(Notify::new()),
                 group: Arc::new(SessionGroup::default().named("gridwatch".into())),
+                recycler: Arc::default(),
             },
             opts,
         }
@@ -132,6 +133,14 @@ impl Pool {
     pub fn take_frames(&self, out: &mut Vec<CameraFrame>) {
         let cams = self.cameras.lock().expect("pool lock");
         out.extend(cams.values().filter_map(|c| c.slot.take()));
+    }
+
+    /// Gives frames back once detection is done with them, so decoders reuse their
+    /// buffers instead of allocating new ones.
+    pub fn recycle(&self, frames: impl IntoIterator<Item = CameraFrame>) {
+        for f in frames {
+            self.shared.recycler.put(f.frame);
+        }
     }
 
     /// Waits until some camera hands on a frame (or `limit` passes).
