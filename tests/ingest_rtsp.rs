@@ -344,3 +344,29 @@ async fn shutdown_sends_teardown() {
     );
     assert!(pool.status().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sparse_sampling_is_not_mistaken_for_a_broken_stream() {
+    // one frame every 5 s with a 3 s stall timeout: between samples nothing is decoded,
+    // which must not count as "no decodable picture"
+    let server = RtspServer::start(&[&format!("s={H264}")], 0);
+    let pool = Pool::new(PoolOptions::default());
+    pool.add(camera(
+        "sparse",
+        server.url("s"),
+        Sampling::Every(Duration::from_secs(5)),
+    ))
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let s = status(&pool, "sparse");
+    assert_eq!(s.state, CameraState::Streaming, "{s:?}");
+    assert_eq!(s.reconnects, 0, "{s:?}");
+    assert!(s.last_error.is_none(), "{s:?}");
+    assert!(
+        (2..=3).contains(&s.handed_on),
+        "frames at 0 s and 5 s: {s:?}"
+    );
+    // with a 2 s GOP, a sample every 5 s needs at most the chain from its keyframe
+    assert!(s.decoded * 3 < s.received, "{s:?}");
+    pool.shutdown().await;
+}

@@ -221,7 +221,8 @@ async fn run_rtsp(
     let mut job: Option<tokio::task::JoinHandle<Box<Decoder>>> = None;
     let mut reset_decoder = false;
     let mut last_unit = tokio::time::Instant::now();
-    let mut last_picture = Instant::now();
+    // since when every decoded unit failed (None while decoding works)
+    let mut failing_since: Option<Instant> = None;
     let mut first_ts: Option<i64> = None;
     let mut index_in_session: u64 = 0;
     loop {
@@ -265,7 +266,7 @@ async fn run_rtsp(
                     reset_decoder = true;
                 }
                 // a stream that arrives but never decodes is broken, not streaming
-                if cam.counters.received.load(Ordering::Relaxed) > 0 && last_picture.elapsed() > cfg.stall_timeout {
+                if failing_since.is_some_and(|t| t.elapsed() > cfg.stall_timeout) {
                     let corrupt = cam.counters.corrupt.load(Ordering::Relaxed);
                     return End::Retry(format!(
                         "no decodable picture for {:?} ({corrupt} corrupt access units so far)",
@@ -277,8 +278,10 @@ async fn run_rtsp(
                 job = None;
                 match done {
                     Ok(d) => {
-                        if d.pictures > 0 {
-                            last_picture = Instant::now();
+                        if d.ok > 0 {
+                            failing_since = None;
+                        } else if d.failed > 0 {
+                            failing_since.get_or_insert_with(Instant::now);
                         }
                         decoder = Some(d);
                     }
@@ -290,7 +293,7 @@ async fn run_rtsp(
                 let mut d = match decoder.take() {
                     Some(d) => d,
                     None => match StreamDecoder::new(codec) {
-                        Ok(dec) => Box::new(Decoder { dec, spare: None, pictures: 0 }),
+                        Ok(dec) => Box::new(Decoder { dec, spare: None, ok: 0, failed: 0 }),
                         Err(e) => return End::Fatal(e),
                     },
                 };
@@ -316,8 +319,10 @@ struct Decoder {
     /// A frame buffer to decode into (given back by the hand-off when a frame was
     /// replaced before detection took it).
     spare: Option<Frame>,
-    /// Pictures produced by the last job.
-    pictures: u64,
+    /// Units of the last job that decoded without error.
+    ok: u64,
+    /// Units of the last job the decoder refused.
+    failed: u64,
 }
 
 impl Decoder {
@@ -329,7 +334,8 @@ impl Decoder {
         notify: &Notify,
         recycler: &Recycler,
     ) {
-        self.pictures = 0;
+        self.ok = 0;
+        self.failed = 0;
         for step in work {
             cam.counters.decoded.fetch_add(1, Ordering::Relaxed);
             let mut frame = if step.output {
@@ -339,7 +345,7 @@ impl Decoder {
             };
             match self.dec.decode(&step.unit.data, frame.as_mut()) {
                 Ok(true) => {
-                    self.pictures += 1;
+                    self.ok += 1;
                     if let Some(mut frame) = frame {
                         frame.index = step.unit.index;
                         frame.pts_ms = Some(step.unit.pts_ms);
@@ -359,8 +365,12 @@ impl Decoder {
                         self.spare = slot.put(handed, cam, notify).map(|old| old.frame);
                     }
                 }
-                Ok(false) => self.spare = frame.or(self.spare.take()),
+                Ok(false) => {
+                    self.ok += 1;
+                    self.spare = frame.or(self.spare.take());
+                }
                 Err(e) => {
+                    self.failed += 1;
                     let n = cam.counters.corrupt.fetch_add(1, Ordering::Relaxed) + 1;
                     let of = cam.counters.received.load(Ordering::Relaxed);
                     tracing::debug!(camera = %cam.config.id, error = %e, "corrupt access unit");
