@@ -10,6 +10,8 @@ reads: FILE is demuxed, parsed and payloaded, never decoded) or NAME=annexb-h264
 a raw Annex-B stream at 25 fps (used to serve deliberately broken NAL units). A clip
 ends the stream at its end: tests use clips as long as they need.
 
+With `--auth USER:PASSWORD` every mount requires that login (basic authentication).
+
 On start it prints `PORT <n>` on stdout (the bound port: --port 0 picks a free one),
 then one line per event: `PLAY /name`, `TEARDOWN /name`, `CLIENT-CLOSED`. Debian's
 python3-gi is built for /usr/bin/python3, so run it with that interpreter.
@@ -46,17 +48,31 @@ def launch_line(codec, path):
     return f"( {src} ! {parse} config-interval=-1 ! {pay} name=pay0 pt=96 config-interval=-1 )"
 
 
-def factory(codec, path):
+def factory(codec, path, auth):
     f = GstRtspServer.RTSPMediaFactory()
     f.set_launch(launch_line(codec, path))
     f.set_shared(False)
+    if auth:
+        role, _ = Gst.Structure.from_string(
+            "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true")
+        f.add_role_from_structure(role)
     return f
+
+
+def basic_auth(spec):
+    user, password = spec.split(":", 1)
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", "user")
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+    return auth
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--mount", action="append", default=[], help="NAME=CODEC:FILE")
+    ap.add_argument("--auth", metavar="USER:PASSWORD", help="require basic authentication for every mount")
     args = ap.parse_args()
 
     Gst.init(None)
@@ -67,13 +83,15 @@ def main():
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
+    if args.auth:
+        server.set_auth(basic_auth(args.auth))
     mounts = server.get_mount_points()
     for spec in args.mount:
         name, rest = spec.split("=", 1)
         codec, path = rest.split(":", 1)
         if codec not in ("h264", "h265", "annexb-h264", "annexb-h265"):
             sys.exit(f"rtsp-server: unknown codec {codec} in {spec}")
-        mounts.add_factory("/" + name.lstrip("/"), factory(codec, path))
+        mounts.add_factory("/" + name.lstrip("/"), factory(codec, path, args.auth))
 
     def on_client(_server, client):
         client.connect("play-request", lambda _c, ctx: say("PLAY", ctx.uri.abspath))

@@ -370,3 +370,43 @@ async fn sparse_sampling_is_not_mistaken_for_a_broken_stream() {
     assert!(s.decoded * 3 < s.received, "{s:?}");
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_url_authenticate_and_are_never_shown() {
+    let server = RtspServer::start_with(&[&format!("p={H265}")], 0, &["--auth", "cam user:p@ss"]);
+    let url = |login: &str| -> url::Url {
+        format!("rtsp://{login}@127.0.0.1:{}/p", server.port)
+            .parse()
+            .unwrap()
+    };
+    let pool = Pool::new(PoolOptions::default());
+    pool.add(camera(
+        "right",
+        url("cam%20user:p%40ss"),
+        Sampling::Keyframes,
+    ))
+    .unwrap();
+    pool.add(camera("wrong", url("cam%20user:nope"), Sampling::Keyframes))
+        .unwrap();
+    pool.add(camera("none", server.url("p"), Sampling::Keyframes))
+        .unwrap();
+    let ok = eventually(Duration::from_secs(20), || {
+        status(&pool, "right").keyframes >= 2
+            && status(&pool, "wrong").last_error.is_some()
+            && status(&pool, "none").last_error.is_some()
+    })
+    .await;
+    assert!(ok, "{:#?}", pool.status());
+    for id in ["wrong", "none"] {
+        let e = status(&pool, id).last_error.unwrap();
+        assert!(e.contains("401"), "{id}: {e}");
+    }
+    for s in pool.status() {
+        assert!(
+            !s.url.contains("p%40ss") && !s.url.contains("nope") && !s.url.contains("cam"),
+            "{}",
+            s.url
+        );
+    }
+    pool.shutdown().await;
+}

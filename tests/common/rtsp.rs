@@ -22,6 +22,11 @@ impl RtspServer {
     /// Starts a server with mounts `NAME=CODEC:FILE` (FILE relative to the checkout),
     /// on `port` (0: any free port).
     pub fn start(mounts: &[&str], port: u16) -> Self {
+        Self::start_with(mounts, port, &[])
+    }
+
+    /// Like [`Self::start`], with more arguments for the script (e.g. `--auth u:p`).
+    pub fn start_with(mounts: &[&str], port: u16, extra: &[&str]) -> Self {
         let mounts: Vec<String> = mounts
             .iter()
             .map(|m| {
@@ -37,6 +42,7 @@ impl RtspServer {
         for m in &mounts {
             cmd.arg("--mount").arg(m);
         }
+        cmd.args(extra);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -94,7 +100,7 @@ impl RtspServer {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let fresh = RtspServer::start(&mounts, self.port);
+        let fresh = RtspServer::start_with(&mounts, self.port, &[]);
         drop(std::mem::replace(self, fresh));
     }
 
