@@ -238,3 +238,49 @@ async fn telemetry_from_a_file_names_bad_lines() {
     );
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_from_an_http_feed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // a ground station: one long response, a pose line every 100 ms
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut req = [0u8; 1024];
+        let _ = sock.read(&mut req).await;
+        sock.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        for _ in 0..80 {
+            let l = line(SystemTime::now(), 22.25);
+            if sock.write_all(format!("{l}\n").as_bytes()).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut cam = images_camera("d3", 100, true);
+    cam.telemetry = Some(TelemetrySource::Http(
+        format!("http://{addr}/feed").parse().unwrap(),
+    ));
+    let pool = Pool::new(PoolOptions::default());
+    pool.add(cam).unwrap();
+    let mut frames = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(8), || {
+            pool.take_frames(&mut frames);
+            frames
+                .iter()
+                .filter(|f| f.pose.is_some_and(|p| p.lat == 22.25))
+                .count()
+                >= 3
+        })
+        .await,
+        "{:?}",
+        pool.camera("d3")
+    );
+    pool.shutdown().await;
+}

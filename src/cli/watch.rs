@@ -30,8 +30,8 @@ pub struct WatchArgs {
     /// RTP transport for RTSP cameras.
     #[arg(long, default_value = "tcp")]
     pub transport: RtspTransport,
-    /// Drone telemetry for a camera as ID=SOURCE, SOURCE a JSON Lines file or
-    /// udp://HOST:PORT to listen on.
+    /// Drone telemetry for a camera as ID=SOURCE, SOURCE a JSON Lines file,
+    /// udp://HOST:PORT to listen on, or an http:// JSON Lines feed.
     #[arg(long = "telemetry", value_name = "ID=SOURCE")]
     pub telemetry: Vec<String>,
     /// Seconds without a frame before a camera reconnects.
@@ -95,12 +95,20 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     }
     for spec in &args.telemetry {
         let (id, src) = split(spec, "telemetry")?;
-        let source = match src.strip_prefix("udp://") {
-            Some(addr) => TelemetrySource::Udp(
+        let source = if let Some(addr) = src.strip_prefix("udp://") {
+            TelemetrySource::Udp(
                 addr.parse()
                     .with_context(|| format!("telemetry for `{id}`: `{addr}` is not HOST:PORT"))?,
-            ),
-            None => TelemetrySource::File(PathBuf::from(src)),
+            )
+        } else if src.starts_with("http://") {
+            TelemetrySource::Http(
+                src.parse()
+                    .with_context(|| format!("telemetry for `{id}`: `{src}` is not a valid URL"))?,
+            )
+        } else if src.starts_with("https://") {
+            bail!("telemetry for `{id}`: https feeds are not supported yet; use http:// on a trusted network")
+        } else {
+            TelemetrySource::File(PathBuf::from(src))
         };
         let cam = configs
             .iter_mut()

@@ -10,8 +10,9 @@
 //!
 //! `time` is RFC 3339 or Unix seconds; `alt_agl` (alias `alt`) is metres above
 //! ground; angles are degrees (heading clockwise from north, pitch negative below the
-//! horizon). Lines come from a file (read, then followed as it grows) or from UDP
-//! datagrams (one or more lines each). A frame gets the pose interpolated at its
+//! horizon). Lines come from a file (read, then followed as it grows), from UDP
+//! datagrams (one or more lines each), or from a long-lived HTTP response (a ground
+//! station's JSON Lines feed; re-requested after a pause when it ends or fails). A frame gets the pose interpolated at its
 //! capture time when samples lie on both sides within the allowed gap, else the
 //! nearest sample within the gap, else none.
 
@@ -30,6 +31,8 @@ pub enum TelemetrySource {
     File(PathBuf),
     /// JSON Lines in UDP datagrams sent to this address.
     Udp(SocketAddr),
+    /// A JSON Lines HTTP feed (`http://…`), streamed.
+    Http(url::Url),
 }
 
 /// A drone's pose at one instant.
@@ -224,6 +227,47 @@ pub async fn run_reader(
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        }
+        TelemetrySource::Http(url) => {
+            let client = reqwest::Client::new();
+            loop {
+                let fed = async {
+                    let mut resp = client
+                        .get(url.clone())
+                        .send()
+                        .await
+                        .and_then(|r| r.error_for_status())
+                        .map_err(|e| format!("telemetry feed {url}: {e}"))?;
+                    let mut pending = Vec::new();
+                    while let Some(chunk) = resp
+                        .chunk()
+                        .await
+                        .map_err(|e| format!("telemetry feed {url}: {e}"))?
+                    {
+                        pending.extend_from_slice(&chunk);
+                        while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
+                            let line: Vec<u8> = pending.drain(..=nl).collect();
+                            let line = String::from_utf8_lossy(&line);
+                            if line.trim().is_empty() {
+                                continue;
+                            }
+                            match parse_line(line.trim()) {
+                                Ok(p) => track.push(p),
+                                Err(e) => on_error(format!("telemetry feed {url}: {e}")),
+                            }
+                        }
+                    }
+                    Ok::<(), String>(())
+                };
+                tokio::select! {
+                    r = fed => if let Err(e) = r { on_error(e) },
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = stop.wait_for(|s| *s) => return,
                 }
             }
