@@ -10,6 +10,8 @@
 //!   (NanoDet, YOLOv5, YOLOv8/YOLO11, already-decoded rows).
 //! - [`ingest`]: the pool of live RTSP cameras: supervised sessions, sampled decoding
 //!   in bounded workers, newest-frame-wins hand-off to detection.
+//! - [`geo`]: camera calibration, drone footprints, zones with time windows, the
+//!   management grid (or H3): where a finding lands and which cell owns it.
 //! - [`draw`]: annotated frames (boxes and labels) written as JPEG.
 //! - [`cli`]: the `gridwatch` subcommands.
 //!
@@ -19,6 +21,7 @@ pub mod cli;
 pub mod decode;
 pub mod detect;
 pub mod draw;
+pub mod geo;
 pub mod ingest;
 
 /// The directory this crate was built from: the default home of the bundled models,

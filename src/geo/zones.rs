@@ -1,0 +1,473 @@
+//! Geofenced zones: GeoJSON polygons (WGS84, or pixels of one camera) with a kind, active
+//! time windows in the city's time zone, and per-kind parameters.
+//!
+//! ```json
+//! {"type": "FeatureCollection", "timezone": "Asia/Shanghai", "features": [
+//!   {"type": "Feature", "id": "np-1",
+//!    "properties": {"kind": "no_parking", "windows": ["Mon-Fri 07:00-09:00", "22:00-06:00"],
+//!                   "params": {"dwell": "5m"}},
+//!    "geometry": {"type": "Polygon", "coordinates": [[[121.47, 31.23], …]]}},
+//!   {"type": "Feature", "id": "px-1",
+//!    "properties": {"kind": "no_dumping", "camera": "street"},
+//!    "geometry": {"type": "Polygon", "coordinates": [[[10, 400], [200, 400], …]]}}
+//! ]}
+//! ```
+//!
+//! A feature with a `camera` property is in that camera's pixels; otherwise in
+//! longitude, latitude (GeoJSON order). Polygons may have holes; multipolygons are
+//! fine. A zone without `windows` is always active. A window like `22:00-06:00` runs
+//! across midnight: it belongs to the day it starts on.
+
+use std::path::Path;
+
+use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use geo::{BoundingRect, Intersects, MultiPolygon, Point, Validation};
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::RTree;
+use serde::Serialize;
+
+use super::{GeoError, LatLon};
+
+/// What a zone forbids or watches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZoneKind {
+    /// Vehicles may not stay.
+    NoParking,
+    /// No street vending.
+    NoVending,
+    /// No dumping.
+    NoDumping,
+    /// Watched for construction.
+    ConstructionWatch,
+    /// A kind of the city's own.
+    Other(String),
+}
+
+impl ZoneKind {
+    /// From its name.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "no_parking" => Self::NoParking,
+            "no_vending" => Self::NoVending,
+            "no_dumping" => Self::NoDumping,
+            "construction_watch" => Self::ConstructionWatch,
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// A weekly time window, minutes from midnight; `start > end` runs past midnight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// Days it starts on, Monday first.
+    pub days: [bool; 7],
+    /// Start, minutes after midnight.
+    pub start: u32,
+    /// End, minutes after midnight (exclusive).
+    pub end: u32,
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+fn day(s: &str) -> Result<usize, String> {
+    let l = s.trim().to_ascii_lowercase();
+    DAYS.iter()
+        .position(|d| l.starts_with(d) && l.len() >= 3)
+        .ok_or_else(|| format!("`{s}` is not a day (Mon … Sun)"))
+}
+
+fn clock(s: &str) -> Result<u32, String> {
+    let (h, m) = s
+        .trim()
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not a time like 07:30"))?;
+    let (h, m): (u32, u32) = (
+        h.parse()
+            .map_err(|_| format!("`{s}` is not a time like 07:30"))?,
+        m.parse()
+            .map_err(|_| format!("`{s}` is not a time like 07:30"))?,
+    );
+    if h > 24 || m > 59 || (h == 24 && m > 0) {
+        return Err(format!("`{s}` is not a time of day"));
+    }
+    Ok(h * 60 + m)
+}
+
+impl TimeWindow {
+    /// Parses `[DAYS ]HH:MM-HH:MM`, DAYS like `Mon-Fri`, `Sat,Sun` or `Tue`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (days_part, times) = match s.rsplit_once(' ') {
+            Some((d, t)) => (Some(d), t),
+            None => (None, s),
+        };
+        let mut days = [days_part.is_none(); 7];
+        if let Some(d) = days_part {
+            for part in d.split(',') {
+                match part.split_once('-') {
+                    Some((a, b)) => {
+                        let (a, b) = (day(a)?, day(b)?);
+                        let mut i = a;
+                        loop {
+                            days[i] = true;
+                            if i == b {
+                                break;
+                            }
+                            i = (i + 1) % 7;
+                        }
+                    }
+                    None => days[day(part)?] = true,
+                }
+            }
+        }
+        let (a, b) = times
+            .split_once('-')
+            .ok_or_else(|| format!("`{s}`: give a time range like 07:00-09:00"))?;
+        let (start, end) = (clock(a)?, clock(b)?);
+        if start == end {
+            return Err(format!("`{s}`: the window is empty"));
+        }
+        Ok(Self { days, start, end })
+    }
+
+    /// Whether the window covers local time `t`.
+    pub fn covers<T: Datelike + Timelike>(&self, t: &T) -> bool {
+        let wd = t.weekday().num_days_from_monday() as usize;
+        let m = t.hour() * 60 + t.minute();
+        if self.start < self.end {
+            self.days[wd] && self.start <= m && m < self.end
+        } else {
+            (self.days[wd] && m >= self.start) || (self.days[(wd + 6) % 7] && m < self.end)
+        }
+    }
+}
+
+/// Where a zone is.
+#[derive(Debug, Clone)]
+pub enum ZoneArea {
+    /// WGS84 polygons, x = longitude, y = latitude.
+    Ground(MultiPolygon<f64>),
+    /// Pixel polygons of one camera.
+    Pixels {
+        /// The camera id.
+        camera: String,
+        /// x = column, y = row.
+        area: MultiPolygon<f64>,
+    },
+}
+
+/// One zone.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    /// Id (the feature's id, or its position in the file).
+    pub id: String,
+    /// Its kind.
+    pub kind: ZoneKind,
+    /// Where it is.
+    pub area: ZoneArea,
+    /// When it is active (empty: always).
+    pub windows: Vec<TimeWindow>,
+    /// Per-kind parameters (dwell time and the like) as given.
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Zone {
+    /// Whether the zone is active at `t` in time zone `tz`.
+    pub fn active_at(&self, t: DateTime<Utc>, tz: Tz) -> bool {
+        self.windows.is_empty() || {
+            let local = tz.from_utc_datetime(&t.naive_utc());
+            self.windows.iter().any(|w| w.covers(&local))
+        }
+    }
+}
+
+type Indexed = GeomWithData<Rectangle<[f64; 2]>, usize>;
+
+/// All zones of a city, indexed.
+#[derive(Debug)]
+pub struct ZoneSet {
+    zones: Vec<Zone>,
+    tz: Tz,
+    ground: RTree<Indexed>,
+}
+
+fn rect(m: &MultiPolygon<f64>) -> Option<Rectangle<[f64; 2]>> {
+    let r = m.bounding_rect()?;
+    Some(Rectangle::from_corners(
+        [r.min().x, r.min().y],
+        [r.max().x, r.max().y],
+    ))
+}
+
+/// Reads GeoJSON polygons of a file, with each feature's properties, checking
+/// geometry type, coordinate ranges (for WGS84) and validity. Shared by zones and grid.
+pub(crate) fn read_features(
+    path: &Path,
+    wgs84: impl Fn(&serde_json::Map<String, serde_json::Value>) -> bool,
+) -> Result<
+    (
+        Vec<(
+            String,
+            serde_json::Map<String, serde_json::Value>,
+            MultiPolygon<f64>,
+        )>,
+        Option<String>,
+    ),
+    GeoError,
+> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| GeoError::new(path, None, format!("cannot read: {e}")))?;
+    let gj: geojson::GeoJson = text
+        .parse()
+        .map_err(|e| GeoError::new(path, None, format!("not valid GeoJSON: {e}")))?;
+    let geojson::GeoJson::FeatureCollection(fc) = gj else {
+        return Err(GeoError::new(
+            path,
+            None,
+            "expected a GeoJSON FeatureCollection",
+        ));
+    };
+    let tz = fc
+        .foreign_members
+        .as_ref()
+        .and_then(|m| m.get("timezone"))
+        .and_then(|v| v.as_str())
+        .map(String::from);
+    let mut out = Vec::with_capacity(fc.features.len());
+    for (i, f) in fc.features.iter().enumerate() {
+        let id = match &f.id {
+            Some(geojson::feature::Id::String(s)) => s.clone(),
+            Some(geojson::feature::Id::Number(n)) => n.to_string(),
+            None => f
+                .properties
+                .as_ref()
+                .and_then(|p| p.get("id"))
+                .and_then(|v| v.as_str().map(String::from).or_else(|| Some(v.to_string())))
+                .unwrap_or_else(|| format!("#{}", i + 1)),
+        };
+        let item = || Some(format!("feature {id}"));
+        let props = f.properties.clone().unwrap_or_default();
+        let geom = f
+            .geometry
+            .as_ref()
+            .ok_or_else(|| GeoError::new(path, item(), "has no geometry"))?;
+        let mp: MultiPolygon<f64> = match &geom.value {
+            geojson::GeometryValue::Polygon { .. } => {
+                MultiPolygon(vec![geo::Polygon::try_from(&geom.value).map_err(|e| {
+                    GeoError::new(path, item(), format!("bad polygon: {e}"))
+                })?])
+            }
+            geojson::GeometryValue::MultiPolygon { .. } => MultiPolygon::try_from(&geom.value)
+                .map_err(|e| GeoError::new(path, item(), format!("bad multipolygon: {e}")))?,
+            other => {
+                return Err(GeoError::new(
+                    path,
+                    item(),
+                    format!(
+                        "must be a Polygon or MultiPolygon, not {}",
+                        other.type_name()
+                    ),
+                ))
+            }
+        };
+        if wgs84(&props) {
+            for c in mp.iter().flat_map(|p| {
+                p.exterior()
+                    .coords()
+                    .chain(p.interiors().iter().flat_map(|r| r.coords()))
+            }) {
+                LatLon { lat: c.y, lon: c.x }.check().map_err(|m| {
+                    GeoError::new(
+                        path,
+                        item(),
+                        format!("{m} (GeoJSON positions are [longitude, latitude])"),
+                    )
+                })?;
+            }
+        }
+        if let Err(e) = mp.check_validation() {
+            return Err(GeoError::new(path, item(), format!("invalid polygon: {e}")));
+        }
+        out.push((id, props, mp));
+    }
+    Ok((out, tz))
+}
+
+impl ZoneSet {
+    /// Reads zones from a GeoJSON file. The time zone is `tz` when given, else the
+    /// file's top-level `timezone`, else UTC. Errors name the file and the feature.
+    pub fn load(path: &Path, tz: Option<Tz>) -> Result<Self, GeoError> {
+        let (features, file_tz) = read_features(path, |p| !p.contains_key("camera"))?;
+        let tz = match (tz, file_tz) {
+            (Some(t), _) => t,
+            (None, Some(name)) => name.parse().map_err(|_| {
+                GeoError::new(
+                    path,
+                    Some("timezone".into()),
+                    format!("unknown time zone `{name}`"),
+                )
+            })?,
+            (None, None) => Tz::UTC,
+        };
+        let mut zones = Vec::with_capacity(features.len());
+        for (id, mut props, mp) in features {
+            let item = || Some(format!("feature {id}"));
+            let kind = props
+                .remove("kind")
+                .and_then(|v| v.as_str().map(ZoneKind::parse))
+                .ok_or_else(|| GeoError::new(path, item(), "missing property `kind` (no_parking, no_vending, no_dumping, construction_watch, …)"))?;
+            let windows = match props.remove("windows") {
+                None => Vec::new(),
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .map(|w| {
+                        w.as_str()
+                            .ok_or_else(|| "windows must be strings".to_string())
+                            .and_then(TimeWindow::parse)
+                            .map_err(|m| {
+                                GeoError::new(path, item(), format!("property `windows`: {m}"))
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => {
+                    return Err(GeoError::new(
+                        path,
+                        item(),
+                        "property `windows` must be a list like [\"Mon-Fri 07:00-09:00\"]",
+                    ))
+                }
+            };
+            let area = match props.remove("camera") {
+                Some(serde_json::Value::String(camera)) => ZoneArea::Pixels { camera, area: mp },
+                Some(_) => {
+                    return Err(GeoError::new(
+                        path,
+                        item(),
+                        "property `camera` must be a camera id",
+                    ))
+                }
+                None => ZoneArea::Ground(mp),
+            };
+            let params = match props.remove("params") {
+                Some(serde_json::Value::Object(m)) => m,
+                None => Default::default(),
+                Some(_) => {
+                    return Err(GeoError::new(
+                        path,
+                        item(),
+                        "property `params` must be an object",
+                    ))
+                }
+            };
+            props.remove("id");
+            zones.push(Zone {
+                id,
+                kind,
+                area,
+                windows,
+                params,
+            });
+        }
+        let ground = RTree::bulk_load(
+            zones
+                .iter()
+                .enumerate()
+                .filter_map(|(i, z)| match &z.area {
+                    ZoneArea::Ground(m) => rect(m).map(|r| GeomWithData::new(r, i)),
+                    ZoneArea::Pixels { .. } => None,
+                })
+                .collect(),
+        );
+        Ok(Self { zones, tz, ground })
+    }
+
+    /// Every zone.
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    /// The city's time zone.
+    pub fn tz(&self) -> Tz {
+        self.tz
+    }
+
+    /// Ground zones containing `p` (boundary included) and active at `t`, in file
+    /// order, appended to `out`.
+    pub fn at<'a>(&'a self, p: LatLon, t: DateTime<Utc>, out: &mut Vec<&'a Zone>) {
+        let pt = Point::new(p.lon, p.lat);
+        let start = out.len();
+        for hit in self.ground.locate_all_at_point(&[p.lon, p.lat]) {
+            let z = &self.zones[hit.data];
+            if let ZoneArea::Ground(m) = &z.area {
+                if m.intersects(&pt) && z.active_at(t, self.tz) {
+                    out.push(z);
+                }
+            }
+        }
+        // file order: zones live in one Vec, so address order is index order
+        out[start..].sort_by_key(|z| *z as *const Zone as usize);
+    }
+
+    /// Pixel zones of `camera` containing (`x`, `y`) and active at `t`.
+    pub fn at_pixel<'a>(
+        &'a self,
+        camera: &str,
+        x: f64,
+        y: f64,
+        t: DateTime<Utc>,
+        out: &mut Vec<&'a Zone>,
+    ) {
+        let pt = Point::new(x, y);
+        out.extend(self.zones.iter().filter(|z| match &z.area {
+            ZoneArea::Pixels { camera: c, area } => {
+                c == camera && area.intersects(&pt) && z.active_at(t, self.tz)
+            }
+            ZoneArea::Ground(_) => false,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+
+    fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> chrono::NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, m, d)
+            .unwrap()
+            .and_hms_opt(h, min, 0)
+            .unwrap()
+    }
+
+    #[test]
+    fn windows_parse_and_cover_across_midnight() {
+        // 2026-11-27 is a Friday
+        let w = TimeWindow::parse("Mon-Fri 07:00-09:00").unwrap();
+        assert!(w.covers(&at(2026, 11, 27, 8, 59)));
+        assert!(!w.covers(&at(2026, 11, 27, 9, 0)));
+        assert!(!w.covers(&at(2026, 11, 28, 8, 0)), "Saturday");
+        let night = TimeWindow::parse("Fri 22:00-06:00").unwrap();
+        assert!(night.covers(&at(2026, 11, 27, 23, 0)));
+        assert!(
+            night.covers(&at(2026, 11, 28, 5, 59)),
+            "Saturday early belongs to Friday's window"
+        );
+        assert!(
+            !night.covers(&at(2026, 11, 27, 5, 0)),
+            "Friday early belongs to Thursday's"
+        );
+        let daily = TimeWindow::parse("22:00-06:00").unwrap();
+        assert!(daily.covers(&at(2026, 11, 27, 5, 0)));
+        let wrap = TimeWindow::parse("Sat-Mon 10:00-11:00").unwrap();
+        assert_eq!(wrap.days, [true, false, false, false, false, true, true]);
+        assert!(TimeWindow::parse("Mon-Fri 7-9").is_err());
+        assert!(TimeWindow::parse("Funday 07:00-09:00")
+            .unwrap_err()
+            .contains("Funday"));
+        assert!(TimeWindow::parse("07:00-07:00").is_err());
+        assert!(TimeWindow::parse("25:00-26:00").is_err());
+    }
+}
