@@ -35,7 +35,7 @@ impl DroneCamera {
     /// Projects pixel (`x`, `y`) onto the ground. Errors for rays at or above the
     /// horizon, and for poses that cannot see the ground.
     pub fn pixel_to_ground(&self, pose: &DronePose, x: f64, y: f64) -> Result<LatLon, String> {
-        if !(pose.alt_agl > 0.0) {
+        if pose.alt_agl.is_nan() || pose.alt_agl <= 0.0 {
             return Err(format!(
                 "altitude above ground {} m: the drone must be above the ground",
                 pose.alt_agl

@@ -185,6 +185,12 @@ impl Zone {
 
 type Indexed = GeomWithData<Rectangle<[f64; 2]>, usize>;
 
+/// A GeoJSON feature's properties.
+pub(crate) type Properties = serde_json::Map<String, serde_json::Value>;
+
+/// A feature as read: id, properties, area.
+pub(crate) type RawFeature = (String, Properties, MultiPolygon<f64>);
+
 /// All zones of a city, indexed.
 #[derive(Debug)]
 pub struct ZoneSet {
@@ -205,18 +211,8 @@ fn rect(m: &MultiPolygon<f64>) -> Option<Rectangle<[f64; 2]>> {
 /// geometry type, coordinate ranges (for WGS84) and validity. Shared by zones and grid.
 pub(crate) fn read_features(
     path: &Path,
-    wgs84: impl Fn(&serde_json::Map<String, serde_json::Value>) -> bool,
-) -> Result<
-    (
-        Vec<(
-            String,
-            serde_json::Map<String, serde_json::Value>,
-            MultiPolygon<f64>,
-        )>,
-        Option<String>,
-    ),
-    GeoError,
-> {
+    wgs84: impl Fn(&Properties) -> bool,
+) -> Result<(Vec<RawFeature>, Option<String>), GeoError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| GeoError::new(path, None, format!("cannot read: {e}")))?;
     let gj: geojson::GeoJson = text
