@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_ingest;
+mod calibrate;
 mod detect;
 mod models;
 mod watch;
@@ -49,6 +50,9 @@ enum Command {
     /// Run the ingest pool on cameras (RTSP, files, image folders) and show their
     /// state and counters until Ctrl-C.
     Watch(watch::WatchArgs),
+    /// Check a camera calibration: per-point and RMS errors in metres, and an overlay
+    /// of zones and grid cells on a frame of the camera.
+    Calibrate(calibrate::CalibrateArgs),
     /// Inspect and validate models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Detect(a) => detect::run(a),
         Command::Models(c) => models::run(c),
         Command::Watch(a) => watch::run(a),
+        Command::Calibrate(a) => calibrate::run(a),
         Command::Bench(a) => bench::run(a),
     }
 }

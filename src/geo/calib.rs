@@ -111,7 +111,14 @@ impl Lens {
         let d = Mat::from_slice(&self.dist)?;
         let src: Vector<Point2d> = pts.iter().map(|&(x, y)| Point2d::new(x, y)).collect();
         let mut dst: Vector<Point2d> = Vector::new();
-        calib3d::undistort_points(&src, &mut dst, &k, &d, &Mat::default(), &k)?;
+        // more iterations than OpenCV's default five: strong wide-angle distortion
+        // needs them near the image corners
+        let criteria = opencv::core::TermCriteria::new(
+            opencv::core::TermCriteria_COUNT + opencv::core::TermCriteria_EPS,
+            100,
+            1e-10,
+        )?;
+        calib3d::undistort_points_iter(&src, &mut dst, &k, &d, &Mat::default(), &k, criteria)?;
         Ok(dst.iter().map(|p| (p.x, p.y)).collect())
     }
 }

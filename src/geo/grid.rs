@@ -133,6 +133,11 @@ impl Grid {
         )
     }
 
+    /// Every cell's admin path and area, in file order.
+    pub fn cells(&self) -> impl Iterator<Item = (&AdminPath, &MultiPolygon<f64>)> {
+        self.cells.iter().map(|c| (&c.admin, &c.area))
+    }
+
     /// Number of cells.
     pub fn len(&self) -> usize {
         self.cells.len()

@@ -163,6 +163,8 @@ pub enum ZoneArea {
 pub struct Zone {
     /// Id (the feature's id, or its position in the file).
     pub id: String,
+    /// Human-readable name, when given.
+    pub name: Option<String>,
     /// Its kind.
     pub kind: ZoneKind,
     /// Where it is.
@@ -358,8 +360,12 @@ impl ZoneSet {
                 }
             };
             props.remove("id");
+            let name = props
+                .remove("name")
+                .and_then(|v| v.as_str().map(String::from));
             zones.push(Zone {
                 id,
+                name,
                 kind,
                 area,
                 windows,
