@@ -424,3 +424,29 @@ fn calibrate_prints_errors_and_writes_an_overlay() {
         &["samples/person.jpg", "768x576"],
     );
 }
+
+#[test]
+fn multipolygon_zones_cover_each_part() {
+    let tmp = tempfile::tempdir().unwrap();
+    let part = |x: f64| {
+        format!(
+            "[[[{x},31.23],[{},31.23],[{},31.231],[{x},31.231],[{x},31.23]]]",
+            x + 0.001,
+            x + 0.001
+        )
+    };
+    let text = format!(
+        r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","id":"two-lots","properties":{{"kind":"no_parking"}},"geometry":{{"type":"MultiPolygon","coordinates":[{},{}]}}}}]}}"#,
+        part(121.470),
+        part(121.480)
+    );
+    let f = tmp.path().join("multi.geojson");
+    fs::write(&f, text).unwrap();
+    let zones = ZoneSet::load(&f, None).unwrap();
+    let now = Utc::now();
+    for (lon, hit) in [(121.4705, true), (121.4805, true), (121.4755, false)] {
+        let mut v = Vec::new();
+        zones.at(LatLon { lat: 31.2305, lon }, now, &mut v);
+        assert_eq!(!v.is_empty(), hit, "lon {lon}");
+    }
+}
