@@ -32,15 +32,7 @@ pub fn write_annotated(
     quality: i32,
     canvas: &mut Mat,
 ) -> opencv::Result<()> {
-    if canvas.rows() != frame.height as i32 || canvas.cols() != frame.width as i32 {
-        *canvas = Mat::new_rows_cols_with_default(
-            frame.height as i32,
-            frame.width as i32,
-            CV_8UC3,
-            Scalar::all(0.0),
-        )?;
-    }
-    canvas.data_bytes_mut()?.copy_from_slice(&frame.data);
+    copy_to_canvas(frame, canvas)?;
     let thickness = ((frame.width.max(frame.height) as f64 / 640.0).round() as i32).max(1);
     let font_scale = 0.4 * thickness as f64 + 0.1;
     for d in dets {
@@ -95,9 +87,28 @@ pub fn write_annotated(
             false,
         )?;
     }
+    write_jpeg(path, canvas, quality)
+}
+
+/// Copies a frame into an OpenCV image, reusing `canvas` when it has the right size.
+pub fn copy_to_canvas(frame: &Frame, canvas: &mut Mat) -> opencv::Result<()> {
+    if canvas.rows() != frame.height as i32 || canvas.cols() != frame.width as i32 {
+        *canvas = Mat::new_rows_cols_with_default(
+            frame.height as i32,
+            frame.width as i32,
+            CV_8UC3,
+            Scalar::all(0.0),
+        )?;
+    }
+    canvas.data_bytes_mut()?.copy_from_slice(&frame.data);
+    Ok(())
+}
+
+/// Writes an image as JPEG of the given quality (1..=100).
+pub fn write_jpeg(path: &Path, image: &Mat, quality: i32) -> opencv::Result<()> {
     let params = Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, quality.clamp(1, 100)]);
     let name = path.to_string_lossy();
-    if !imgcodecs::imwrite(name.as_ref(), canvas, &params)? {
+    if !imgcodecs::imwrite(name.as_ref(), image, &params)? {
         return Err(opencv::Error::new(
             opencv::core::StsError,
             format!("could not write {name}"),

@@ -5,12 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use opencv::core::{Mat, Point, Scalar, Vector, CV_8UC3};
-use opencv::imgcodecs;
+use opencv::core::{Mat, Point, Scalar, Vector};
 use opencv::imgproc;
-use opencv::prelude::*;
 
 use crate::decode::{read_image, FileDecoder, Frame, Sampler, Sampling};
+use crate::draw::{copy_to_canvas, write_jpeg};
 use crate::geo::calib::Calibration;
 use crate::geo::grid::Grid;
 use crate::geo::zones::{ZoneArea, ZoneKind, ZoneSet};
@@ -160,13 +159,8 @@ fn draw(
     zones: Option<&ZoneSet>,
     grid: Option<&Grid>,
 ) -> anyhow::Result<()> {
-    let mut canvas = Mat::new_rows_cols_with_default(
-        frame.height as i32,
-        frame.width as i32,
-        CV_8UC3,
-        Scalar::all(0.0),
-    )?;
-    canvas.data_bytes_mut()?.copy_from_slice(&frame.data);
+    let mut canvas = Mat::default();
+    copy_to_canvas(frame, &mut canvas)?;
     let font = imgproc::FONT_HERSHEY_SIMPLEX;
     if let Some(g) = grid {
         for (admin, area) in g.cells() {
@@ -291,9 +285,6 @@ fn draw(
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let params = Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, 90]);
-    if !imgcodecs::imwrite(out.to_string_lossy().as_ref(), &canvas, &params)? {
-        anyhow::bail!("cannot write {}", out.display());
-    }
+    write_jpeg(out, &canvas, 90).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
 }

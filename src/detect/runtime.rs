@@ -39,19 +39,24 @@ pub fn candidate_roots() -> Vec<PathBuf> {
     roots
 }
 
-fn find_in_venv(root: &Path) -> Option<PathBuf> {
-    let lib = root.join(".venv/lib");
-    let mut pythons: Vec<_> = std::fs::read_dir(&lib)
-        .ok()?
+/// Entries of `dir` whose names start with `prefix`, sorted.
+fn entries_starting_with(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
             p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("python3"))
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
         })
         .collect();
-    pythons.sort();
-    pythons
+    found.sort();
+    found
+}
+
+fn find_in_venv(root: &Path) -> Option<PathBuf> {
+    entries_starting_with(&root.join(".venv/lib"), "python3")
         .into_iter()
         .rev()
         .find_map(|py| find_lib_in(&py.join("site-packages/onnxruntime/capi")))
@@ -63,17 +68,7 @@ fn find_lib_in(dir: &Path) -> Option<PathBuf> {
     if exact.is_file() {
         return Some(exact);
     }
-    let mut found: Vec<_> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so"))
-        })
-        .collect();
-    found.sort();
-    found.pop()
+    entries_starting_with(dir, "libonnxruntime.so").pop()
 }
 
 /// Finds the ONNX Runtime library, or says where it looked and what to do.
