@@ -12,6 +12,8 @@
 //!   in bounded workers, newest-frame-wins hand-off to detection.
 //! - [`geo`]: camera calibration, drone footprints, zones with time windows, the
 //!   management grid (or H3): where a finding lands and which cell owns it.
+//! - [`track`]: per-camera identities across samples, and how long each stood still.
+//! - [`rules`]: violations from tracks, zones and time (illegal parking so far).
 //! - [`draw`]: annotated frames (boxes and labels) written as JPEG.
 //! - [`cli`]: the `gridwatch` subcommands.
 //!
@@ -23,6 +25,8 @@ pub mod detect;
 pub mod draw;
 pub mod geo;
 pub mod ingest;
+pub mod rules;
+pub mod track;
 
 /// The directory this crate was built from: the default home of the bundled models,
 /// samples and the project-local ONNX Runtime (`.venv`).

@@ -1,0 +1,79 @@
+//! Rules: one per violation kind, each a pure state machine fed tracks, the zones each
+//! track stands in, and time; emitting warnings and violations. Today: illegal parking
+//! ([`parking`]).
+
+pub mod parking;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::geo::zones::ZoneKind;
+
+/// What was broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    /// A vehicle stayed in a no-parking zone past the dwell time.
+    IllegalParking,
+    /// People with stall props stayed in a no-vending zone.
+    StreetVending,
+    /// An object was left behind in a no-dumping zone.
+    Dumping,
+    /// A lasting change in a construction-watch zone.
+    IllegalConstruction,
+}
+
+/// A warning (reminder) or the violation itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Before the case stage: a reminder may be sent.
+    Warning,
+    /// A case should be filed.
+    Violation,
+}
+
+/// A zone a track stands in, as a rule needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneHit<'a> {
+    /// Zone id.
+    pub id: &'a str,
+    /// Zone kind.
+    pub kind: &'a ZoneKind,
+    /// The zone's own dwell time (its `dwell` parameter), if it sets one.
+    pub dwell: Option<Duration>,
+}
+
+/// What a rule emits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleEvent {
+    /// The violation kind.
+    pub kind: ViolationKind,
+    /// Warning or violation.
+    pub stage: Stage,
+    /// The zone broken.
+    pub zone: String,
+    /// The track that broke it.
+    pub track: u64,
+    /// Its class.
+    pub class: String,
+    /// Since when the condition has held, ms.
+    pub since_ms: i64,
+    /// When it was emitted, ms.
+    pub at_ms: i64,
+    /// The track's box at that moment.
+    pub bbox: [f32; 4],
+}
+
+/// Reads a duration parameter: a string like `"5m"` or a number of seconds.
+pub fn duration_param(v: &serde_json::Value) -> Option<Duration> {
+    match v {
+        serde_json::Value::String(s) => humantime::parse_duration(s).ok(),
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .filter(|s| *s >= 0.0)
+            .map(Duration::from_secs_f64),
+        _ => None,
+    }
+}
