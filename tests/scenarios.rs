@@ -200,8 +200,7 @@ fn run(path: &Path) -> Result<(), String> {
         let every = sc
             .rates
             .iter()
-            .filter(|(from, _)| ms(from) <= t)
-            .last()
+            .rfind(|(from, _)| ms(from) <= t)
             .map(|(_, e)| ms(e))
             .unwrap_or_else(|| ms(&sc.every));
         t += every;
