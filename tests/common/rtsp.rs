@@ -147,6 +147,7 @@ impl RtspServer {
         let _ = Command::new("kill")
             .arg("-CONT")
             .arg(self.child.id().to_string())
+            .stderr(Stdio::null())
             .status();
     }
 }
