@@ -45,7 +45,7 @@ fn bench(c: &mut Criterion) {
             let t = k as i64 * 1000;
             let obs = &frames[k % frames.len()];
             k += 1;
-            if k % frames.len() == 0 {
+            if k.is_multiple_of(frames.len()) {
                 tracker = Tracker::new(TrackerConfig::default());
                 rule = ParkingRule::new(ParkingConfig::default());
             }
