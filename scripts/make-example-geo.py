@@ -80,7 +80,7 @@ def main():
                 "type": "Feature",
                 "id": "np-service-road",
                 "properties": {"kind": "no_parking", "name": "service road by the entrance", "params": {"dwell": "5m"}},
-                "geometry": {"type": "Polygon", "coordinates": [ring([(600, 60), (768, 45), (768, 130), (600, 125)])]},
+                "geometry": {"type": "Polygon", "coordinates": [ring([(600, 58), (730, 50), (730, 128), (600, 125)])]},
             },
             {
                 "type": "Feature",
