@@ -4,7 +4,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use gridwatch::geo::zones::ZoneKind;
 use gridwatch::rules::parking::{ParkingConfig, ParkingRule};
-use gridwatch::rules::ZoneHit;
+use gridwatch::rules::{Rule, ZoneHit};
 use gridwatch::track::{Observation, Tracker, TrackerConfig};
 
 fn frame(t: i64) -> Vec<Observation> {
@@ -54,7 +54,7 @@ fn bench(c: &mut Criterion) {
             rule.step(
                 t,
                 tracks,
-                |_| {
+                &mut |_| {
                     vec![ZoneHit {
                         id: "np",
                         kind: &kind,

@@ -12,7 +12,7 @@ use gridwatch::detect::{Detector, EngineOptions, ModelManifest};
 use gridwatch::geo::calib::Calibration;
 use gridwatch::geo::zones::ZoneSet;
 use gridwatch::rules::parking::{ParkingConfig, ParkingRule};
-use gridwatch::rules::{RuleEvent, Stage, ZoneHit};
+use gridwatch::rules::{Rule, RuleEvent, Stage, ZoneHit};
 use gridwatch::track::{Observation, Tracker, TrackerConfig};
 
 #[test]
@@ -54,7 +54,7 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         rule.step(
             t,
             &tracks,
-            |tr| {
+            &mut |tr| {
                 let mut hits = Vec::new();
                 if let Ok(g) = cal.box_to_ground(tr.bbox) {
                     let mut zs = Vec::new();

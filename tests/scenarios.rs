@@ -8,7 +8,7 @@
 //! every = "5s"                       # sampling interval
 //! rates = [["2m", "1s"]]             # from 2 min on, sample every 1 s
 //! [rule]
-//! name = "parking"
+//! name = "parking"                 # or "vending"
 //! dwell = "5m"
 //! warn_after = "2m"                  # optional
 //! [[zones]]
@@ -37,7 +37,8 @@ use std::time::Duration;
 use geo::{Contains, Point, Polygon};
 use gridwatch::geo::zones::ZoneKind;
 use gridwatch::rules::parking::{ParkingConfig, ParkingRule};
-use gridwatch::rules::{RuleEvent, Stage, ZoneHit};
+use gridwatch::rules::vending::{VendingConfig, VendingRule};
+use gridwatch::rules::{Rule, RuleEvent, Stage, ZoneHit};
 use gridwatch::track::{Observation, Tracker, TrackerConfig};
 use serde::Deserialize;
 
@@ -136,10 +137,6 @@ fn box_at(o: &ObjectSpec, t: i64) -> [f32; 4] {
 fn run(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).unwrap();
     let sc: Scenario = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    assert_eq!(
-        sc.rule.name, "parking",
-        "only the parking rule has scenarios so far"
-    );
     let kinds: Vec<ZoneKind> = sc.zones.iter().map(|z| ZoneKind::parse(&z.kind)).collect();
     let polys: Vec<Polygon<f64>> = sc
         .zones
@@ -156,15 +153,25 @@ fn run(path: &Path) -> Result<(), String> {
         })
         .collect();
     let mut tracker = Tracker::new(TrackerConfig::default());
-    let mut rule = ParkingRule::new(ParkingConfig {
-        dwell: humantime::parse_duration(&sc.rule.dwell).unwrap(),
-        warn_after: sc
-            .rule
-            .warn_after
-            .as_deref()
-            .map(|w| humantime::parse_duration(w).unwrap()),
-        ..Default::default()
-    });
+    let dwell = humantime::parse_duration(&sc.rule.dwell).unwrap();
+    let warn_after = sc
+        .rule
+        .warn_after
+        .as_deref()
+        .map(|w| humantime::parse_duration(w).unwrap());
+    let mut rule: Box<dyn Rule> = match sc.rule.name.as_str() {
+        "parking" => Box::new(ParkingRule::new(ParkingConfig {
+            dwell,
+            warn_after,
+            ..Default::default()
+        })),
+        "vending" => Box::new(VendingRule::new(VendingConfig {
+            dwell,
+            warn_after,
+            ..Default::default()
+        })),
+        other => return Err(format!("{}: unknown rule {other}", path.display())),
+    };
     let mut events: Vec<RuleEvent> = Vec::new();
     let end = ms(&sc.duration);
     let mut t = 0;
@@ -184,7 +191,7 @@ fn run(path: &Path) -> Result<(), String> {
         rule.step(
             t,
             &tracks,
-            |tr| {
+            &mut |tr| {
                 let foot = Point::new(((tr.bbox[0] + tr.bbox[2]) / 2.0) as f64, tr.bbox[3] as f64);
                 (0..polys.len())
                     .filter(|&i| polys[i].contains(&foot))
@@ -204,6 +211,9 @@ fn run(path: &Path) -> Result<(), String> {
             .map(|(_, e)| ms(e))
             .unwrap_or_else(|| ms(&sc.every));
         t += every;
+    }
+    if std::env::var("SCENARIO_DEBUG").is_ok() {
+        eprintln!("{}: {events:?}\n{:?}", path.display(), tracker.tracks());
     }
     for e in &sc.expect {
         let stage = match e.stage.as_str() {

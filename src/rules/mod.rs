@@ -1,8 +1,9 @@
 //! Rules: one per violation kind, each a pure state machine fed tracks, the zones each
 //! track stands in, and time; emitting warnings and violations. Today: illegal parking
-//! ([`parking`]).
+//! ([`parking`]) and street vending ([`vending`]).
 
 pub mod parking;
+pub mod vending;
 
 use std::time::Duration;
 
@@ -64,6 +65,18 @@ pub struct RuleEvent {
     pub at_ms: i64,
     /// The track's box at that moment.
     pub bbox: [f32; 4],
+}
+
+/// A rule: fed the tracks seen at each sample and the zones each stands in.
+pub trait Rule {
+    /// Evaluates the tracks at `t` ms; appends warnings and violations to `out`.
+    fn step<'z>(
+        &mut self,
+        t: i64,
+        tracks: &[crate::track::Track],
+        zones_of: &mut dyn FnMut(&crate::track::Track) -> Vec<ZoneHit<'z>>,
+        out: &mut Vec<RuleEvent>,
+    );
 }
 
 /// Reads a duration parameter: a string like `"5m"` or a number of seconds.

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{RuleEvent, Stage, ViolationKind, ZoneHit};
+use super::{Rule, RuleEvent, Stage, ViolationKind, ZoneHit};
 use crate::geo::zones::ZoneKind;
 use crate::track::Track;
 
@@ -50,14 +50,14 @@ impl ParkingRule {
             stages: HashMap::new(),
         }
     }
+}
 
-    /// Evaluates the tracks seen at `t` ms; `zones_of` tells which zones a track stands
-    /// in. Appends warnings and violations to `out`.
-    pub fn step<'z>(
+impl Rule for ParkingRule {
+    fn step<'z>(
         &mut self,
         t: i64,
         tracks: &[Track],
-        mut zones_of: impl FnMut(&Track) -> Vec<ZoneHit<'z>>,
+        zones_of: &mut dyn FnMut(&Track) -> Vec<ZoneHit<'z>>,
         out: &mut Vec<RuleEvent>,
     ) {
         for tr in tracks.iter().filter(|tr| tr.seen_at(t)) {
