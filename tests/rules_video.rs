@@ -10,10 +10,14 @@ use common::path;
 use gridwatch::decode::{FileDecoder, Frame, Sampler, Sampling};
 use gridwatch::detect::{Detector, EngineOptions, ModelManifest};
 use gridwatch::geo::calib::Calibration;
-use gridwatch::geo::zones::ZoneSet;
+use gridwatch::geo::zones::{ZoneArea, ZoneSet};
+use gridwatch::rules::evidence::EvidenceKeeper;
 use gridwatch::rules::parking::{ParkingConfig, ParkingRule};
 use gridwatch::rules::{Rule, RuleEvent, Stage, ZoneHit};
 use gridwatch::track::{Observation, Tracker, TrackerConfig};
+use opencv::core::Vector;
+use opencv::imgcodecs::{imdecode, IMREAD_COLOR};
+use opencv::prelude::*;
 
 #[test]
 fn the_parked_van_is_one_violation_and_walkers_are_none() {
@@ -34,6 +38,21 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
     let mut dets = Vec::new();
     let mut events: Vec<RuleEvent> = Vec::new();
     let mut people_seen = 0;
+    let mut keeper = EvidenceKeeper::default();
+    let mut evidence = Vec::new();
+    let np = zones
+        .zones()
+        .iter()
+        .find(|z| z.id == "np-service-road")
+        .unwrap();
+    let ZoneArea::Ground(area) = &np.area else {
+        panic!("a ground zone")
+    };
+    let outline: Vec<(f64, f64)> = area.0[0]
+        .exterior()
+        .coords()
+        .filter_map(|c| cal.ground_to_image(gridwatch::geo::LatLon { lat: c.y, lon: c.x }))
+        .collect();
     while dec.next_sampled(&mut sampler, &mut frame).unwrap() {
         det.detect(std::slice::from_ref(&frame), &mut dets).unwrap();
         let obs: Vec<Observation> = dets[0]
@@ -51,6 +70,16 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         people_seen += obs.iter().filter(|o| o.class == "person").count();
         let t = frame.pts_ms.unwrap();
         let tracks = tracker.update(t, &obs).to_vec();
+        keeper
+            .observe(t, &frame, &tracks, |tr| {
+                cal.box_to_ground(tr.bbox).is_ok_and(|g| {
+                    let mut zs = Vec::new();
+                    zones.at(g, now, &mut zs);
+                    !zs.is_empty()
+                })
+            })
+            .unwrap();
+        let before = events.len();
         rule.step(
             t,
             &tracks,
@@ -73,6 +102,11 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
             },
             &mut events,
         );
+        for e in &events[before..] {
+            if e.stage == Stage::Violation {
+                evidence.push(keeper.evidence(&frame, e, &outline).unwrap());
+            }
+        }
     }
     assert!(
         people_seen > 100,
@@ -96,4 +130,32 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         (30_000..=35_000).contains(&(v.at_ms - v.since_ms)),
         "after the 30 s dwell: {v:?}"
     );
+    // evidence: first and latest frame annotated, a crop of the van
+    assert_eq!(evidence.len(), 1);
+    let size = |jpeg: &[u8]| {
+        let m = imdecode(&Vector::from_slice(jpeg), IMREAD_COLOR).unwrap();
+        (m.cols(), m.rows())
+    };
+    let ev = &evidence[0];
+    assert_eq!(size(&ev.first), (768, 576));
+    assert_eq!(size(&ev.latest), (768, 576));
+    assert_ne!(
+        ev.first, ev.latest,
+        "the first frame is from the start of the stay"
+    );
+    let (cw, ch) = size(&ev.crop);
+    let (bw, bh) = (v.bbox[2] - v.bbox[0], v.bbox[3] - v.bbox[1]);
+    assert!(
+        (cw as f32 - 1.5 * bw).abs() <= 3.0 && ch as f32 <= 1.5 * bh + 3.0,
+        "crop {cw}x{ch} for a {bw}x{bh} box"
+    );
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("parking-evidence");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in [
+        ("first.jpg", &ev.first),
+        ("latest.jpg", &ev.latest),
+        ("crop.jpg", &ev.crop),
+    ] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
 }

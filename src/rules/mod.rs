@@ -2,6 +2,7 @@
 //! track stands in, and time; emitting warnings and violations. Today: illegal parking
 //! ([`parking`]) and street vending ([`vending`]).
 
+pub mod evidence;
 pub mod parking;
 pub mod vending;
 
