@@ -116,3 +116,19 @@ pub fn write_jpeg(path: &Path, image: &Mat, quality: i32) -> opencv::Result<()> 
     }
     Ok(())
 }
+
+/// An OpenCV header over a frame's pixels (no copy). The Mat must not outlive the
+/// frame, nor be used after the frame is resized.
+pub fn frame_mat(frame: &Frame) -> opencv::Result<Mat> {
+    // SAFETY: the buffer holds height rows of width * 3 bytes; callers only read it
+    // while the frame is alive and unchanged.
+    unsafe {
+        Mat::new_rows_cols_with_data_unsafe(
+            frame.height as i32,
+            frame.width as i32,
+            CV_8UC3,
+            frame.data.as_ptr() as *mut std::ffi::c_void,
+            frame.stride(),
+        )
+    }
+}

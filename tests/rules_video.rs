@@ -159,3 +159,92 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
 }
+
+/// Runs the detector and tracker over a clip, one frame a second, calling `f` with each
+/// frame and the tracks after it.
+fn run_clip(clip: &str, mut f: impl FnMut(i64, &Frame, &[gridwatch::track::Track])) {
+    let manifest = ModelManifest::load(&path("models/nanodet-coco-416.toml")).unwrap();
+    let classes = manifest.classes.clone();
+    let mut det = Detector::load(manifest, &EngineOptions::default()).unwrap();
+    let mut dec = FileDecoder::open(&path(clip)).unwrap();
+    let mut sampler = Sampler::new(Sampling::Every(std::time::Duration::from_secs(1)));
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut frame = Frame::default();
+    let mut dets = Vec::new();
+    while dec.next_sampled(&mut sampler, &mut frame).unwrap() {
+        det.detect(std::slice::from_ref(&frame), &mut dets).unwrap();
+        let obs: Vec<Observation> = dets[0]
+            .iter()
+            .map(|d| Observation {
+                class: classes[d.class_id as usize].clone(),
+                score: d.score,
+                bbox: d.bbox,
+                ground: None,
+            })
+            .collect();
+        let t = frame.pts_ms.unwrap();
+        let tracks = tracker.update(t, &obs).to_vec();
+        f(t, &frame, &tracks);
+    }
+}
+
+fn dumping_events(clip: &str) -> Vec<RuleEvent> {
+    use gridwatch::rules::dumping::{DumpingConfig, DumpingRule};
+    let zones = ZoneSet::load(&path("samples/geo/zones.geojson"), None).unwrap();
+    let now = Utc::now();
+    let mut rule = DumpingRule::new(DumpingConfig {
+        dwell: std::time::Duration::from_secs(20),
+        ..Default::default()
+    });
+    let mut events = Vec::new();
+    run_clip(clip, |t, frame, tracks| {
+        rule.step(
+            t,
+            frame,
+            tracks,
+            &mut |b| {
+                let foot = ((b[0] + b[2]) / 2.0) as f64;
+                let mut zs = Vec::new();
+                zones.at_pixel("street", foot, b[3] as f64, now, &mut zs);
+                zs.iter()
+                    .map(|z| ZoneHit {
+                        id: &z.id,
+                        kind: &z.kind,
+                        dwell: None,
+                    })
+                    .collect()
+            },
+            &mut events,
+        )
+        .unwrap();
+    });
+    events
+}
+
+#[test]
+fn an_object_left_on_the_lawn_is_one_dumping_violation_after_the_dwell() {
+    // tests/fixtures/clips/street-dumping.mp4: from 20 s an object lies at (120..230, 420..496)
+    let events = dumping_events("tests/fixtures/clips/street-dumping.mp4");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let e = &events[0];
+    assert_eq!(e.zone, "nd-grass");
+    assert!(
+        gridwatch::track::iou(&e.bbox, &[120.0, 420.0, 230.0, 496.0]) > 0.5,
+        "{e:?}"
+    );
+    assert!(
+        (20_000..=30_000).contains(&e.since_ms),
+        "appears at 20 s: {e:?}"
+    );
+    assert!(
+        e.at_ms - e.since_ms >= 20_000 && e.at_ms <= 55_000,
+        "after the 20 s dwell: {e:?}"
+    );
+}
+
+#[test]
+fn the_street_as_it_is_has_no_dumping() {
+    // the litter already on the lawn was there when watching began
+    let events = dumping_events("samples/street.mp4");
+    assert!(events.is_empty(), "{events:#?}");
+}

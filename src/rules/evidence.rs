@@ -215,6 +215,7 @@ mod tests {
             since_ms: 0,
             at_ms: 2000,
             bbox: car.bbox,
+            related: None,
         };
         let e = keeper
             .evidence(&bright, &ev, &[(10.0, 10.0), (150.0, 10.0), (150.0, 110.0)])

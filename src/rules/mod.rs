@@ -1,7 +1,8 @@
 //! Rules: one per violation kind, each a pure state machine fed tracks, the zones each
 //! track stands in, and time; emitting warnings and violations. Today: illegal parking
-//! ([`parking`]) and street vending ([`vending`]).
+//! ([`parking`]), street vending ([`vending`]) and dumping ([`dumping`]).
 
+pub mod dumping;
 pub mod evidence;
 pub mod parking;
 pub mod vending;
@@ -66,6 +67,9 @@ pub struct RuleEvent {
     pub at_ms: i64,
     /// The track's box at that moment.
     pub bbox: [f32; 4],
+    /// Another track involved (for dumping: the person or vehicle last seen next to the
+    /// object before it appeared), with its class.
+    pub related: Option<(u64, String)>,
 }
 
 /// A rule: fed the tracks seen at each sample and the zones each stands in.

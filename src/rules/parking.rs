@@ -95,6 +95,7 @@ impl Rule for ParkingRule {
                         since_ms: tr.stationary_since,
                         at_ms: t,
                         bbox: tr.bbox,
+                        related: None,
                     });
                 }
             }

@@ -138,6 +138,7 @@ impl Rule for VendingRule {
                         since_ms: prop.stationary_since,
                         at_ms: t,
                         bbox: prop.bbox,
+                        related: None,
                     });
                 }
             }
