@@ -1,7 +1,9 @@
 //! Rules: one per violation kind, each a pure state machine fed tracks, the zones each
 //! track stands in, and time; emitting warnings and violations. Today: illegal parking
-//! ([`parking`]), street vending ([`vending`]) and dumping ([`dumping`]).
+//! ([`parking`]), street vending ([`vending`]), dumping ([`dumping`]) and illegal
+//! construction ([`construction`]).
 
+pub mod construction;
 pub mod dumping;
 pub mod evidence;
 pub mod parking;
