@@ -189,6 +189,11 @@ fn run_clip(clip: &str, mut f: impl FnMut(i64, &Frame, &[gridwatch::track::Track
 }
 
 fn dumping_events(clip: &str) -> Vec<RuleEvent> {
+    dumping_run(clip).0
+}
+
+/// Dumping over a clip: the events, and the evidence of each.
+fn dumping_run(clip: &str) -> (Vec<RuleEvent>, Vec<gridwatch::rules::evidence::Evidence>) {
     use gridwatch::rules::dumping::{DumpingConfig, DumpingRule};
     let zones = ZoneSet::load(&path("samples/geo/zones.geojson"), None).unwrap();
     let now = Utc::now();
@@ -197,7 +202,10 @@ fn dumping_events(clip: &str) -> Vec<RuleEvent> {
         ..Default::default()
     });
     let mut events = Vec::new();
+    let mut keeper = EvidenceKeeper::default();
+    let mut evidence = Vec::new();
     run_clip(clip, |t, frame, tracks| {
+        let before = events.len();
         rule.step(
             t,
             frame,
@@ -217,15 +225,28 @@ fn dumping_events(clip: &str) -> Vec<RuleEvent> {
             &mut events,
         )
         .unwrap();
+        for &(id, bbox) in rule.appeared() {
+            keeper
+                .remember(gridwatch::rules::ViolationKind::Dumping, id, t, bbox, frame)
+                .unwrap();
+        }
+        for e in &events[before..] {
+            evidence.push(keeper.evidence(frame, e, &[]).unwrap());
+        }
     });
-    events
+    (events, evidence)
 }
 
 #[test]
 fn an_object_left_on_the_lawn_is_one_dumping_violation_after_the_dwell() {
     // tests/fixtures/clips/street-dumping.mp4: from 20 s an object lies at (120..230, 420..496)
-    let events = dumping_events("tests/fixtures/clips/street-dumping.mp4");
+    let (events, evidence) = dumping_run("tests/fixtures/clips/street-dumping.mp4");
     assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(evidence.len(), 1);
+    assert_ne!(
+        evidence[0].first, evidence[0].latest,
+        "the first frame is from when it appeared"
+    );
     let e = &events[0];
     assert_eq!(e.zone, "nd-grass");
     assert!(

@@ -91,6 +91,7 @@ pub struct ConstructionRule {
     grey: Mat,
     edges: Mat,
     reported_tracks: Vec<u64>,
+    started: Vec<(u64, [f32; 4])>,
 }
 
 impl ConstructionRule {
@@ -123,6 +124,13 @@ impl ConstructionRule {
         Ok(())
     }
 
+    /// Zones whose change began in the last step (id = the zone's position in the
+    /// list + 1, as in their events; the zone's bounding box): their first frame is
+    /// this one, for evidence.
+    pub fn started(&self) -> &[(u64, [f32; 4])] {
+        &self.started
+    }
+
     /// Looks at the frame of time `t`: every watched zone's structure against its
     /// reference, and tracks of construction classes. Appends violations to `out`.
     pub fn step(
@@ -135,9 +143,18 @@ impl ConstructionRule {
         out: &mut Vec<RuleEvent>,
     ) -> opencv::Result<()> {
         self.edges_of(frame)?;
+        self.started.clear();
         let cfg = self.config.clone();
         let min_ms = cfg.min_duration.as_millis() as i64;
-        for z in zones {
+        for (zi, z) in zones.iter().enumerate() {
+            let xs = z.outline.iter().map(|p| p.0 as f32);
+            let ys = z.outline.iter().map(|p| p.1 as f32);
+            let bbox = [
+                xs.clone().fold(f32::MAX, f32::min),
+                ys.clone().fold(f32::MAX, f32::min),
+                xs.fold(f32::MIN, f32::max),
+                ys.fold(f32::MIN, f32::max),
+            ];
             let st = self.zones.entry(z.id.clone()).or_default();
             if st.mask.empty()
                 || st.mask.rows() != frame.height as i32
@@ -197,7 +214,10 @@ impl ConstructionRule {
             // dark samples (skipped above) neither extend nor break a run: only visible
             // samples without the change, for longer than max_gap, end it
             if changed {
-                st.changed_since.get_or_insert(t);
+                if st.changed_since.is_none() {
+                    st.changed_since = Some(t);
+                    self.started.push((zi as u64 + 1, bbox));
+                }
                 st.last_changed = Some(t);
             } else if st
                 .last_changed
@@ -208,19 +228,11 @@ impl ConstructionRule {
             if let Some(since) = st.changed_since {
                 if !st.reported && st.last_changed == Some(t) && t - since >= min_ms {
                     st.reported = true;
-                    let xs = z.outline.iter().map(|p| p.0 as f32);
-                    let ys = z.outline.iter().map(|p| p.1 as f32);
-                    let bbox = [
-                        xs.clone().fold(f32::MAX, f32::min),
-                        ys.clone().fold(f32::MAX, f32::min),
-                        xs.fold(f32::MIN, f32::max),
-                        ys.fold(f32::MIN, f32::max),
-                    ];
                     out.push(RuleEvent {
                         kind: ViolationKind::IllegalConstruction,
                         stage: Stage::Violation,
                         zone: z.id.clone(),
-                        track: 0,
+                        track: zi as u64 + 1,
                         class: "structure change".into(),
                         since_ms: since,
                         at_ms: t,

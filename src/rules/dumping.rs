@@ -96,6 +96,7 @@ pub struct DumpingRule {
     /// Recent movers (track id, class, box, last seen) for "left by".
     recent: Vec<(u64, String, [f32; 4], i64)>,
     reported_garbage: Vec<u64>,
+    appeared: Vec<(u64, [f32; 4])>,
 }
 
 fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
@@ -120,6 +121,7 @@ impl DumpingRule {
             next_id: 0,
             recent: Vec::new(),
             reported_garbage: Vec::new(),
+            appeared: Vec::new(),
         }
     }
 
@@ -235,6 +237,12 @@ impl DumpingRule {
         Ok(out)
     }
 
+    /// Objects that appeared in the last step (id as in their events, box): their
+    /// first frame is this one, for evidence.
+    pub fn appeared(&self) -> &[(u64, [f32; 4])] {
+        &self.appeared
+    }
+
     /// Looks at the frame of time `t` with the tracks seen in it; `zones_of` says which
     /// zones a box's foot stands in. Appends violations to `out`.
     pub fn step<'z>(
@@ -260,6 +268,7 @@ impl DumpingRule {
         }
         self.recent.retain(|r| t - r.3 <= 60_000);
         let regions = self.regions(t, frame, &movers)?;
+        self.appeared.clear();
         for r in regions {
             match self.candidates.iter_mut().find(|c| iou(&c.bbox, &r) >= 0.3) {
                 Some(c) => {
@@ -280,6 +289,7 @@ impl DumpingRule {
                         })
                         .max_by_key(|m| m.3)
                         .map(|m| (m.0, m.1.clone()));
+                    self.appeared.push((self.next_id, r));
                     self.candidates.push(Candidate {
                         id: self.next_id,
                         bbox: r,

@@ -13,7 +13,7 @@ use opencv::imgcodecs;
 use opencv::imgproc;
 use opencv::prelude::*;
 
-use super::RuleEvent;
+use super::{RuleEvent, ViolationKind};
 use crate::decode::Frame;
 use crate::draw::copy_to_canvas;
 use crate::track::Track;
@@ -39,6 +39,8 @@ struct Snapshot {
 #[derive(Default)]
 pub struct EvidenceKeeper {
     snaps: HashMap<u64, Snapshot>,
+    /// Subjects that are not tracks: a dumping rule's new objects, a construction zone.
+    objects: HashMap<(ViolationKind, u64), Snapshot>,
     canvas: Mat,
 }
 
@@ -136,6 +138,29 @@ impl EvidenceKeeper {
         Ok(())
     }
 
+    /// Keeps `frame` as the first frame of a subject that is not a track (a dumping
+    /// rule's new object, a construction zone's change): `kind` and `id` as in the
+    /// events the rule will emit for it.
+    pub fn remember(
+        &mut self,
+        kind: ViolationKind,
+        id: u64,
+        since: i64,
+        bbox: [f32; 4],
+        frame: &Frame,
+    ) -> opencv::Result<()> {
+        copy_to_canvas(frame, &mut self.canvas)?;
+        let jpeg = encode(&self.canvas)?;
+        self.objects
+            .insert((kind, id), Snapshot { since, bbox, jpeg });
+        Ok(())
+    }
+
+    /// Forgets a subject kept with [`Self::remember`].
+    pub fn forget(&mut self, kind: ViolationKind, id: u64) {
+        self.objects.remove(&(kind, id));
+    }
+
     /// The evidence for `event`, with `frame` as the latest frame and `zone` the zone's
     /// outline in this camera's pixels.
     pub fn evidence(
@@ -165,7 +190,11 @@ impl EvidenceKeeper {
         let crop = encode(&roi.try_clone()?)?;
         annotate(&mut self.canvas, event.bbox, &label, zone)?;
         let latest = encode(&self.canvas)?;
-        let first = match self.snaps.get(&event.track) {
+        let kept = self
+            .objects
+            .get(&(event.kind, event.track))
+            .or_else(|| self.snaps.get(&event.track));
+        let first = match kept {
             Some(s) => {
                 let mut img =
                     imgcodecs::imdecode(&Vector::from_slice(&s.jpeg), imgcodecs::IMREAD_COLOR)?;
@@ -186,7 +215,7 @@ impl EvidenceKeeper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{Stage, ViolationKind};
+    use crate::rules::Stage;
     use crate::track::{Observation, Tracker, TrackerConfig};
 
     #[test]
