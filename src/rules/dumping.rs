@@ -360,3 +360,63 @@ impl DumpingRule {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::track::{Observation, Tracker, TrackerConfig};
+
+    #[test]
+    fn a_models_garbage_class_that_stays_is_dumping_once() {
+        let mut rule = DumpingRule::new(DumpingConfig {
+            dwell: Duration::from_secs(30),
+            ..Default::default()
+        });
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        let frame = Frame::filled(320, 240, [90, 120, 90]);
+        let kind = ZoneKind::NoDumping;
+        let bag = Observation {
+            class: "trash_bag".into(),
+            score: 0.7,
+            bbox: [100.0, 150.0, 130.0, 180.0],
+            ground: None,
+        };
+        let walker = |x: f32| Observation {
+            class: "person".into(),
+            score: 0.9,
+            bbox: [x, 100.0, x + 20.0, 170.0],
+            ground: None,
+        };
+        let mut out = Vec::new();
+        for k in 0..60 {
+            let t = k * 1000;
+            let obs = vec![bag.clone(), walker(k as f32 * 5.0)];
+            let tracks = tracker.update(t, &obs).to_vec();
+            rule.step(
+                t,
+                &frame,
+                &tracks,
+                &mut |b| {
+                    if b[0] < 200.0 {
+                        vec![ZoneHit {
+                            id: "nd",
+                            kind: &kind,
+                            dwell: None,
+                        }]
+                    } else {
+                        vec![]
+                    }
+                },
+                &mut out,
+            )
+            .unwrap();
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].class, "trash_bag");
+        assert_eq!(out[0].at_ms, 30_000);
+        assert!(
+            rule.appeared().is_empty(),
+            "a flat scene has no new regions"
+        );
+    }
+}
