@@ -251,17 +251,13 @@ impl ConstructionRule {
             }
             if let Some(zone) = in_zone(tr) {
                 self.reported_tracks.push(tr.id);
-                out.push(RuleEvent {
-                    kind: ViolationKind::IllegalConstruction,
-                    stage: Stage::Violation,
-                    zone,
-                    track: tr.id,
-                    class: tr.class.clone(),
-                    since_ms: tr.stationary_since,
-                    at_ms: t,
-                    bbox: tr.bbox,
-                    related: None,
-                });
+                out.push(super::track_event(
+                    ViolationKind::IllegalConstruction,
+                    Stage::Violation,
+                    &zone,
+                    tr,
+                    t,
+                ));
             }
         }
         Ok(())

@@ -344,17 +344,13 @@ impl DumpingRule {
                 .find(|z| *z.kind == ZoneKind::NoDumping)
             {
                 self.reported_garbage.push(tr.id);
-                out.push(RuleEvent {
-                    kind: ViolationKind::Dumping,
-                    stage: Stage::Violation,
-                    zone: z.id.to_string(),
-                    track: tr.id,
-                    class: tr.class.clone(),
-                    since_ms: tr.stationary_since,
-                    at_ms: t,
-                    bbox: tr.bbox,
-                    related: None,
-                });
+                out.push(super::track_event(
+                    ViolationKind::Dumping,
+                    Stage::Violation,
+                    z.id,
+                    tr,
+                    t,
+                ));
             }
         }
         Ok(())

@@ -86,6 +86,46 @@ pub trait Rule {
     );
 }
 
+/// The stage a dwell has newly reached, if any: a violation once past `dwell_ms` (unless
+/// already reported), a warning once past `warn_after` (only before anything else).
+pub(crate) fn next_stage(
+    reached: Option<Stage>,
+    d: i64,
+    dwell_ms: i64,
+    warn_after: Option<Duration>,
+) -> Option<Stage> {
+    if d >= dwell_ms && reached != Some(Stage::Violation) {
+        Some(Stage::Violation)
+    } else if reached.is_none()
+        && warn_after.is_some_and(|w| d >= w.as_millis() as i64 && d < dwell_ms)
+    {
+        Some(Stage::Warning)
+    } else {
+        None
+    }
+}
+
+/// An event about a track, at `t`, since its stay began.
+pub(crate) fn track_event(
+    kind: ViolationKind,
+    stage: Stage,
+    zone: &str,
+    tr: &crate::track::Track,
+    t: i64,
+) -> RuleEvent {
+    RuleEvent {
+        kind,
+        stage,
+        zone: zone.to_string(),
+        track: tr.id,
+        class: tr.class.clone(),
+        since_ms: tr.stationary_since,
+        at_ms: t,
+        bbox: tr.bbox,
+        related: None,
+    }
+}
+
 /// Reads a duration parameter: a string like `"5m"` or a number of seconds.
 pub fn duration_param(v: &serde_json::Value) -> Option<Duration> {
     match v {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{Rule, RuleEvent, Stage, ViolationKind, ZoneHit};
+use super::{next_stage, track_event, Rule, RuleEvent, Stage, ViolationKind, ZoneHit};
 use crate::geo::zones::ZoneKind;
 use crate::track::Track;
 
@@ -70,33 +70,18 @@ impl Rule for ParkingRule {
             {
                 let dwell = z.dwell.unwrap_or(self.config.dwell).as_millis() as i64;
                 let key = (tr.id, z.id.to_string());
-                let stage = self.stages.get(&key).copied();
-                let d = tr.dwell_ms();
-                let emit = if d >= dwell && stage != Some(Stage::Violation) {
-                    Some(Stage::Violation)
-                } else if stage.is_none()
-                    && self
-                        .config
-                        .warn_after
-                        .is_some_and(|w| d >= w.as_millis() as i64 && d < dwell)
+                let reached = self.stages.get(&key).copied();
+                if let Some(stage) =
+                    next_stage(reached, tr.dwell_ms(), dwell, self.config.warn_after)
                 {
-                    Some(Stage::Warning)
-                } else {
-                    None
-                };
-                if let Some(stage) = emit {
                     self.stages.insert(key, stage);
-                    out.push(RuleEvent {
-                        kind: ViolationKind::IllegalParking,
+                    out.push(track_event(
+                        ViolationKind::IllegalParking,
                         stage,
-                        zone: z.id.to_string(),
-                        track: tr.id,
-                        class: tr.class.clone(),
-                        since_ms: tr.stationary_since,
-                        at_ms: t,
-                        bbox: tr.bbox,
-                        related: None,
-                    });
+                        z.id,
+                        tr,
+                        t,
+                    ));
                 }
             }
         }

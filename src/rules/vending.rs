@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{Rule, RuleEvent, Stage, ViolationKind, ZoneHit};
+use super::{next_stage, track_event, Rule, RuleEvent, Stage, ViolationKind, ZoneHit};
 use crate::geo::zones::ZoneKind;
 use crate::track::Track;
 
@@ -115,31 +115,16 @@ impl Rule for VendingRule {
                     continue;
                 }
                 let key = (prop.id, z.id.to_string());
-                let stage = self.stages.get(&key).copied();
-                let emit = if d >= dwell && stage != Some(Stage::Violation) {
-                    Some(Stage::Violation)
-                } else if stage.is_none()
-                    && cfg
-                        .warn_after
-                        .is_some_and(|w| d >= w.as_millis() as i64 && d < dwell)
-                {
-                    Some(Stage::Warning)
-                } else {
-                    None
-                };
-                if let Some(stage) = emit {
+                let reached = self.stages.get(&key).copied();
+                if let Some(stage) = next_stage(reached, d, dwell, cfg.warn_after) {
                     self.stages.insert(key, stage);
-                    out.push(RuleEvent {
-                        kind: ViolationKind::StreetVending,
+                    out.push(track_event(
+                        ViolationKind::StreetVending,
                         stage,
-                        zone: z.id.to_string(),
-                        track: prop.id,
-                        class: prop.class.clone(),
-                        since_ms: prop.stationary_since,
-                        at_ms: t,
-                        bbox: prop.bbox,
-                        related: None,
-                    });
+                        z.id,
+                        prop,
+                        t,
+                    ));
                 }
             }
         }
