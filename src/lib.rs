@@ -14,11 +14,13 @@
 //!   management grid (or H3): where a finding lands and which cell owns it.
 //! - [`track`]: per-camera identities across samples, and how long each stood still.
 //! - [`rules`]: violations from tracks, zones and time (illegal parking so far).
+//! - [`cases`]: dedup by (kind, grid cell) into cases, the durable store.
 //! - [`draw`]: annotated frames (boxes and labels) written as JPEG.
 //! - [`cli`]: the `gridwatch` subcommands.
 //!
 //! The binary in `src/main.rs` only parses the command line and reports errors.
 
+pub mod cases;
 pub mod cli;
 pub mod decode;
 pub mod detect;
