@@ -6,6 +6,7 @@
 //!
 //! The store is behind [`CaseStore`]; [`sqlite::SqliteStore`] is the embedded default.
 
+pub mod retry;
 pub mod sqlite;
 
 use std::time::Duration;
