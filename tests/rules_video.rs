@@ -21,21 +21,13 @@ use opencv::prelude::*;
 
 #[test]
 fn the_parked_van_is_one_violation_and_walkers_are_none() {
-    let manifest = ModelManifest::load(&path("models/nanodet-coco-416.toml")).unwrap();
-    let classes = manifest.classes.clone();
-    let mut det = Detector::load(manifest, &EngineOptions::default()).unwrap();
     let cal = Calibration::load(&path("calibration/street.toml")).unwrap();
     let zones = ZoneSet::load(&path("samples/geo/zones.geojson"), None).unwrap();
-    let mut dec = FileDecoder::open(&path("samples/street.mp4")).unwrap();
-    let mut sampler = Sampler::new(Sampling::Every(std::time::Duration::from_secs(1)));
-    let mut tracker = Tracker::new(TrackerConfig::default());
     let mut rule = ParkingRule::new(ParkingConfig {
         dwell: std::time::Duration::from_secs(30),
         ..Default::default()
     });
     let now = Utc::now();
-    let mut frame = Frame::default();
-    let mut dets = Vec::new();
     let mut events: Vec<RuleEvent> = Vec::new();
     let mut people_seen = 0;
     let mut keeper = EvidenceKeeper::default();
@@ -53,25 +45,11 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         .coords()
         .filter_map(|c| cal.ground_to_image(gridwatch::geo::LatLon { lat: c.y, lon: c.x }))
         .collect();
-    while dec.next_sampled(&mut sampler, &mut frame).unwrap() {
-        det.detect(std::slice::from_ref(&frame), &mut dets).unwrap();
-        let obs: Vec<Observation> = dets[0]
-            .iter()
-            .map(|d| Observation {
-                class: classes[d.class_id as usize].clone(),
-                score: d.score,
-                bbox: d.bbox,
-                ground: cal
-                    .box_to_ground(d.bbox)
-                    .ok()
-                    .map(|g| cal.frame().to_local(g)),
-            })
-            .collect();
+    let ground = |b: &[f32; 4]| cal.box_to_ground(*b).ok().map(|g| cal.frame().to_local(g));
+    run_clip("samples/street.mp4", ground, |t, frame, obs, tracks| {
         people_seen += obs.iter().filter(|o| o.class == "person").count();
-        let t = frame.pts_ms.unwrap();
-        let tracks = tracker.update(t, &obs).to_vec();
         keeper
-            .observe(t, &frame, &tracks, |tr| {
+            .observe(t, frame, tracks, |tr| {
                 cal.box_to_ground(tr.bbox).is_ok_and(|g| {
                     let mut zs = Vec::new();
                     zones.at(g, now, &mut zs);
@@ -82,7 +60,7 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         let before = events.len();
         rule.step(
             t,
-            &tracks,
+            tracks,
             &mut |tr| {
                 let mut hits = Vec::new();
                 if let Ok(g) = cal.box_to_ground(tr.bbox) {
@@ -104,10 +82,10 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         );
         for e in &events[before..] {
             if e.stage == Stage::Violation {
-                evidence.push(keeper.evidence(&frame, e, &outline).unwrap());
+                evidence.push(keeper.evidence(frame, e, &outline).unwrap());
             }
         }
-    }
+    });
     assert!(
         people_seen > 100,
         "people walk through the scene ({people_seen} detections)"
@@ -162,7 +140,11 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
 
 /// Runs the detector and tracker over a clip, one frame a second, calling `f` with each
 /// frame and the tracks after it.
-fn run_clip(clip: &str, mut f: impl FnMut(i64, &Frame, &[gridwatch::track::Track])) {
+fn run_clip(
+    clip: &str,
+    ground: impl Fn(&[f32; 4]) -> Option<(f64, f64)>,
+    mut f: impl FnMut(i64, &Frame, &[Observation], &[gridwatch::track::Track]),
+) {
     let manifest = ModelManifest::load(&path("models/nanodet-coco-416.toml")).unwrap();
     let classes = manifest.classes.clone();
     let mut det = Detector::load(manifest, &EngineOptions::default()).unwrap();
@@ -179,12 +161,12 @@ fn run_clip(clip: &str, mut f: impl FnMut(i64, &Frame, &[gridwatch::track::Track
                 class: classes[d.class_id as usize].clone(),
                 score: d.score,
                 bbox: d.bbox,
-                ground: None,
+                ground: ground(&d.bbox),
             })
             .collect();
         let t = frame.pts_ms.unwrap();
         let tracks = tracker.update(t, &obs).to_vec();
-        f(t, &frame, &tracks);
+        f(t, &frame, &obs, &tracks);
     }
 }
 
@@ -204,36 +186,40 @@ fn dumping_run(clip: &str) -> (Vec<RuleEvent>, Vec<gridwatch::rules::evidence::E
     let mut events = Vec::new();
     let mut keeper = EvidenceKeeper::default();
     let mut evidence = Vec::new();
-    run_clip(clip, |t, frame, tracks| {
-        let before = events.len();
-        rule.step(
-            t,
-            frame,
-            tracks,
-            &mut |b| {
-                let foot = ((b[0] + b[2]) / 2.0) as f64;
-                let mut zs = Vec::new();
-                zones.at_pixel("street", foot, b[3] as f64, now, &mut zs);
-                zs.iter()
-                    .map(|z| ZoneHit {
-                        id: &z.id,
-                        kind: &z.kind,
-                        dwell: None,
-                    })
-                    .collect()
-            },
-            &mut events,
-        )
-        .unwrap();
-        for &(id, bbox) in rule.appeared() {
-            keeper
-                .remember(gridwatch::rules::ViolationKind::Dumping, id, t, bbox, frame)
-                .unwrap();
-        }
-        for e in &events[before..] {
-            evidence.push(keeper.evidence(frame, e, &[]).unwrap());
-        }
-    });
+    run_clip(
+        clip,
+        |_| None,
+        |t, frame, _, tracks| {
+            let before = events.len();
+            rule.step(
+                t,
+                frame,
+                tracks,
+                &mut |b| {
+                    let foot = ((b[0] + b[2]) / 2.0) as f64;
+                    let mut zs = Vec::new();
+                    zones.at_pixel("street", foot, b[3] as f64, now, &mut zs);
+                    zs.iter()
+                        .map(|z| ZoneHit {
+                            id: &z.id,
+                            kind: &z.kind,
+                            dwell: None,
+                        })
+                        .collect()
+                },
+                &mut events,
+            )
+            .unwrap();
+            for &(id, bbox) in rule.appeared() {
+                keeper
+                    .remember(gridwatch::rules::ViolationKind::Dumping, id, t, bbox, frame)
+                    .unwrap();
+            }
+            for e in &events[before..] {
+                evidence.push(keeper.evidence(frame, e, &[]).unwrap());
+            }
+        },
+    );
     (events, evidence)
 }
 
