@@ -16,6 +16,15 @@ fn write_manifest(dir: &Path, onnx: &str, edit: impl Fn(String) -> String) -> St
     p.to_str().unwrap().to_string()
 }
 
+/// Puts the generated YOLOv8 test model into `dir` as y.onnx.
+fn copy_test_model(dir: &Path) {
+    fs::copy(
+        path("tests/fixtures/models/yolov8-test.onnx"),
+        dir.join("y.onnx"),
+    )
+    .unwrap();
+}
+
 fn dog() -> String {
     path("samples/dog.jpg").to_str().unwrap().to_string()
 }
@@ -53,11 +62,7 @@ fn corrupt_onnx_file() {
 #[test]
 fn checksum_that_does_not_match() {
     let tmp = tempfile::tempdir().unwrap();
-    fs::copy(
-        path("tests/fixtures/models/yolov8-test.onnx"),
-        tmp.path().join("y.onnx"),
-    )
-    .unwrap();
+    copy_test_model(tmp.path());
     let m = write_manifest(tmp.path(), "y.onnx", |t| {
         t.replace(
             "classes =",
@@ -73,11 +78,7 @@ fn checksum_that_does_not_match() {
 #[test]
 fn manifest_with_the_wrong_input_name() {
     let tmp = tempfile::tempdir().unwrap();
-    fs::copy(
-        path("tests/fixtures/models/yolov8-test.onnx"),
-        tmp.path().join("y.onnx"),
-    )
-    .unwrap();
+    copy_test_model(tmp.path());
     let m = write_manifest(tmp.path(), "y.onnx", |t| {
         t.replace("name = \"images\"", "name = \"input\"")
     });
@@ -95,11 +96,7 @@ fn manifest_with_the_wrong_input_name() {
 #[test]
 fn manifest_with_the_wrong_class_count() {
     let tmp = tempfile::tempdir().unwrap();
-    fs::copy(
-        path("tests/fixtures/models/yolov8-test.onnx"),
-        tmp.path().join("y.onnx"),
-    )
-    .unwrap();
+    copy_test_model(tmp.path());
     let m = write_manifest(tmp.path(), "y.onnx", |t| {
         t.replace("\"umbrella\"]", "\"umbrella\", \"bus\"]")
     });
@@ -112,11 +109,7 @@ fn manifest_with_the_wrong_class_count() {
 #[test]
 fn manifest_with_the_wrong_input_size_and_layout() {
     let tmp = tempfile::tempdir().unwrap();
-    fs::copy(
-        path("tests/fixtures/models/yolov8-test.onnx"),
-        tmp.path().join("y.onnx"),
-    )
-    .unwrap();
+    copy_test_model(tmp.path());
     let m = write_manifest(tmp.path(), "y.onnx", |t| {
         t.replace("width = 32", "width = 640")
     });

@@ -357,7 +357,7 @@ impl Decoder {
                             .lag_ms
                             .store(lag.as_millis() as u64, Ordering::Relaxed);
                         let handed = CameraFrame {
-                            camera: Arc::from(cam.config.id.as_str()),
+                            camera: cam.id.clone(),
                             received: step.unit.received,
                             frame,
                             pose: cam.pose_at(step.unit.received),

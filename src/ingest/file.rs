@@ -30,7 +30,7 @@ pub(crate) fn run_blocking(
     let publish = |frame: Frame, received: SystemTime, spare: &mut Option<Frame>| {
         let pose = cam.pose_at(received);
         let handed = CameraFrame {
-            camera: Arc::from(cam.config.id.as_str()),
+            camera: cam.id.clone(),
             received,
             frame,
             pose,

@@ -200,6 +200,8 @@ pub struct CameraCounters {
 pub struct CameraShared {
     /// The camera's configuration.
     pub config: CameraConfig,
+    /// The camera id, shared by every frame handed on (no allocation per frame).
+    pub id: std::sync::Arc<str>,
     /// Counters.
     pub counters: CameraCounters,
     /// Poses from the telemetry side channel, when the camera has one.
@@ -211,6 +213,7 @@ impl CameraShared {
     pub(crate) fn new(config: CameraConfig) -> Self {
         let track = config.telemetry.as_ref().map(|_| Default::default());
         Self {
+            id: config.id.as_str().into(),
             config,
             counters: CameraCounters::default(),
             track,
