@@ -16,6 +16,7 @@ fn dedup() -> DedupConfig {
     DedupConfig {
         window: Duration::from_secs(60 * 60),
         cooldown: Duration::from_secs(30 * 60),
+        ..DedupConfig::default()
     }
 }
 
@@ -275,4 +276,38 @@ fn reopening_keeps_cases_and_runs_no_migration_twice() {
         err.contains("cases.sqlite") && err.contains("newer"),
         "{err}"
     );
+}
+
+#[test]
+fn a_version_1_store_is_migrated_and_its_active_cases_queued_for_delivery() {
+    let tmp = tempfile::tempdir().unwrap();
+    // the version 1 schema as gridwatch 0.1 wrote it, with one open and one closed case
+    let conn = rusqlite::Connection::open(tmp.path().join("cases.sqlite")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE cases (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, cell TEXT NOT NULL,
+            admin_path TEXT NOT NULL, status TEXT NOT NULL, first_seen_ms INTEGER NOT NULL,
+            last_seen_ms INTEGER NOT NULL, count INTEGER NOT NULL, lat REAL NOT NULL,
+            lon REAL NOT NULL, closed_ms INTEGER);
+         CREATE TABLE violations (id INTEGER PRIMARY KEY, case_id INTEGER NOT NULL, outcome TEXT NOT NULL,
+            camera TEXT NOT NULL, zone TEXT NOT NULL, lat REAL NOT NULL, lon REAL NOT NULL,
+            at_ms INTEGER NOT NULL, since_ms INTEGER NOT NULL);
+         CREATE TABLE case_cameras (case_id INTEGER NOT NULL, camera TEXT NOT NULL,
+            PRIMARY KEY (case_id, camera)) WITHOUT ROWID;
+         INSERT INTO cases VALUES (1, 'dumping', 'x', 'D', 'open', 5, 9, 2, 31.2, 121.4, NULL);
+         INSERT INTO cases VALUES (2, 'dumping', 'y', 'D', 'closed', 5, 9, 1, 31.2, 121.4, 100);
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(tmp.path(), dedup()).unwrap();
+    let ds = store.deliveries(None).unwrap();
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    assert_eq!(
+        (ds[0].case_id, ds[0].event),
+        (1, gridwatch::cases::Event::Create)
+    );
+    assert_eq!(store.due(0, 10).unwrap().len(), 1);
+    assert_eq!(store.case(1).unwrap().count, 2);
+    // keys are unique to this store and stable
+    assert!(ds[0].idempotency_key.starts_with("gw-") && ds[0].idempotency_key.ends_with("-1-1"));
 }

@@ -6,15 +6,22 @@
 //!
 //! The store is behind [`CaseStore`]; [`sqlite::SqliteStore`] is the embedded default.
 
+pub mod config;
+pub mod inbox;
+pub mod open311;
+pub mod outbox;
 pub mod retry;
 pub mod sqlite;
+pub mod webhook;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-/// What a rule found, ready to be filed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What a rule found, ready to be filed. Also the line format of
+/// `gridwatch cases record` (JSON Lines).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewViolation {
     /// Violation kind (`illegal_parking`, `street_vending`, `dumping`,
     /// `illegal_construction`).
@@ -22,6 +29,7 @@ pub struct NewViolation {
     /// The grid cell (dedup key part).
     pub cell: String,
     /// The cell's admin path, for routing.
+    #[serde(default)]
     pub admin_path: String,
     /// Where, WGS84.
     pub lat: f64,
@@ -30,10 +38,12 @@ pub struct NewViolation {
     /// Which camera saw it.
     pub camera: String,
     /// The zone broken.
+    #[serde(default)]
     pub zone: String,
     /// When, ms since the Unix epoch.
     pub at_ms: i64,
-    /// Since when the condition held, ms since the Unix epoch.
+    /// Since when the condition held, ms since the Unix epoch (defaults to `at_ms`).
+    #[serde(default)]
     pub since_ms: i64,
 }
 
@@ -123,6 +133,9 @@ pub struct DedupConfig {
     pub window: Duration,
     /// After a case is closed or rejected, the same key opens no new case for this long.
     pub cooldown: Duration,
+    /// New violations absorbed by a filed case are sent as one follow-up at most this
+    /// often (a reviewer's decision goes at once).
+    pub followup_delay: Duration,
 }
 
 impl Default for DedupConfig {
@@ -130,6 +143,7 @@ impl Default for DedupConfig {
         Self {
             window: Duration::from_secs(24 * 3600),
             cooldown: Duration::from_secs(2 * 3600),
+            followup_delay: Duration::from_secs(60),
         }
     }
 }
@@ -160,7 +174,220 @@ pub enum StoreError {
     },
 }
 
-/// Where cases live. Every violation is stored before anything else happens to it.
+/// A stored evidence file (an annotated JPEG), relative to the store's data directory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    /// Id.
+    pub id: i64,
+    /// The case.
+    pub case_id: i64,
+    /// Path under the data directory (`evidence/<case>/<id>.jpg`).
+    pub file: String,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// The camera that took it.
+    pub camera: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// A reviewer's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The violation is real: the case goes on to the workflow as confirmed.
+    Confirm,
+    /// A false alarm: the case is rejected and its key cools down.
+    Reject,
+}
+
+impl Verdict {
+    /// Its name in the store.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Confirm => "confirm",
+            Self::Reject => "reject",
+        }
+    }
+
+    /// From its name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "confirm" => Some(Self::Confirm),
+            "reject" => Some(Self::Reject),
+            _ => None,
+        }
+    }
+}
+
+/// A stored review decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Review {
+    /// The case.
+    pub case_id: i64,
+    /// Confirm or reject.
+    pub verdict: Verdict,
+    /// Who decided.
+    pub reviewer: String,
+    /// Why, free text.
+    pub note: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// What a delivery carries to the workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// File the case.
+    Create,
+    /// A follow-up: new evidence, counts, a reviewer's decision.
+    Update,
+    /// Ask the receiver for the request id behind the token it answered with.
+    Resolve,
+}
+
+impl Event {
+    /// Its name in the store.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Resolve => "resolve",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "create" => Self::Create,
+            "resolve" => Self::Resolve,
+            _ => Self::Update,
+        }
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// The receiver took it.
+    Delivered,
+    /// Given up, with the reason in `last_error`.
+    Failed,
+    /// Not sent: the receiver takes no follow-ups (`updates = false`).
+    Skipped,
+}
+
+impl DeliveryState {
+    /// Its name in the store.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "delivered" => Self::Delivered,
+            "failed" => Self::Failed,
+            "skipped" => Self::Skipped,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// One entry of the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    /// Id (deliveries of a case go in id order).
+    pub id: i64,
+    /// The case.
+    pub case_id: i64,
+    /// What it carries.
+    pub event: Event,
+    /// Sent as the `Idempotency-Key` header and in the body; the same on every retry,
+    /// also after a restart.
+    pub idempotency_key: String,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it is due next, ms since the Unix epoch.
+    pub next_at_ms: i64,
+    /// When it was queued.
+    pub created_ms: i64,
+    /// When it was delivered, failed or skipped.
+    pub done_ms: Option<i64>,
+    /// The last failure, or why it gave up.
+    pub last_error: Option<String>,
+}
+
+/// One delivery attempt, as logged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    /// The delivery.
+    pub delivery_id: i64,
+    /// When it ended, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// `delivered`, `timeout`, `connection`, `http`, or `skipped`.
+    pub result: String,
+    /// The HTTP status, when there was one.
+    pub http_status: Option<u16>,
+    /// The error text or the receiver's answer.
+    pub detail: String,
+}
+
+/// What an attempt leads to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterAttempt {
+    /// Delivered; the receiver's request id and/or token when it gave them.
+    Delivered {
+        /// `service_request_id` (or the webhook's id).
+        remote_id: Option<String>,
+        /// The Open311 token, to resolve later.
+        token: Option<String>,
+    },
+    /// Try again at this time (ms since the Unix epoch).
+    Retry {
+        /// When.
+        at_ms: i64,
+        /// What failed.
+        error: String,
+    },
+    /// Given up.
+    Failed(String),
+    /// Not sent on purpose.
+    Skipped(String),
+}
+
+/// Outbox totals by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryCounts {
+    /// Waiting.
+    pub pending: u64,
+    /// Taken by the receiver.
+    pub delivered: u64,
+    /// Given up.
+    pub failed: u64,
+    /// Not sent on purpose.
+    pub skipped: u64,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Where cases live. Every violation is stored before anything else happens to it, and
+/// every case is queued for delivery in the same transaction that opens it (the outbox).
 pub trait CaseStore: Send + Sync {
     /// Records a violation: dedup and store in one atomic step. Returns the case it
     /// belongs to and what happened.
@@ -171,4 +398,47 @@ pub trait CaseStore: Send + Sync {
     fn cases(&self, status: Option<CaseStatus>, limit: usize) -> Result<Vec<Case>, StoreError>;
     /// Moves an open case to confirmed, rejected or closed at `at_ms`.
     fn set_status(&self, id: i64, status: CaseStatus, at_ms: i64) -> Result<(), StoreError>;
+
+    /// Keeps an evidence file (JPEG bytes) for a case; at most `limit` per case (the
+    /// first ones). `None` when the case already has `limit`.
+    fn add_evidence(
+        &self,
+        case_id: i64,
+        camera: &str,
+        at_ms: i64,
+        jpeg: &[u8],
+        limit: usize,
+    ) -> Result<Option<Evidence>, StoreError>;
+    /// A case's evidence files, oldest first.
+    fn evidence(&self, case_id: i64) -> Result<Vec<Evidence>, StoreError>;
+    /// Records a reviewer's decision: the case becomes confirmed or rejected and a
+    /// follow-up is queued at once.
+    fn review(&self, review: &Review) -> Result<(), StoreError>;
+    /// A case's review decisions, oldest first.
+    fn reviews(&self, case_id: i64) -> Result<Vec<Review>, StoreError>;
+
+    /// Deliveries due at `now_ms`, at most `limit`: pending, their time come, and no
+    /// earlier delivery of the same case still pending (a case's deliveries go in order;
+    /// follow-ups also wait for a pending token to resolve).
+    fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+    /// When the next pending delivery is due, if any is pending.
+    fn next_due_ms(&self) -> Result<Option<i64>, StoreError>;
+    /// Logs an attempt and moves the delivery on. A create that fails for good takes
+    /// the case's pending follow-ups with it.
+    fn finish(
+        &self,
+        delivery_id: i64,
+        attempt: &Attempt,
+        after: &AfterAttempt,
+    ) -> Result<(), StoreError>;
+    /// Deliveries of one case (all with `None`), in id order.
+    fn deliveries(&self, case_id: Option<i64>) -> Result<Vec<Delivery>, StoreError>;
+    /// Attempts logged for one delivery.
+    fn attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>, StoreError>;
+    /// Outbox totals.
+    fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError>;
+    /// The receiver's request id and token for a case, when known.
+    fn remote(&self, case_id: i64) -> Result<(Option<String>, Option<String>), StoreError>;
+    /// The directory evidence paths are relative to.
+    fn data_dir(&self) -> &std::path::Path;
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_ingest;
 mod calibrate;
+mod cases;
 mod detect;
 mod models;
 mod watch;
@@ -56,6 +57,12 @@ enum Command {
     /// Inspect and validate models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// The case store: record violations, list and show cases, review them, and
+    /// deliver them to the workflow API.
+    #[command(subcommand)]
+    Cases(cases::CasesCommand),
+    /// Serve the built-in Open311 GeoReport v2 inbox (the embedded workflow receiver).
+    Inbox(cases::InboxArgs),
     /// Measure per-stage time and end-to-end throughput of a model on a clip, with the
     /// raw inference-only rate of the same model measured in the same run.
     Bench(bench::BenchArgs),
@@ -69,6 +76,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch(a) => watch::run(a),
         Command::Calibrate(a) => calibrate::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Cases(c) => cases::run(c),
+        Command::Inbox(a) => cases::inbox(a),
     }
 }
 

@@ -1,0 +1,290 @@
+//! Delivery settings: where cases go (Open311 GeoReport v2, a JSON webhook, or the
+//! built-in inbox), the service code of each violation kind, timeouts and retries.
+//! Every field is documented in `docs/cases.md`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::retry::RetryPolicy;
+
+/// The national city-management event codes gridwatch's kinds map to by default.
+pub const DEFAULT_SERVICE_CODES: &[(&str, &str, &str)] = &[
+    ("illegal_parking", "0505", "Motor vehicles parked illegally"),
+    ("street_vending", "0501", "Unlicensed street vending"),
+    ("illegal_construction", "0101", "Illegal construction"),
+    ("dumping", "0103", "Accumulated waste and muck"),
+];
+
+/// Which kind of receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// An Open311 GeoReport v2 endpoint (`url` is its base, ending before
+    /// `requests.json`).
+    Open311,
+    /// A JSON webhook (`url` is the full address), signed with HMAC-SHA256.
+    Webhook,
+}
+
+/// The `[delivery]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// `open311` or `webhook`.
+    pub target: TargetKind,
+    /// The receiver's address.
+    pub url: String,
+    /// Open311 `api_key`.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Open311 `jurisdiction_id`.
+    #[serde(default)]
+    pub jurisdiction_id: Option<String>,
+    /// The webhook's HMAC-SHA256 secret; better given through `secret_env`.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Environment variable holding the webhook secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// Whether the receiver takes follow-ups (Open311: `POST requests/{id}/updates.json`,
+    /// which the built-in inbox serves; the webhook: `case.updated` events). When false
+    /// they are recorded as skipped.
+    #[serde(default = "yes")]
+    pub updates: bool,
+    /// Base address evidence is served from, for `media_url` (e.g.
+    /// `http://gridwatch.example:8080`); without it no media_url is sent.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// One request's time limit.
+    #[serde(default = "default_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// First retry wait (doubles up to `retry_max`, ±20 % jitter).
+    #[serde(default = "default_retry_initial", with = "humantime_serde_compat")]
+    pub retry_initial: Duration,
+    /// Longest retry wait.
+    #[serde(default = "default_retry_max", with = "humantime_serde_compat")]
+    pub retry_max: Duration,
+    /// Deliveries in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Service code per violation kind; kinds not named keep their default.
+    #[serde(default)]
+    pub service_codes: BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_retry_initial() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_concurrency() -> usize {
+    4
+}
+
+/// `"10s"`, `"2m"`: humantime durations in TOML strings.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration ({e})")))
+    }
+}
+
+/// A delivery config error, naming the file and field.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl DeliveryConfig {
+    /// A config for an Open311 endpoint with every default.
+    pub fn open311(url: &str) -> Self {
+        Self {
+            target: TargetKind::Open311,
+            url: url.to_string(),
+            api_key: None,
+            jurisdiction_id: None,
+            secret: None,
+            secret_env: None,
+            updates: true,
+            public_url: None,
+            timeout: default_timeout(),
+            retry_initial: default_retry_initial(),
+            retry_max: default_retry_max(),
+            concurrency: default_concurrency(),
+            service_codes: BTreeMap::new(),
+        }
+    }
+
+    /// Reads the `[delivery]` table of a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses the `[delivery]` table of TOML text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        #[derive(Deserialize)]
+        struct Doc {
+            delivery: Option<toml::Value>,
+        }
+        let err = |message: String| ConfigError {
+            file: file.to_string(),
+            message,
+        };
+        let doc: Doc = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let table = doc
+            .delivery
+            .ok_or_else(|| err("no [delivery] table".into()))?;
+        let cfg: Self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| err(format!("[delivery]: {}", e.message())))?;
+        cfg.check().map_err(err)?;
+        Ok(cfg)
+    }
+
+    /// Checks the values that parse but make no sense.
+    pub fn check(&self) -> Result<(), String> {
+        let url = url::Url::parse(&self.url)
+            .map_err(|e| format!("[delivery] url {:?}: {e}", self.url))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "[delivery] url {:?}: only http and https are supported",
+                self.url
+            ));
+        }
+        if self.target == TargetKind::Webhook && self.secret().is_none() {
+            return Err(
+                "[delivery] a webhook needs a signing secret: set secret_env (or secret)".into(),
+            );
+        }
+        if let Some(var) = &self.secret_env {
+            if std::env::var(var).map(|v| v.is_empty()).unwrap_or(true) {
+                return Err(format!(
+                    "[delivery] secret_env: environment variable {var} is not set"
+                ));
+            }
+        }
+        if self.concurrency == 0 {
+            return Err("[delivery] concurrency must be at least 1".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("[delivery] timeout must be more than 0".into());
+        }
+        for (kind, code) in &self.service_codes {
+            if code.trim().is_empty() {
+                return Err(format!("[delivery.service_codes] {kind}: empty code"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The webhook secret, from `secret_env` or `secret`.
+    pub fn secret(&self) -> Option<String> {
+        self.secret_env
+            .as_ref()
+            .and_then(|v| std::env::var(v).ok())
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.secret.clone())
+    }
+
+    /// The service code for a violation kind: configured, else the default, else the
+    /// kind itself.
+    pub fn service_code(&self, kind: &str) -> String {
+        service_code(&self.service_codes, kind)
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            initial: self.retry_initial,
+            max: self.retry_max,
+        }
+    }
+}
+
+/// The service code for a kind given overrides.
+pub fn service_code(overrides: &BTreeMap<String, String>, kind: &str) -> String {
+    overrides
+        .get(kind)
+        .cloned()
+        .or_else(|| {
+            DEFAULT_SERVICE_CODES
+                .iter()
+                .find(|(k, _, _)| *k == kind)
+                .map(|(_, c, _)| c.to_string())
+        })
+        .unwrap_or_else(|| kind.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let cfg = DeliveryConfig::parse(
+            "[delivery]\ntarget = \"open311\"\nurl = \"http://city.example/open311/v2\"\ntimeout = \"3s\"\n[delivery.service_codes]\ndumping = \"0199\"\n",
+            "g.toml",
+        )
+        .unwrap();
+        assert_eq!(cfg.timeout, Duration::from_secs(3));
+        assert_eq!(cfg.service_code("dumping"), "0199");
+        assert_eq!(cfg.service_code("illegal_parking"), "0505");
+        assert_eq!(cfg.retry().max, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let e = DeliveryConfig::parse(
+            "[delivery]\ntarget = \"open311\"\nurl = \"http://x\"\ntimout = \"3s\"\n",
+            "g.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("g.toml") && e.contains("timout"), "{e}");
+        let e = DeliveryConfig::parse(
+            "[delivery]\ntarget = \"webhook\"\nurl = \"http://x/hook\"\n",
+            "g.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("secret"), "{e}");
+        let e = DeliveryConfig::parse(
+            "[delivery]\ntarget = \"open311\"\nurl = \"ftp://x\"\n",
+            "g.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("http"), "{e}");
+        let e = DeliveryConfig::parse(
+            "[delivery]\ntarget = \"open311\"\nurl = \"http://x\"\ntimeout = \"soon\"\n",
+            "g.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("soon"), "{e}");
+    }
+}

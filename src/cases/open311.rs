@@ -1,0 +1,276 @@
+//! Open311 GeoReport v2 client.
+//!
+//! - create: `POST {url}/requests.json`, form-encoded: `service_code`, `lat`, `long`,
+//!   `address_string`, `description` (≤ 4000 characters), `media_url`,
+//!   `attribute[...]`, plus `api_key` / `jurisdiction_id` when configured. The receiver
+//!   answers `[{"service_request_id": ...}]` or `[{"token": ...}]`; a token is resolved
+//!   later with `GET {url}/tokens/{token}.json`.
+//! - follow-ups: `POST {url}/requests/{service_request_id}/updates.json` with the same
+//!   fields (an extension GeoReport v2 lacks; the built-in inbox serves it). With
+//!   `updates = false` follow-ups are recorded as skipped.
+//! - errors: the receiver's `[{"code": ..., "description": ...}]` list is kept as the
+//!   failure reason.
+//!
+//! Every request carries the delivery's idempotency key as the `Idempotency-Key` header
+//! and as `attribute[gridwatch_idempotency_key]`.
+
+use serde::Deserialize;
+
+use super::config::DeliveryConfig;
+use super::outbox::{case_attributes, retry_after, transport_error, Outgoing, Sent};
+use super::retry::AttemptResult;
+use super::Event;
+
+/// Longest description GeoReport v2 allows.
+pub const MAX_DESCRIPTION: usize = 4000;
+
+/// The client.
+pub struct Open311Client {
+    http: reqwest::Client,
+    base: String,
+    cfg: DeliveryConfig,
+}
+
+/// One entry of a POST answer or a token lookup.
+#[derive(Debug, Deserialize)]
+struct Answer {
+    #[serde(default, deserialize_with = "id_string")]
+    service_request_id: Option<String>,
+    #[serde(default, deserialize_with = "id_string")]
+    token: Option<String>,
+    #[serde(default)]
+    service_notice: Option<String>,
+}
+
+/// Ids come as strings or numbers depending on the server.
+fn id_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// An Open311 error list as one line: `400 service_code not found; ...`. Falls back
+/// to the raw body (shortened).
+pub fn error_text(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct E {
+        code: serde_json::Value,
+        description: String,
+    }
+    match serde_json::from_slice::<Vec<E>>(body) {
+        Ok(list) if !list.is_empty() => list
+            .iter()
+            .map(|e| format!("{} {}", e.code, e.description).replace('"', ""))
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => super::outbox::truncate_chars(String::from_utf8_lossy(body).trim(), 300),
+    }
+}
+
+impl Open311Client {
+    /// A client for the config's endpoint.
+    pub fn new(cfg: &DeliveryConfig) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout)
+            .user_agent(concat!("gridwatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Self {
+            http,
+            base: cfg.url.trim_end_matches('/').to_string(),
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// The form body of a create or follow-up.
+    pub fn form(&self, out: &Outgoing) -> String {
+        let c = &out.case;
+        let mut f = form_urlencoded::Serializer::new(String::new());
+        if let Some(k) = &self.cfg.api_key {
+            f.append_pair("api_key", k);
+        }
+        if let Some(j) = &self.cfg.jurisdiction_id {
+            f.append_pair("jurisdiction_id", j);
+        }
+        f.append_pair("service_code", &self.cfg.service_code(&c.kind));
+        f.append_pair("lat", &format!("{:.7}", c.lat));
+        f.append_pair("long", &format!("{:.7}", c.lon));
+        f.append_pair("address_string", &c.admin_path);
+        f.append_pair("description", &out.description(MAX_DESCRIPTION));
+        if let Some(m) = out.media_url(self.cfg.public_url.as_deref()) {
+            f.append_pair("media_url", &m);
+        }
+        if out.delivery.event == Event::Update {
+            let status = match c.status {
+                super::CaseStatus::Open | super::CaseStatus::Confirmed => "open",
+                super::CaseStatus::Rejected | super::CaseStatus::Closed => "closed",
+            };
+            f.append_pair("status", status);
+        }
+        for (k, v) in case_attributes(out) {
+            f.append_pair(&format!("attribute[{k}]"), &v);
+        }
+        f.finish()
+    }
+
+    /// One attempt of a delivery.
+    pub async fn send(&self, out: &Outgoing) -> Sent {
+        match out.delivery.event {
+            Event::Create => {
+                let url = format!("{}/requests.json", self.base);
+                self.post(out, &url).await
+            }
+            Event::Update => {
+                if !self.cfg.updates {
+                    return Sent::Skipped(
+                        "the receiver takes no follow-ups (updates = false)".into(),
+                    );
+                }
+                let Some(id) = &out.remote_id else {
+                    return Sent::NotYet("the case has no service_request_id yet".into());
+                };
+                let url = format!(
+                    "{}/requests/{}/updates.json",
+                    self.base,
+                    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+                );
+                self.post(out, &url).await
+            }
+            Event::Resolve => self.resolve(out).await,
+        }
+    }
+
+    async fn post(&self, out: &Outgoing, url: &str) -> Sent {
+        let req = self
+            .http
+            .post(url)
+            .header("Idempotency-Key", &out.delivery.idempotency_key)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(self.form(out));
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Sent::Failed(transport_error(&e)),
+        };
+        let status = resp.status();
+        let after = retry_after(resp.headers());
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Sent::Failed(transport_error(&e)),
+        };
+        if !status.is_success() {
+            return Sent::Failed(AttemptResult::Status {
+                code: status.as_u16(),
+                retry_after: after,
+                body: error_text(&body),
+            });
+        }
+        match serde_json::from_slice::<Vec<Answer>>(&body) {
+            Ok(list) => {
+                let a = list.into_iter().next();
+                let remote_id = a.as_ref().and_then(|a| a.service_request_id.clone());
+                let token = a.as_ref().and_then(|a| a.token.clone());
+                if out.delivery.event == Event::Create && remote_id.is_none() && token.is_none() {
+                    // taken, but with no way to refer to it: nothing to retry, say so
+                    tracing::warn!(
+                        case = out.case.id,
+                        "{url} took case {} but answered with neither service_request_id nor token",
+                        out.case.id
+                    );
+                }
+                Sent::Ok {
+                    detail: format!(
+                        "HTTP {}{}",
+                        status.as_u16(),
+                        a.and_then(|a| a.service_notice)
+                            .map(|n| format!(": {n}"))
+                            .unwrap_or_default()
+                    ),
+                    remote_id,
+                    token,
+                }
+            }
+            // a 2xx whose body we cannot read: the receiver has it, and a retry would be
+            // answered from its idempotency record; keep the raw answer for the log
+            Err(_) => Sent::Ok {
+                remote_id: None,
+                token: None,
+                detail: format!(
+                    "HTTP {} with an unreadable body: {}",
+                    status.as_u16(),
+                    error_text(&body)
+                ),
+            },
+        }
+    }
+
+    async fn resolve(&self, out: &Outgoing) -> Sent {
+        let Some(token) = &out.token else {
+            return Sent::Skipped("no token to resolve".into());
+        };
+        let mut url = format!(
+            "{}/tokens/{}.json",
+            self.base,
+            percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC)
+        );
+        if let Some(j) = &self.cfg.jurisdiction_id {
+            url.push_str("?jurisdiction_id=");
+            url.extend(form_urlencoded::byte_serialize(j.as_bytes()));
+        }
+        let resp = match self.http.get(&url).send().await {
+            Ok(r) => r,
+            Err(e) => return Sent::Failed(transport_error(&e)),
+        };
+        let status = resp.status();
+        let after = retry_after(resp.headers());
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Sent::Failed(transport_error(&e)),
+        };
+        if status.as_u16() == 404 {
+            return Sent::NotYet(format!("token {token} not resolved yet"));
+        }
+        if !status.is_success() {
+            return Sent::Failed(AttemptResult::Status {
+                code: status.as_u16(),
+                retry_after: after,
+                body: error_text(&body),
+            });
+        }
+        let id = serde_json::from_slice::<Vec<Answer>>(&body)
+            .ok()
+            .and_then(|l| l.into_iter().next())
+            .and_then(|a| a.service_request_id);
+        match id {
+            Some(id) => Sent::Ok {
+                detail: format!("token {token} is request {id}"),
+                remote_id: Some(id),
+                token: None,
+            },
+            None => Sent::NotYet(format!("token {token} not resolved yet")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_lists_are_read() {
+        assert_eq!(
+            error_text(br#"[{"code":400,"description":"service_code not found"},{"code":400,"description":"lat out of range"}]"#),
+            "400 service_code not found; 400 lat out of range"
+        );
+        assert_eq!(
+            error_text(b"Internal Server Error"),
+            "Internal Server Error"
+        );
+    }
+}
