@@ -117,6 +117,15 @@ pub fn write_jpeg(path: &Path, image: &Mat, quality: i32) -> opencv::Result<()> 
     Ok(())
 }
 
+/// A frame as JPEG bytes of the given quality.
+pub fn encode_jpeg(frame: &Frame, quality: i32) -> opencv::Result<Vec<u8>> {
+    let mat = frame_mat(frame)?;
+    let mut buf: Vector<u8> = Vector::new();
+    let params = Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, quality.clamp(1, 100)]);
+    imgcodecs::imencode(".jpg", &mat, &mut buf, &params)?;
+    Ok(buf.to_vec())
+}
+
 /// An OpenCV header over a frame's pixels (no copy). The Mat must not outlive the
 /// frame, nor be used after the frame is resized.
 pub fn frame_mat(frame: &Frame) -> opencv::Result<Mat> {

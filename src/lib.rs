@@ -20,14 +20,17 @@
 //!
 //! The binary in `src/main.rs` only parses the command line and reports errors.
 
+pub mod api;
 pub mod cases;
 pub mod cli;
+pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod draw;
 pub mod geo;
 pub mod ingest;
 pub mod rules;
+pub mod service;
 pub mod track;
 
 /// The directory this crate was built from: the default home of the bundled models,

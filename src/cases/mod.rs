@@ -378,6 +378,25 @@ pub struct DeliveryCounts {
     pub skipped: u64,
 }
 
+/// A case search: every filter optional, newest first, one page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseQuery {
+    /// Violation kind.
+    pub kind: Option<String>,
+    /// Grid cell.
+    pub cell: Option<String>,
+    /// Status.
+    pub status: Option<CaseStatus>,
+    /// Last seen at or after, ms.
+    pub since_ms: Option<i64>,
+    /// First seen at or before, ms.
+    pub until_ms: Option<i64>,
+    /// Page size.
+    pub limit: usize,
+    /// Cases skipped.
+    pub offset: usize,
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -396,6 +415,10 @@ pub trait CaseStore: Send + Sync {
     fn case(&self, id: i64) -> Result<Case, StoreError>;
     /// Cases of a status (all with `None`), newest first, at most `limit`.
     fn cases(&self, status: Option<CaseStatus>, limit: usize) -> Result<Vec<Case>, StoreError>;
+    /// Cases matching a query (one page, newest first) and how many match in all.
+    fn find(&self, q: &CaseQuery) -> Result<(Vec<Case>, u64), StoreError>;
+    /// Cases by (kind, status).
+    fn case_counts(&self) -> Result<Vec<(String, CaseStatus, u64)>, StoreError>;
     /// Moves an open case to confirmed, rejected or closed at `at_ms`.
     fn set_status(&self, id: i64, status: CaseStatus, at_ms: i64) -> Result<(), StoreError>;
 

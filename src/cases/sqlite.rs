@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
 use super::{
-    now_ms, AfterAttempt, Attempt, Case, CaseStatus, CaseStore, DedupConfig, Delivery,
+    now_ms, AfterAttempt, Attempt, Case, CaseQuery, CaseStatus, CaseStore, DedupConfig, Delivery,
     DeliveryCounts, DeliveryState, Event, Evidence, NewViolation, Outcome, Review, StoreError,
     Verdict,
 };
@@ -391,6 +391,68 @@ impl CaseStore for SqliteStore {
     fn set_status(&self, id: i64, status: CaseStatus, at_ms: i64) -> Result<(), StoreError> {
         let conn = self.conn.lock().expect("store lock");
         self.transition(&conn, id, status, at_ms)
+    }
+
+    fn case_counts(&self) -> Result<Vec<(String, CaseStatus, u64)>, StoreError> {
+        let conn = self.conn.lock().expect("store lock");
+        let mut st = conn
+            .prepare_cached("SELECT kind, status, count(*) FROM cases GROUP BY kind, status ORDER BY kind, status")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    CaseStatus::parse(&r.get::<_, String>(1)?).unwrap_or(CaseStatus::Closed),
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn find(&self, q: &CaseQuery) -> Result<(Vec<Case>, u64), StoreError> {
+        let conn = self.conn.lock().expect("store lock");
+        const WHERE: &str = "WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR cell = ?2)
+             AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR last_seen_ms >= ?4)
+             AND (?5 IS NULL OR first_seen_ms <= ?5)";
+        let args = params![
+            q.kind,
+            q.cell,
+            q.status.map(|s| s.as_str()),
+            q.since_ms,
+            q.until_ms
+        ];
+        let total: i64 = conn
+            .prepare_cached(&format!("SELECT count(*) FROM cases {WHERE}"))
+            .and_then(|mut st| st.query_row(args, |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        let ids: Vec<i64> = {
+            let mut st = conn
+                .prepare_cached(&format!(
+                    "SELECT id FROM cases {WHERE} ORDER BY last_seen_ms DESC, id DESC LIMIT ?6 OFFSET ?7"
+                ))
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map(
+                    params![
+                        q.kind,
+                        q.cell,
+                        q.status.map(|s| s.as_str()),
+                        q.since_ms,
+                        q.until_ms,
+                        q.limit as i64,
+                        q.offset as i64
+                    ],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        let cases = ids
+            .into_iter()
+            .map(|id| self.read_case(&conn, id))
+            .collect::<Result<_, _>>()?;
+        Ok((cases, total as u64))
     }
 
     fn add_evidence(

@@ -6,6 +6,7 @@ mod calibrate;
 mod cases;
 mod detect;
 mod models;
+mod run;
 mod watch;
 
 use std::path::PathBuf;
@@ -45,6 +46,12 @@ impl Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the service: cameras → detection → rules → cases → delivery, with the HTTP
+    /// API and the review page. Without --config: the built-in demo on the sample clip.
+    Run(run::RunArgs),
+    /// Check or print service configs.
+    #[command(subcommand)]
+    Config(run::ConfigCommand),
     /// Run a detector over an image, a directory of images, or a video clip, writing
     /// detections as JSON Lines and annotated JPEGs.
     Detect(detect::DetectArgs),
@@ -71,6 +78,8 @@ enum Command {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Config(c) => run::config(c),
         Command::Detect(a) => detect::run(a),
         Command::Models(c) => models::run(c),
         Command::Watch(a) => watch::run(a),

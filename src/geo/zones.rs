@@ -385,6 +385,15 @@ impl ZoneSet {
         Ok(Self { zones, tz, ground })
     }
 
+    /// No zones at all (a deployment that has none yet: nothing is a violation).
+    pub fn empty(tz: Option<Tz>) -> Self {
+        Self {
+            zones: Vec::new(),
+            tz: tz.unwrap_or(Tz::UTC),
+            ground: RTree::new(),
+        }
+    }
+
     /// Every zone.
     pub fn zones(&self) -> &[Zone] {
         &self.zones

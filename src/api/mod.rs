@@ -1,0 +1,462 @@
+//! The HTTP API and the analyst review page: health, readiness, Prometheus metrics,
+//! cameras (state, last frame), cases (search, one case with its evidence), evidence
+//! files, and reviews (confirm / reject). `router(state)` is the whole surface; errors
+//! are mapped to statuses in one place ([`ApiError`]) and never show internals.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::cases::{now_ms, CaseQuery, CaseStatus, Review, StoreError, Verdict};
+use crate::ingest::CameraStatus;
+use crate::service::ServiceState;
+
+/// The review page: one self-contained file, nothing from elsewhere.
+const REVIEW_PAGE: &str = include_str!("review.html");
+
+/// Largest review body.
+const MAX_REVIEW_BODY: usize = 16 * 1024;
+
+/// An API error: a status and a message fit for the caller.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => Self(StatusCode::NOT_FOUND, format!("no case {id}")),
+            StoreError::BadTransition { .. } => Self(StatusCode::CONFLICT, e.to_string()),
+            StoreError::Db { .. } => {
+                tracing::error!("api: {e}");
+                Self(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+            }
+        }
+    }
+}
+
+type St = State<Arc<ServiceState>>;
+
+async fn blocking<T: Send + 'static>(
+    state: &Arc<ServiceState>,
+    f: impl FnOnce(&ServiceState) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || f(&s))
+        .await
+        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()))?
+        .map_err(ApiError::from)
+}
+
+/// Every route.
+pub fn router(state: Arc<ServiceState>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(REVIEW_PAGE) }))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/cameras", get(cameras))
+        .route("/api/cameras/{id}/frame.jpg", get(camera_frame))
+        .route("/api/cases", get(cases))
+        .route("/api/cases/{id}", get(case))
+        .route("/api/cases/{id}/review", post(review))
+        .route("/evidence/{case}/{file}", get(evidence))
+        .with_state(state)
+}
+
+async fn readyz(State(s): St) -> Response {
+    if s.ready.load(Ordering::Relaxed) {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n").into_response()
+    }
+}
+
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+async fn metrics(State(s): St) -> Result<Response, ApiError> {
+    let mut out = String::with_capacity(8192);
+    let cams = s.pool.status();
+    type Counter = (&'static str, &'static str, fn(&CameraStatus) -> u64);
+    let counters: [Counter; 7] = [
+        (
+            "gridwatch_camera_received_total",
+            "Access units received.",
+            |c| c.received,
+        ),
+        (
+            "gridwatch_camera_decoded_total",
+            "Access units decoded.",
+            |c| c.decoded,
+        ),
+        (
+            "gridwatch_camera_frames_total",
+            "Frames handed on to detection.",
+            |c| c.handed_on,
+        ),
+        (
+            "gridwatch_camera_dropped_total",
+            "Frames or units dropped (newest frame wins).",
+            |c| c.dropped,
+        ),
+        (
+            "gridwatch_camera_corrupt_total",
+            "Corrupt access units.",
+            |c| c.corrupt,
+        ),
+        ("gridwatch_camera_reconnects_total", "Reconnections.", |c| {
+            c.reconnects
+        }),
+        (
+            "gridwatch_camera_lag_ms",
+            "Receipt to hand-off of the newest frame, ms.",
+            |c| c.lag_ms,
+        ),
+    ];
+    for (name, help, get) in counters {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for c in &cams {
+            let _ = writeln!(out, "{name}{{camera=\"{}\"}} {}", label(&c.id), get(c));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP gridwatch_camera_state 1 for the state each camera is in.\n# TYPE gridwatch_camera_state gauge"
+    );
+    for c in &cams {
+        let state = serde_json::to_value(c.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "gridwatch_camera_state{{camera=\"{}\",state=\"{}\"}} 1",
+            label(&c.id),
+            label(&state)
+        );
+    }
+    s.metrics.render(&mut out);
+    let (counts, deliveries) = blocking(&s, |s| {
+        Ok((s.store.case_counts()?, s.store.delivery_counts()?))
+    })
+    .await?;
+    let _ = writeln!(
+        out,
+        "# HELP gridwatch_cases Cases by kind and status.\n# TYPE gridwatch_cases gauge"
+    );
+    for (kind, status, n) in counts {
+        let _ = writeln!(
+            out,
+            "gridwatch_cases{{kind=\"{}\",status=\"{}\"}} {n}",
+            label(&kind),
+            status.as_str()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP gridwatch_deliveries Outbox entries by state.\n# TYPE gridwatch_deliveries gauge"
+    );
+    for (state, n) in [
+        ("pending", deliveries.pending),
+        ("delivered", deliveries.delivered),
+        ("failed", deliveries.failed),
+        ("skipped", deliveries.skipped),
+    ] {
+        let _ = writeln!(out, "gridwatch_deliveries{{state=\"{state}\"}} {n}");
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+async fn cameras(State(s): St) -> Json<serde_json::Value> {
+    let status = s.pool.status();
+    let list: Vec<_> = s
+        .cameras
+        .iter()
+        .filter_map(|id| status.iter().find(|c| &c.id == id))
+        .map(|c| {
+            let mut v = serde_json::to_value(c).unwrap_or_default();
+            v["last_frame"] = if s.metrics.last_frame(&c.id).is_some() {
+                json!(format!("/api/cameras/{}/frame.jpg", c.id))
+            } else {
+                serde_json::Value::Null
+            };
+            v
+        })
+        .collect();
+    Json(json!(list))
+}
+
+async fn camera_frame(State(s): St, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let jpeg = s.metrics.last_frame(&id).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no frame from camera {id} yet"),
+        )
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        jpeg,
+    )
+        .into_response())
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    let Some(v) = q.get(name).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(ms) = v.parse::<i64>() {
+        return Ok(Some(ms));
+    }
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| Some(t.timestamp_millis()))
+        .map_err(|_| {
+            bad(format!(
+                "{name}: {v:?} is neither ms since the epoch nor RFC 3339"
+            ))
+        })
+}
+
+async fn cases(
+    State(s): St,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = q.map_err(|_| bad("the query string could not be read"))?;
+    let status = match q.get("status").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => Some(CaseStatus::parse(v).ok_or_else(|| {
+            bad(format!(
+                "status: {v:?} is not open, confirmed, rejected or closed"
+            ))
+        })?),
+    };
+    let num = |name: &str, default: usize, max: usize| -> Result<usize, ApiError> {
+        match q.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| bad(format!("{name}: {v:?} is not a number up to {max}"))),
+        }
+    };
+    let query = CaseQuery {
+        kind: q.get("kind").filter(|v| !v.is_empty()).cloned(),
+        cell: q.get("cell").filter(|v| !v.is_empty()).cloned(),
+        status,
+        since_ms: time_param(&q, "since")?,
+        until_ms: time_param(&q, "until")?,
+        limit: num("limit", 50, 500)?,
+        offset: num("offset", 0, 10_000_000)?,
+    };
+    let (limit, offset) = (query.limit, query.offset);
+    let (list, total) = blocking(&s, move |s| {
+        let (cases, total) = s.store.find(&query)?;
+        let mut out = Vec::with_capacity(cases.len());
+        for c in cases {
+            let evidence = s.store.evidence(c.id)?;
+            let mut v = serde_json::to_value(&c).unwrap_or_default();
+            v["evidence"] = json!(evidence
+                .iter()
+                .map(|e| format!("/{}", e.file))
+                .collect::<Vec<_>>());
+            out.push(v);
+        }
+        Ok((out, total))
+    })
+    .await?;
+    Ok(Json(json!({
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "cases": list,
+    })))
+}
+
+fn case_id(id: &str) -> Result<i64, ApiError> {
+    id.parse::<i64>()
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no case {id:?}")))
+}
+
+async fn case(State(s): St, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = case_id(&id)?;
+    let doc = blocking(&s, move |s| {
+        let c = s.store.case(id)?;
+        let (remote_id, _) = s.store.remote(id)?;
+        let evidence: Vec<_> = s
+            .store
+            .evidence(id)?
+            .into_iter()
+            .map(|e| {
+                json!({
+                    "url": format!("/{}", e.file),
+                    "sha256": e.sha256,
+                    "camera": e.camera,
+                    "at_ms": e.at_ms,
+                })
+            })
+            .collect();
+        Ok(json!({
+            "case": c,
+            "remote_id": remote_id,
+            "evidence": evidence,
+            "reviews": s.store.reviews(id)?,
+            "deliveries": s.store.deliveries(Some(id))?,
+        }))
+    })
+    .await?;
+    Ok(Json(doc))
+}
+
+/// Checks the bearer token (constant time) or the open-writes switch.
+fn authorise(s: &ServiceState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match &s.token {
+        Some(want) => {
+            let got = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            let same = got.len() == want.len()
+                && got
+                    .bytes()
+                    .zip(want.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0;
+            if same {
+                Ok(())
+            } else {
+                Err(ApiError(
+                    StatusCode::UNAUTHORIZED,
+                    "a valid bearer token is required".into(),
+                ))
+            }
+        }
+        None if s.open_writes => Ok(()),
+        None => Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "writes are disabled: set api.token_env (or api.open_writes)".into(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewBody {
+    verdict: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    reviewer: Option<String>,
+}
+
+async fn review(
+    State(s): St,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorise(&s, &headers)?;
+    let id = case_id(&id)?;
+    let bytes = axum::body::to_bytes(body, MAX_REVIEW_BODY)
+        .await
+        .map_err(|_| {
+            ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is over {MAX_REVIEW_BODY} bytes"),
+            )
+        })?;
+    let b: ReviewBody = serde_json::from_slice(&bytes).map_err(|e| {
+        bad(format!(
+            "the body must be JSON {{\"verdict\": \"confirm\" | \"reject\", \"note\": \"…\"}}: {e}"
+        ))
+    })?;
+    let verdict = Verdict::parse(&b.verdict).ok_or_else(|| {
+        bad(format!(
+            "verdict: {:?} is neither confirm nor reject",
+            b.verdict
+        ))
+    })?;
+    if b.note.chars().count() > 2000 {
+        return Err(bad("note: at most 2000 characters"));
+    }
+    let reviewer = b.reviewer.unwrap_or_else(|| "analyst".into());
+    if reviewer.is_empty() || reviewer.chars().count() > 100 {
+        return Err(bad("reviewer: 1 to 100 characters"));
+    }
+    let r = Review {
+        case_id: id,
+        verdict,
+        reviewer,
+        note: b.note,
+        at_ms: now_ms(),
+    };
+    let case = blocking(&s, move |s| {
+        s.store.review(&r)?;
+        s.store.case(r.case_id)
+    })
+    .await?;
+    s.outbox_waker.notify_one();
+    Ok(Json(json!({ "case": case })))
+}
+
+async fn evidence(
+    State(s): St,
+    Path((case, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    // only `<digits>/<digits>.jpg`: nothing can name a path outside the evidence folder
+    let not_found = || ApiError(StatusCode::NOT_FOUND, "no such evidence".into());
+    let stem = file.strip_suffix(".jpg").ok_or_else(not_found)?;
+    let digits = |v: &str| !v.is_empty() && v.len() < 20 && v.bytes().all(|b| b.is_ascii_digit());
+    if !digits(&case) || !digits(stem) {
+        return Err(not_found());
+    }
+    let path = s.data_dir.join("evidence").join(&case).join(&file);
+    let bytes = tokio::fs::read(&path).await.map_err(|_| not_found())?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "private, max-age=86400, immutable"),
+        ],
+        bytes,
+    )
+        .into_response())
+}

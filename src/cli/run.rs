@@ -1,0 +1,102 @@
+//! `gridwatch run` (the service) and `gridwatch config check`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::config::Config;
+
+/// Arguments of `gridwatch run`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without --config it runs the built-in default: the bundled street clip \
+as a looping camera, the bundled model, the sample scene's calibration, zones and grid, the \
+embedded store and the built-in Open311 inbox, with the review page on http://127.0.0.1:8080/. \
+The config is documented field by field in docs/config.md.\n\nExamples:\n  gridwatch run\n  \
+gridwatch run --config /etc/gridwatch/gridwatch.toml\n  gridwatch run --listen 0.0.0.0:8080"
+)]
+pub struct RunArgs {
+    /// The config file (TOML). Default: the built-in demo config.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override api.listen.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Override data_dir.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+/// `gridwatch config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a config file: every error, each with its path in the file.
+    Check {
+        /// The config file.
+        file: PathBuf,
+    },
+    /// Print the built-in default config.
+    Default,
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|errs| {
+        anyhow::anyhow!(
+            "{} error{} in the config:\n  {}",
+            errs.len(),
+            if errs.len() == 1 { "" } else { "s" },
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        )
+    })
+}
+
+/// Runs `gridwatch config ...`.
+pub fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
+    match cmd {
+        ConfigCommand::Check { file } => {
+            let cfg = load(&file)?;
+            println!(
+                "{}: ok ({} camera{}, data in {})",
+                file.display(),
+                cfg.cameras.len(),
+                if cfg.cameras.len() == 1 { "" } else { "s" },
+                cfg.data_dir.display()
+            );
+            Ok(())
+        }
+        ConfigCommand::Default => {
+            print!("{}", crate::config::BUILT_IN.trim_start());
+            Ok(())
+        }
+    }
+}
+
+/// Runs the service until Ctrl-C or SIGTERM.
+pub fn run(a: RunArgs) -> anyhow::Result<()> {
+    let mut cfg = match &a.config {
+        Some(p) => load(p)?,
+        None => Config::built_in(),
+    };
+    if let Some(l) = a.listen {
+        cfg.api.listen = l;
+    }
+    if let Some(d) = a.data {
+        cfg.data_dir = d;
+    }
+    let problems = cfg.check();
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("\n"));
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(crate::service::run(cfg, async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    }))
+}

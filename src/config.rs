@@ -1,0 +1,553 @@
+//! The service config (`gridwatch run --config gridwatch.toml`): cameras, model, geo
+//! files, rules, dedup, the API and delivery. Every field is documented in
+//! `docs/config.md`; unknown fields are errors naming the file and the field. Relative
+//! paths are taken from the config file's directory (from the checkout for the
+//! built-in default).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cases::config::DeliveryConfig;
+
+/// `"30s"`, `"5m"`: durations as humantime strings.
+mod dur {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration ({e})")))
+    }
+
+    pub fn de_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        de(d).map(Some)
+    }
+}
+
+/// The whole config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the case store, evidence and the built-in inbox live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The HTTP API and review page.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// The detector.
+    #[serde(default)]
+    pub model: ModelConfig,
+    /// Zones and grid.
+    #[serde(default)]
+    pub geo: GeoConfig,
+    /// Rule settings.
+    #[serde(default)]
+    pub rules: RulesConfig,
+    /// Dedup and evidence.
+    #[serde(default)]
+    pub cases: CasesConfig,
+    /// Where cases go; absent: the built-in inbox served by this process.
+    #[serde(default)]
+    pub delivery: Option<DeliveryConfig>,
+    /// The cameras.
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<CameraEntry>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Environment variable holding the bearer token that write calls (reviews) need.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// The token itself (better: `token_env`). Without either, writes are refused
+    /// unless `open_writes = true`.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Let anyone on the network review cases (the built-in demo on 127.0.0.1 does).
+    #[serde(default)]
+    pub open_writes: bool,
+    /// The address others reach this API at, for evidence URLs sent to the workflow
+    /// (default: `http://` + `listen`).
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            token_env: None,
+            token: None,
+            open_writes: false,
+            public_url: None,
+        }
+    }
+}
+
+/// `[model]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The model manifest; default: the bundled NanoDet COCO-80.
+    #[serde(default)]
+    pub manifest: Option<PathBuf>,
+    /// `cpu`, `cuda[:N]` or `tensorrt[:N]`.
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    /// Inference threads (0: ONNX Runtime decides).
+    #[serde(default)]
+    pub threads: usize,
+    /// Most frames (from any cameras) per inference call.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+}
+
+fn default_provider() -> String {
+    "cpu".into()
+}
+fn default_batch() -> usize {
+    4
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            manifest: None,
+            provider: default_provider(),
+            threads: 0,
+            batch: default_batch(),
+        }
+    }
+}
+
+/// `[geo]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoConfig {
+    /// Zones GeoJSON (ground zones in WGS84, pixel zones per camera).
+    #[serde(default)]
+    pub zones: Option<PathBuf>,
+    /// The city's management grid GeoJSON; without it cases are keyed by H3 cells.
+    #[serde(default)]
+    pub grid: Option<PathBuf>,
+    /// H3 resolution when there is no grid (default 10, about 15 000 m²).
+    #[serde(default)]
+    pub h3_resolution: Option<u8>,
+    /// IANA time zone the zones' time windows are in (default: the zones file's, else
+    /// UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+/// `[rules]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Illegal parking.
+    #[serde(default)]
+    pub parking: RuleTiming,
+    /// Street vending.
+    #[serde(default)]
+    pub vending: RuleTiming,
+    /// Dumping.
+    #[serde(default)]
+    pub dumping: RuleTiming,
+    /// Let these dwell times win over the zones' own `dwell` parameters (demos and
+    /// drills).
+    #[serde(default)]
+    pub override_zone_dwell: bool,
+}
+
+/// A rule's timing.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTiming {
+    /// Dwell before a violation when the zone sets none (defaults: parking 5m,
+    /// vending 5m, dumping 1m).
+    #[serde(default, deserialize_with = "dur::de_opt")]
+    pub dwell: Option<Duration>,
+    /// Dwell before a warning (parking, vending).
+    #[serde(default, deserialize_with = "dur::de_opt")]
+    pub warn_after: Option<Duration>,
+}
+
+/// `[cases]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasesConfig {
+    /// An open case absorbs violations seen within this of its last one.
+    #[serde(default = "default_window", deserialize_with = "dur::de")]
+    pub window: Duration,
+    /// After a case is closed or rejected, its key opens no new case for this long.
+    #[serde(default = "default_cooldown", deserialize_with = "dur::de")]
+    pub cooldown: Duration,
+    /// Follow-ups of a filed case go at most this often.
+    #[serde(default = "default_followup", deserialize_with = "dur::de")]
+    pub followup_delay: Duration,
+    /// Evidence images kept per case.
+    #[serde(default = "default_evidence")]
+    pub evidence_per_case: usize,
+}
+
+fn default_window() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_cooldown() -> Duration {
+    Duration::from_secs(2 * 3600)
+}
+fn default_followup() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_evidence() -> usize {
+    3
+}
+
+impl Default for CasesConfig {
+    fn default() -> Self {
+        Self {
+            window: default_window(),
+            cooldown: default_cooldown(),
+            followup_delay: default_followup(),
+            evidence_per_case: default_evidence(),
+        }
+    }
+}
+
+/// One `[[camera]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraEntry {
+    /// Unique id (logs, metrics, cases, pixel zones' `camera`).
+    pub id: String,
+    /// `rtsp://…` (credentials may be in the URL), a video file, or a directory of
+    /// images.
+    pub source: String,
+    /// Which frames to decode: `keyframes`, an interval like `"2s"`, or `all`.
+    #[serde(default = "default_every")]
+    pub every: String,
+    /// RTSP transport: `tcp` or `udp`.
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    /// Files and folders: play them again from the start at the end.
+    #[serde(default = "yes", rename = "loop")]
+    pub looping: bool,
+    /// Ground-plane calibration file (TOML); without it only pixel zones apply and
+    /// cases are placed at `location`.
+    #[serde(default)]
+    pub calibration: Option<PathBuf>,
+    /// Where the camera is, `[lat, lon]`, for cameras without calibration.
+    #[serde(default)]
+    pub location: Option<[f64; 2]>,
+    /// No frame for this long → reconnect.
+    #[serde(default = "default_stall", deserialize_with = "dur::de")]
+    pub stall_timeout: Duration,
+}
+
+fn default_every() -> String {
+    "2s".into()
+}
+fn default_transport() -> String {
+    "tcp".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_stall() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// A config error with the file and the field's path.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// What is wrong, starting with the field's path.
+    pub message: String,
+}
+
+/// The built-in default: the sample clip as a looping camera, the bundled model, the
+/// sample scene's calibration, zones and grid, the embedded store and inbox.
+pub const BUILT_IN: &str = r#"
+data_dir = "data"
+
+[api]
+listen = "127.0.0.1:8080"
+open_writes = true
+
+[geo]
+zones = "samples/geo/zones.geojson"
+grid = "samples/geo/grid.geojson"
+
+[rules]
+# the demo shows a case within a minute; real zones keep their own dwell times
+override_zone_dwell = true
+parking = { dwell = "30s" }
+vending = { dwell = "60s" }
+dumping = { dwell = "30s" }
+
+[[camera]]
+id = "street"
+source = "samples/street.mp4"
+every = "1s"
+calibration = "calibration/street.toml"
+"#;
+
+impl Config {
+    /// Reads and checks a config file; relative paths become relative to its folder.
+    pub fn load(path: &Path) -> Result<Self, Vec<ConfigError>> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                file: file.clone(),
+                message: e.to_string(),
+            }]
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &file, base)
+    }
+
+    /// The built-in default, with paths from the checkout.
+    pub fn built_in() -> Self {
+        Self::parse(BUILT_IN, "(built-in config)", crate::source_dir())
+            .expect("the built-in config is valid")
+    }
+
+    /// Parses TOML text; `file` names it in errors, `base` resolves relative paths.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Self, Vec<ConfigError>> {
+        let err = |message: String| ConfigError {
+            file: file.to_string(),
+            message,
+        };
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
+            let mut m = e.message().to_string();
+            if let Some(span) = e.span() {
+                let line = text[..span.start].lines().count().max(1);
+                m = format!("line {line}: {m}");
+            }
+            vec![err(m)]
+        })?;
+        cfg.resolve(base);
+        let errors: Vec<ConfigError> = cfg.check().into_iter().map(err).collect();
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        if let Some(p) = &mut self.model.manifest {
+            fix(p);
+        }
+        if let Some(p) = &mut self.geo.zones {
+            fix(p);
+        }
+        if let Some(p) = &mut self.geo.grid {
+            fix(p);
+        }
+        for c in &mut self.cameras {
+            if let Some(p) = &mut c.calibration {
+                fix(p);
+            }
+            if !c.source.contains("://") {
+                let p = base.join(&c.source);
+                c.source = p.display().to_string();
+            }
+        }
+    }
+
+    /// Every problem, each starting with the field's path.
+    pub fn check(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.cameras.is_empty() {
+            out.push("camera: no [[camera]] given".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, c) in self.cameras.iter().enumerate() {
+            let at = format!("camera[{i}] ({})", c.id);
+            if c.id.is_empty()
+                || !c
+                    .id
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+            {
+                out.push(format!(
+                    "camera[{i}].id: {:?} must be letters, digits, - _ .",
+                    c.id
+                ));
+            }
+            if !ids.insert(c.id.clone()) {
+                out.push(format!("{at}.id: used twice"));
+            }
+            if let Err(e) = c.every.parse::<crate::decode::Sampling>() {
+                out.push(format!("{at}.every: {e}"));
+            }
+            if !matches!(c.transport.as_str(), "tcp" | "udp") {
+                out.push(format!(
+                    "{at}.transport: {:?} is neither tcp nor udp",
+                    c.transport
+                ));
+            }
+            if c.source.starts_with("rtsp://") {
+                if url::Url::parse(&c.source).is_err() {
+                    out.push(format!("{at}.source: not a valid URL"));
+                }
+            } else if c.source.contains("://") {
+                out.push(format!(
+                    "{at}.source: only rtsp:// URLs, files and folders are supported"
+                ));
+            } else if !Path::new(&c.source).exists() {
+                out.push(format!("{at}.source: {} does not exist", c.source));
+            }
+            if let Some(p) = &c.calibration {
+                if !p.exists() {
+                    out.push(format!("{at}.calibration: {} does not exist", p.display()));
+                }
+            }
+            if let Some([lat, lon]) = c.location {
+                if !(lat.abs() <= 90.0 && lon.abs() <= 180.0) {
+                    out.push(format!("{at}.location: [{lat}, {lon}] is not a place"));
+                }
+            }
+            if c.calibration.is_none() && c.location.is_none() {
+                out.push(format!(
+                    "{at}: give calibration or location, so its cases can be placed"
+                ));
+            }
+        }
+        for (name, p) in [
+            ("model.manifest", &self.model.manifest),
+            ("geo.zones", &self.geo.zones),
+            ("geo.grid", &self.geo.grid),
+        ] {
+            if let Some(p) = p {
+                if !p.exists() {
+                    out.push(format!("{name}: {} does not exist", p.display()));
+                }
+            }
+        }
+        if let Err(e) = self.model.provider.parse::<crate::detect::Provider>() {
+            out.push(format!("model.provider: {e}"));
+        }
+        if self.model.batch == 0 {
+            out.push("model.batch: must be at least 1".into());
+        }
+        if let Some(r) = self.geo.h3_resolution {
+            if r > 15 {
+                out.push(format!("geo.h3_resolution: {r} is above 15"));
+            }
+        }
+        if let Some(tz) = &self.geo.timezone {
+            if tz.parse::<chrono_tz::Tz>().is_err() {
+                out.push(format!("geo.timezone: {tz:?} is not an IANA time zone"));
+            }
+        }
+        if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
+            out.push(format!(
+                "api.listen: {:?} is not an address like 127.0.0.1:8080",
+                self.api.listen
+            ));
+        }
+        if let Some(var) = &self.api.token_env {
+            if std::env::var(var).map(|v| v.is_empty()).unwrap_or(true) {
+                out.push(format!(
+                    "api.token_env: environment variable {var} is not set"
+                ));
+            }
+        }
+        if self.cases.evidence_per_case == 0 {
+            out.push("cases.evidence_per_case: must be at least 1".into());
+        }
+        if let Some(d) = &self.delivery {
+            if let Err(e) = d.check() {
+                out.push(e.trim_start_matches('[').replacen("] ", ".", 1));
+            }
+        }
+        out
+    }
+
+    /// The bearer token for writes, if any.
+    pub fn api_token(&self) -> Option<String> {
+        self.api
+            .token_env
+            .as_ref()
+            .and_then(|v| std::env::var(v).ok())
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.api.token.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_config_is_valid() {
+        let c = Config::built_in();
+        assert_eq!(c.cameras.len(), 1);
+        assert!(c.cameras[0].calibration.as_ref().unwrap().exists());
+        assert_eq!(c.rules.parking.dwell, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn every_error_names_its_field() {
+        let text = r#"
+[model]
+provider = "tpu"
+batch = 0
+[api]
+listen = "everywhere"
+[[camera]]
+id = "a b"
+source = "nowhere.mp4"
+every = "sometimes"
+[[camera]]
+id = "cam2"
+source = "http://x/stream"
+location = [95.0, 0.0]
+"#;
+        let errs = Config::parse(text, "g.toml", Path::new("/tmp")).unwrap_err();
+        let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let joined = all.join("\n");
+        for needle in [
+            "g.toml: model.provider",
+            "model.batch",
+            "api.listen",
+            "camera[0].id",
+            "camera[0] (a b).source: /tmp/nowhere.mp4 does not exist",
+            "camera[0] (a b).every",
+            "camera[0] (a b): give calibration or location",
+            "camera[1] (cam2).source: only rtsp://",
+            "camera[1] (cam2).location",
+        ] {
+            assert!(joined.contains(needle), "missing {needle} in\n{joined}");
+        }
+        let e =
+            Config::parse("[api]\nlisten = 5\nbogus = 1\n", "g.toml", Path::new("/")).unwrap_err();
+        assert!(e[0].to_string().contains("line 2"), "{}", e[0]);
+    }
+}

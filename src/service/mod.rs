@@ -1,0 +1,412 @@
+//! The service (`gridwatch run`): cameras → ingest pool → detection, batched across
+//! cameras on one thread → per-camera scene (tracker, rules, evidence, geo) → case
+//! store → outbox → workflow API; and one HTTP server for the API, the review page,
+//! evidence and (by default) the built-in Open311 inbox.
+
+pub mod metrics;
+pub mod scene;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use tokio::sync::{watch, Notify};
+
+use crate::cases::config::DeliveryConfig;
+use crate::cases::inbox::{Inbox, InboxConfig, InboxStore};
+use crate::cases::outbox::{Client, Outbox};
+use crate::cases::sqlite::SqliteStore;
+use crate::cases::{CaseStore, DedupConfig};
+use crate::config::{CameraEntry, Config};
+use crate::decode::Sampling;
+use crate::detect::{Detector, EngineOptions, ModelManifest, Provider};
+use crate::geo::calib::Calibration;
+use crate::geo::grid::{CellLocator, Grid};
+use crate::geo::zones::ZoneSet;
+use crate::geo::LatLon;
+use crate::ingest::handoff::CameraFrame;
+use crate::ingest::{CameraConfig, Pool, PoolOptions, RtspTransport, Source};
+use metrics::Metrics;
+use scene::{Scene, SceneRules};
+
+/// What the API reads of the running service.
+pub struct ServiceState {
+    /// The case store.
+    pub store: Arc<dyn CaseStore>,
+    /// The camera pool.
+    pub pool: Arc<Pool>,
+    /// Loop metrics and last frames.
+    pub metrics: Arc<Metrics>,
+    /// Wakes the outbox (after a review).
+    pub outbox_waker: Arc<Notify>,
+    /// Set once the model is loaded and the cameras are started.
+    pub ready: AtomicBool,
+    /// Bearer token for writes.
+    pub token: Option<String>,
+    /// Writes without a token.
+    pub open_writes: bool,
+    /// Where evidence files are.
+    pub data_dir: std::path::PathBuf,
+    /// Camera ids in config order.
+    pub cameras: Vec<String>,
+}
+
+fn camera_config(c: &CameraEntry) -> anyhow::Result<CameraConfig> {
+    let sampling: Sampling = c
+        .every
+        .parse()
+        .map_err(|e| anyhow::anyhow!("camera {}: every: {e}", c.id))?;
+    let source = if c.source.starts_with("rtsp://") {
+        Source::Rtsp {
+            url: c
+                .source
+                .parse()
+                .with_context(|| format!("camera {}: source is not a valid URL", c.id))?,
+            transport: if c.transport == "udp" {
+                RtspTransport::Udp
+            } else {
+                RtspTransport::Tcp
+            },
+        }
+    } else {
+        let path = std::path::PathBuf::from(&c.source);
+        if path.is_dir() {
+            Source::Images {
+                dir: path,
+                interval: Duration::from_secs(1),
+                looping: c.looping,
+            }
+        } else {
+            Source::File {
+                path,
+                realtime: true,
+                looping: c.looping,
+            }
+        }
+    };
+    let mut cc = CameraConfig::with_source(c.id.clone(), source, sampling);
+    cc.stall_timeout = c.stall_timeout;
+    Ok(cc)
+}
+
+fn scene_rules(cfg: &Config) -> SceneRules {
+    let mut r = SceneRules {
+        override_zone_dwell: cfg.rules.override_zone_dwell,
+        ..SceneRules::default()
+    };
+    if let Some(d) = cfg.rules.parking.dwell {
+        r.parking.dwell = d;
+    }
+    r.parking.warn_after = cfg.rules.parking.warn_after;
+    if let Some(d) = cfg.rules.vending.dwell {
+        r.vending.dwell = d;
+    }
+    r.vending.warn_after = cfg.rules.vending.warn_after;
+    if let Some(d) = cfg.rules.dumping.dwell {
+        r.dumping.dwell = d;
+    }
+    r
+}
+
+/// Everything loaded before the service starts: a bad file stops it here, named.
+struct Loaded {
+    detector: Detector,
+    scenes: HashMap<String, Scene>,
+    cameras: Vec<CameraConfig>,
+}
+
+fn load(cfg: &Config) -> anyhow::Result<Loaded> {
+    let manifest_path = cfg
+        .model
+        .manifest
+        .clone()
+        .unwrap_or_else(crate::cli::default_model);
+    let manifest = ModelManifest::load(&manifest_path)?;
+    let provider: Provider = cfg
+        .model
+        .provider
+        .parse()
+        .map_err(|e| anyhow::anyhow!("model.provider: {e}"))?;
+    let mut detector = Detector::load(
+        manifest,
+        &EngineOptions {
+            provider,
+            intra_threads: (cfg.model.threads > 0).then_some(cfg.model.threads),
+        },
+    )?;
+    detector.set_batch_size(cfg.model.batch);
+    detector.warm_up()?;
+    let tz = cfg
+        .geo
+        .timezone
+        .as_deref()
+        .map(|t| t.parse::<chrono_tz::Tz>())
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("geo.timezone: {e}"))?;
+    let zones = Arc::new(match &cfg.geo.zones {
+        Some(p) => ZoneSet::load(p, tz)?,
+        None => ZoneSet::empty(tz),
+    });
+    let cells = Arc::new(match &cfg.geo.grid {
+        Some(p) => CellLocator::Grid(Grid::load(p)?),
+        None => CellLocator::H3(
+            h3o::Resolution::try_from(cfg.geo.h3_resolution.unwrap_or(10))
+                .map_err(|e| anyhow::anyhow!("geo.h3_resolution: {e}"))?,
+        ),
+    });
+    let rules = scene_rules(cfg);
+    let mut scenes = HashMap::new();
+    let mut cameras = Vec::new();
+    for c in &cfg.cameras {
+        let calibration = match &c.calibration {
+            Some(p) => Some(
+                Calibration::load(p).with_context(|| format!("camera {}: calibration", c.id))?,
+            ),
+            None => None,
+        };
+        let location = c.location.map(|[lat, lon]| LatLon { lat, lon });
+        scenes.insert(
+            c.id.clone(),
+            Scene::new(
+                Arc::from(c.id.as_str()),
+                calibration,
+                location,
+                zones.clone(),
+                cells.clone(),
+                &rules,
+            ),
+        );
+        cameras.push(camera_config(c)?);
+    }
+    Ok(Loaded {
+        detector,
+        scenes,
+        cameras,
+    })
+}
+
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The detection loop: takes the newest frame of every camera, detects in batches,
+/// steps each camera's scene, records violations and their evidence. Runs on its own
+/// thread until `stop`.
+fn detection_loop(
+    mut loaded: Loaded,
+    state: Arc<ServiceState>,
+    evidence_per_case: usize,
+    rt: tokio::runtime::Handle,
+    stop: Arc<AtomicBool>,
+) {
+    let classes = loaded.detector.manifest().classes.clone();
+    let mut frames: Vec<CameraFrame> = Vec::new();
+    let mut dets = Vec::new();
+    let m = state.metrics.clone();
+    while !stop.load(Ordering::Relaxed) {
+        rt.block_on(state.pool.frames_ready(Duration::from_millis(200)));
+        state.pool.take_frames(&mut frames);
+        if frames.is_empty() {
+            continue;
+        }
+        let before = loaded.detector.times();
+        let t0 = Instant::now();
+        let refs: Vec<&crate::decode::Frame> = frames.iter().map(|f| &f.frame).collect();
+        if let Err(e) = loaded.detector.detect(&refs, &mut dets) {
+            tracing::error!("detection failed on {} frames: {e}", refs.len());
+            m.errors.fetch_add(1, Ordering::Relaxed);
+            state.pool.recycle(frames.drain(..));
+            continue;
+        }
+        let after = loaded.detector.times();
+        let n = frames.len() as u32;
+        let calls = (after.calls - before.calls).max(1) as u32;
+        m.stages[0].observe((after.preprocess - before.preprocess) / n);
+        for _ in 0..calls {
+            m.stages[1].observe((after.inference - before.inference) / calls);
+        }
+        m.stages[2].observe((after.postprocess - before.postprocess) / n);
+        m.frames.fetch_add(n as u64, Ordering::Relaxed);
+        m.batches.fetch_add(calls as u64, Ordering::Relaxed);
+        tracing::trace!("{n} frames detected in {:?}", t0.elapsed());
+        for (cf, d) in frames.iter().zip(&dets) {
+            let Some(scene) = loaded.scenes.get_mut(&*cf.camera) else {
+                continue;
+            };
+            let t_rules = Instant::now();
+            let found = match scene.step(ms(cf.received), &cf.frame, d, &classes) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(camera = &*cf.camera, "rules failed: {e}");
+                    m.errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            m.stages[3].observe(t_rules.elapsed());
+            if m.last_frame_due(&cf.camera) {
+                if let Ok(jpeg) = crate::draw::encode_jpeg(&cf.frame, 80) {
+                    m.set_last_frame(&cf.camera, jpeg);
+                }
+            }
+            if found.is_empty() {
+                continue;
+            }
+            let t_store = Instant::now();
+            for f in found {
+                match state.store.record(&f.violation) {
+                    Ok((case, outcome)) => {
+                        m.violations.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            camera = &*cf.camera,
+                            "{} in zone {} (cell {}): case {case} {outcome:?}",
+                            f.violation.kind,
+                            f.violation.zone,
+                            f.violation.cell
+                        );
+                        for jpeg in &f.evidence {
+                            if let Err(e) = state.store.add_evidence(
+                                case,
+                                &cf.camera,
+                                f.violation.at_ms,
+                                jpeg,
+                                evidence_per_case,
+                            ) {
+                                tracing::error!("evidence of case {case}: {e}");
+                                m.errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        state.outbox_waker.notify_one();
+                    }
+                    Err(e) => {
+                        tracing::error!(camera = &*cf.camera, "recording a violation: {e}");
+                        m.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            m.stages[4].observe(t_store.elapsed());
+        }
+        state.pool.recycle(frames.drain(..));
+    }
+}
+
+/// Runs the service until `shutdown` resolves; prints the review page's address once
+/// listening. Everything is loaded and checked before anything starts.
+pub async fn run(
+    cfg: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let cfg2 = cfg.clone();
+    let loaded = tokio::task::spawn_blocking(move || load(&cfg2))
+        .await
+        .expect("loading panicked")?;
+    let dedup = DedupConfig {
+        window: cfg.cases.window,
+        cooldown: cfg.cases.cooldown,
+        followup_delay: cfg.cases.followup_delay,
+    };
+    let store: Arc<SqliteStore> = Arc::new(SqliteStore::open(&cfg.data_dir, dedup)?);
+    let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
+        .await
+        .with_context(|| format!("api.listen: cannot listen on {}", cfg.api.listen))?;
+    let addr = listener.local_addr()?;
+    let public = cfg
+        .api
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let (delivery, inbox) = match &cfg.delivery {
+        Some(d) => (d.clone(), None),
+        None => {
+            let inbox = Arc::new(Inbox {
+                store: InboxStore::open(&cfg.data_dir.join("inbox"))?,
+                cfg: InboxConfig::default(),
+            });
+            let mut d = DeliveryConfig::open311(&format!("http://{addr}/open311/v2"));
+            d.public_url = Some(public.clone());
+            (d, Some(inbox))
+        }
+    };
+    let mut delivery = delivery;
+    if delivery.public_url.is_none() {
+        delivery.public_url = Some(public.clone());
+    }
+    let client = Client::from_config(&delivery).map_err(|e| anyhow::anyhow!("delivery: {e}"))?;
+    let outbox = Arc::new(Outbox::new(
+        store.clone(),
+        client,
+        delivery.retry(),
+        delivery.concurrency,
+    ));
+    let pool = Arc::new(Pool::new(PoolOptions::default()));
+    let metrics = Arc::new(Metrics::default());
+    let state = Arc::new(ServiceState {
+        store: store.clone(),
+        pool: pool.clone(),
+        metrics,
+        outbox_waker: outbox.waker(),
+        ready: AtomicBool::new(false),
+        token: cfg.api_token(),
+        open_writes: cfg.api.open_writes,
+        data_dir: cfg.data_dir.clone(),
+        cameras: cfg.cameras.iter().map(|c| c.id.clone()).collect(),
+    });
+    let mut app = crate::api::router(state.clone());
+    if let Some(inbox) = inbox {
+        app = app.merge(crate::cases::inbox::router(inbox));
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let outbox_task = {
+        let outbox = outbox.clone();
+        let rx = stop_rx.clone();
+        tokio::spawn(async move { outbox.run(rx).await })
+    };
+    for c in loaded.cameras.iter().cloned() {
+        pool.add(c)?;
+    }
+    let stop_loop = Arc::new(AtomicBool::new(false));
+    let detect_thread = {
+        let state = state.clone();
+        let stop = stop_loop.clone();
+        let rt = tokio::runtime::Handle::current();
+        let per_case = cfg.cases.evidence_per_case;
+        std::thread::Builder::new()
+            .name("detect".into())
+            .spawn(move || detection_loop(loaded, state, per_case, rt, stop))?
+    };
+    state.ready.store(true, Ordering::Relaxed);
+    println!("gridwatch: review page http://{addr}/  (API http://{addr}/api/cases, metrics http://{addr}/metrics)");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    shutdown.await;
+    tracing::info!("shutting down: stopping cameras, finishing the frame in hand");
+    state.ready.store(false, Ordering::Relaxed);
+    pool.shutdown().await;
+    stop_loop.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || detect_thread.join()).await;
+    // one last round so cases recorded just now are not left for the next start
+    let _ = tokio::time::timeout(Duration::from_secs(5), outbox.round()).await;
+    let _ = stop_tx.send(true);
+    let _ = outbox_task.await;
+    let _ = server.await;
+    let c = store.delivery_counts()?;
+    tracing::info!(
+        "stopped; deliveries: {} delivered, {} pending (kept for the next start), {} failed",
+        c.delivered,
+        c.pending,
+        c.failed
+    );
+    Ok(())
+}

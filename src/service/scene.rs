@@ -1,0 +1,259 @@
+//! One camera's scene: tracker, rules, evidence and geo, fed the detections of each
+//! sampled frame; what comes out are violations placed on the ground and in a grid
+//! cell, each with its evidence images, ready for the case store.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::cases::NewViolation;
+use crate::decode::Frame;
+use crate::detect::postprocess::Detection;
+use crate::geo::calib::Calibration;
+use crate::geo::grid::CellLocator;
+use crate::geo::zones::{Zone, ZoneArea, ZoneSet};
+use crate::geo::LatLon;
+use crate::rules::dumping::{DumpingConfig, DumpingRule};
+use crate::rules::evidence::EvidenceKeeper;
+use crate::rules::parking::{ParkingConfig, ParkingRule};
+use crate::rules::vending::{VendingConfig, VendingRule};
+use crate::rules::{duration_param, Rule, RuleEvent, Stage, ViolationKind, ZoneHit};
+use crate::track::{Observation, Tracker, TrackerConfig};
+
+/// A violation found in a frame, with its evidence (first frame, latest frame, crop).
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// For the store.
+    pub violation: NewViolation,
+    /// JPEGs: the first frame of the stay, the latest frame (both annotated), a crop.
+    pub evidence: Vec<Vec<u8>>,
+}
+
+/// Rule settings for a scene.
+#[derive(Debug, Clone, Default)]
+pub struct SceneRules {
+    /// Parking.
+    pub parking: ParkingConfig,
+    /// Vending.
+    pub vending: VendingConfig,
+    /// Dumping.
+    pub dumping: DumpingConfig,
+    /// Ignore the zones' own dwell times.
+    pub override_zone_dwell: bool,
+}
+
+/// One camera's scene.
+pub struct Scene {
+    camera: Arc<str>,
+    calibration: Option<Calibration>,
+    location: Option<LatLon>,
+    zones: Arc<ZoneSet>,
+    cells: Arc<CellLocator>,
+    fallback_cells: CellLocator,
+    tracker: Tracker,
+    parking: ParkingRule,
+    vending: VendingRule,
+    dumping: DumpingRule,
+    keeper: EvidenceKeeper,
+    override_dwell: bool,
+    events: Vec<RuleEvent>,
+    obs: Vec<Observation>,
+}
+
+fn kind_name(k: ViolationKind) -> &'static str {
+    match k {
+        ViolationKind::IllegalParking => "illegal_parking",
+        ViolationKind::StreetVending => "street_vending",
+        ViolationKind::Dumping => "dumping",
+        ViolationKind::IllegalConstruction => "illegal_construction",
+    }
+}
+
+impl Scene {
+    /// A scene for `camera`.
+    pub fn new(
+        camera: Arc<str>,
+        calibration: Option<Calibration>,
+        location: Option<LatLon>,
+        zones: Arc<ZoneSet>,
+        cells: Arc<CellLocator>,
+        rules: &SceneRules,
+    ) -> Self {
+        Self {
+            camera,
+            calibration,
+            location,
+            zones,
+            cells,
+            fallback_cells: CellLocator::H3(h3o::Resolution::Ten),
+            tracker: Tracker::new(TrackerConfig::default()),
+            parking: ParkingRule::new(rules.parking.clone()),
+            vending: VendingRule::new(rules.vending.clone()),
+            dumping: DumpingRule::new(rules.dumping.clone()),
+            keeper: EvidenceKeeper::default(),
+            override_dwell: rules.override_zone_dwell,
+            events: Vec::new(),
+            obs: Vec::new(),
+        }
+    }
+
+    /// The camera.
+    pub fn camera(&self) -> &Arc<str> {
+        &self.camera
+    }
+
+    /// Zones (ground and this camera's pixel zones) a box's foot stands in at `now`.
+    fn zones_at<'z>(
+        zones: &'z ZoneSet,
+        cal: Option<&Calibration>,
+        camera: &str,
+        bbox: &[f32; 4],
+        now: DateTime<Utc>,
+        override_dwell: bool,
+    ) -> Vec<ZoneHit<'z>> {
+        let mut found: Vec<&Zone> = Vec::new();
+        if let Some(g) = cal.and_then(|c| c.box_to_ground(*bbox).ok()) {
+            zones.at(g, now, &mut found);
+        }
+        let foot = (((bbox[0] + bbox[2]) / 2.0) as f64, bbox[3] as f64);
+        zones.at_pixel(camera, foot.0, foot.1, now, &mut found);
+        found
+            .into_iter()
+            .map(|z| ZoneHit {
+                id: &z.id,
+                kind: &z.kind,
+                dwell: if override_dwell {
+                    None
+                } else {
+                    z.params.get("dwell").and_then(duration_param)
+                },
+            })
+            .collect()
+    }
+
+    /// A zone's outline in this camera's pixels, for drawing.
+    fn outline(&self, zone_id: &str) -> Vec<(f64, f64)> {
+        let Some(z) = self.zones.zones().iter().find(|z| z.id == zone_id) else {
+            return Vec::new();
+        };
+        match &z.area {
+            ZoneArea::Ground(mp) => match &self.calibration {
+                Some(cal) => {
+                    mp.0.first()
+                        .map(|p| {
+                            p.exterior()
+                                .coords()
+                                .filter_map(|c| cal.ground_to_image(LatLon { lat: c.y, lon: c.x }))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                }
+                None => Vec::new(),
+            },
+            ZoneArea::Pixels { area, .. } => area
+                .0
+                .first()
+                .map(|p| p.exterior().coords().map(|c| (c.x, c.y)).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Feeds one frame (taken at `t_ms`, ms since the epoch) and its detections.
+    pub fn step(
+        &mut self,
+        t_ms: i64,
+        frame: &Frame,
+        dets: &[Detection],
+        classes: &[String],
+    ) -> opencv::Result<Vec<Found>> {
+        let now = DateTime::<Utc>::from_timestamp_millis(t_ms).unwrap_or_else(Utc::now);
+        self.obs.clear();
+        for d in dets {
+            let ground = self
+                .calibration
+                .as_ref()
+                .and_then(|c| c.box_to_ground(d.bbox).ok().map(|g| c.frame().to_local(g)));
+            self.obs.push(Observation {
+                class: classes
+                    .get(d.class_id as usize)
+                    .cloned()
+                    .unwrap_or_else(|| format!("class{}", d.class_id)),
+                score: d.score,
+                bbox: d.bbox,
+                ground,
+            });
+        }
+        let tracks = self.tracker.update(t_ms, &self.obs).to_vec();
+        let zones = self.zones.clone();
+        let cal = self.calibration.as_ref();
+        let camera = self.camera.clone();
+        let ov = self.override_dwell;
+        self.keeper.observe(t_ms, frame, &tracks, |tr| {
+            !Self::zones_at(&zones, cal, &camera, &tr.bbox, now, ov).is_empty()
+        })?;
+        self.events.clear();
+        let mut zones_of =
+            |tr: &crate::track::Track| Self::zones_at(&zones, cal, &camera, &tr.bbox, now, ov);
+        self.parking
+            .step(t_ms, &tracks, &mut zones_of, &mut self.events);
+        self.vending
+            .step(t_ms, &tracks, &mut zones_of, &mut self.events);
+        let mut box_zones = |b: &[f32; 4]| Self::zones_at(&zones, cal, &camera, b, now, ov);
+        self.dumping
+            .step(t_ms, frame, &tracks, &mut box_zones, &mut self.events)?;
+        for &(id, bbox) in self.dumping.appeared() {
+            self.keeper
+                .remember(ViolationKind::Dumping, id, t_ms, bbox, frame)?;
+        }
+        let mut out = Vec::new();
+        let events = std::mem::take(&mut self.events);
+        for e in &events {
+            if e.stage != Stage::Violation {
+                tracing::debug!(
+                    camera = &*self.camera,
+                    "warning: {:?} in {}",
+                    e.kind,
+                    e.zone
+                );
+                continue;
+            }
+            let place = self
+                .calibration
+                .as_ref()
+                .and_then(|c| c.box_to_ground(e.bbox).ok())
+                .or(self.location);
+            let Some(place) = place else {
+                tracing::warn!(
+                    camera = &*self.camera,
+                    "a {:?} violation in zone {} cannot be placed (no calibration, no location)",
+                    e.kind,
+                    e.zone
+                );
+                continue;
+            };
+            let cell = self
+                .cells
+                .cell(place)
+                .or_else(|| self.fallback_cells.cell(place));
+            let Some(cell) = cell else { continue };
+            let outline = self.outline(&e.zone);
+            let ev = self.keeper.evidence(frame, e, &outline)?;
+            out.push(Found {
+                violation: NewViolation {
+                    kind: kind_name(e.kind).to_string(),
+                    cell: cell.id.clone(),
+                    admin_path: cell.admin.to_string(),
+                    lat: place.lat,
+                    lon: place.lon,
+                    camera: self.camera.to_string(),
+                    zone: e.zone.clone(),
+                    at_ms: e.at_ms,
+                    since_ms: e.since_ms,
+                },
+                evidence: vec![ev.first, ev.latest, ev.crop],
+            });
+        }
+        self.events = events;
+        Ok(out)
+    }
+}
