@@ -7,7 +7,8 @@
 #                    Python 3 with venv, Debian's python3-opencv (the reference script
 #                    uses the same OpenCV build gridwatch links), GStreamer's RTSP
 #                    server with its parsers and payloaders (the tests' RTSP peer),
-#                    the ffmpeg command (makes the ingest benchmark's 1080p clip)
+#                    the ffmpeg command (makes the ingest benchmark's 1080p clip),
+#                    Chromium and chromedriver (the review page's browser tests)
 #   .venv/           ONNX Runtime 1.31.1 from the PyPI wheel (its libonnxruntime.so is
 #                    what gridwatch loads), onnx (writes the small test models)
 #   Rust             cargo/rustc 1.92 or newer must be on PATH (rustup)
@@ -24,6 +25,7 @@ APT_PACKAGES=(
   gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   ffmpeg
+  chromium chromium-driver
 )
 
 say() { echo "setup: $*" >&2; }
