@@ -46,7 +46,10 @@ fn fixture(token: Option<&str>, open_writes: bool) -> Fixture {
             .unwrap();
     }
     let jpeg = std::fs::read(common::path("samples/dog.jpg")).unwrap();
-    store.add_evidence(1, "cam0", T0, &jpeg, 3).unwrap().unwrap();
+    store
+        .add_evidence(1, "cam0", T0, &jpeg, 3)
+        .unwrap()
+        .unwrap();
     let state = Arc::new(ServiceState {
         store: store.clone(),
         pool: Arc::new(Pool::new(PoolOptions::default())),
@@ -98,8 +101,14 @@ async fn get_json(f: &Fixture, uri: &str) -> (StatusCode, serde_json::Value) {
 #[tokio::test]
 async fn health_and_readiness() {
     let f = fixture(None, false);
-    assert_eq!(call(&f, "GET", "/healthz", None, vec![]).await.0, StatusCode::OK);
-    assert_eq!(call(&f, "GET", "/readyz", None, vec![]).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&f, "GET", "/healthz", None, vec![]).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&f, "GET", "/readyz", None, vec![]).await.0,
+        StatusCode::OK
+    );
     f.state
         .ready
         .store(false, std::sync::atomic::Ordering::Relaxed);
@@ -129,7 +138,13 @@ async fn cases_are_filtered_and_paged() {
     let mut seen: Vec<i64> = Vec::new();
     for off in [0, 5, 10] {
         let (_, p) = get_json(&f, &format!("/api/cases?limit=5&offset={off}")).await;
-        seen.extend(p["cases"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()));
+        seen.extend(
+            p["cases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_i64().unwrap()),
+        );
     }
     seen.sort();
     seen.dedup();
@@ -164,8 +179,14 @@ async fn cases_are_filtered_and_paged() {
     assert_eq!(one["case"]["count"], 2);
     assert_eq!(one["evidence"][0]["url"], "/evidence/1/1.jpg");
     assert_eq!(one["deliveries"][0]["event"], "create");
-    assert_eq!(get_json(&f, "/api/cases/999").await.0, StatusCode::NOT_FOUND);
-    assert_eq!(get_json(&f, "/api/cases/abc").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get_json(&f, "/api/cases/999").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get_json(&f, "/api/cases/abc").await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -173,7 +194,10 @@ async fn evidence_is_served_and_paths_cannot_leave_the_data_dir() {
     let f = fixture(None, false);
     let (s, bytes) = call(&f, "GET", "/evidence/1/1.jpg", None, vec![]).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(bytes, std::fs::read(common::path("samples/dog.jpg")).unwrap());
+    assert_eq!(
+        bytes,
+        std::fs::read(common::path("samples/dog.jpg")).unwrap()
+    );
     for bad in [
         "/evidence/1/2.jpg",
         "/evidence/1/1.png",
@@ -212,7 +236,10 @@ async fn reviews_need_the_token_and_follow_the_case_rules() {
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
     assert_eq!(f.store.case(1).unwrap().status.as_str(), "confirmed");
     let r = &f.store.reviews(1).unwrap()[0];
-    assert_eq!((r.reviewer.as_str(), r.note.as_str()), ("ana", "van on the kerb"));
+    assert_eq!(
+        (r.reviewer.as_str(), r.note.as_str()),
+        ("ana", "van on the kerb")
+    );
     let (s, _) = call(&f, "POST", uri, tok, review("reject", "")).await;
     assert_eq!(s, StatusCode::OK);
     let (s, b) = call(&f, "POST", uri, tok, review("confirm", "")).await;
@@ -220,9 +247,18 @@ async fn reviews_need_the_token_and_follow_the_case_rules() {
     for (body, code) in [
         (b"not json".to_vec(), StatusCode::BAD_REQUEST),
         (review("maybe", ""), StatusCode::BAD_REQUEST),
-        (br#"{"verdict":"confirm","extra":1}"#.to_vec(), StatusCode::BAD_REQUEST),
-        (review("confirm", &"x".repeat(2001)), StatusCode::BAD_REQUEST),
-        (review("confirm", &"x".repeat(20_000)), StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            br#"{"verdict":"confirm","extra":1}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            review("confirm", &"x".repeat(2001)),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            review("confirm", &"x".repeat(20_000)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
     ] {
         let (s, out) = call(&f, "POST", "/api/cases/2/review", tok, body).await;
         assert_eq!(s, code, "{}", String::from_utf8_lossy(&out));
@@ -230,7 +266,14 @@ async fn reviews_need_the_token_and_follow_the_case_rules() {
         assert!(doc["error"].is_string());
     }
     assert_eq!(f.store.case(2).unwrap().status.as_str(), "open");
-    let (s, _) = call(&f, "POST", "/api/cases/999/review", tok, review("confirm", "")).await;
+    let (s, _) = call(
+        &f,
+        "POST",
+        "/api/cases/999/review",
+        tok,
+        review("confirm", ""),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // the decision is queued for the workflow as a follow-up
     let ds = f.store.deliveries(Some(1)).unwrap();
@@ -241,7 +284,12 @@ async fn reviews_need_the_token_and_follow_the_case_rules() {
     let (s, b) = call(&closed, "POST", uri, None, review("confirm", "")).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&b));
     let open = fixture(None, true);
-    assert_eq!(call(&open, "POST", uri, None, review("confirm", "")).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&open, "POST", uri, None, review("confirm", ""))
+            .await
+            .0,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -254,6 +302,9 @@ async fn metrics_count_cases_and_deliveries() {
         text.contains("gridwatch_cases{kind=\"dumping\",status=\"open\"} 4"),
         "{text}"
     );
-    assert!(text.contains("gridwatch_deliveries{state=\"pending\"} 24"), "12 creates + 12 follow-ups: {text}");
+    assert!(
+        text.contains("gridwatch_deliveries{state=\"pending\"} 24"),
+        "12 creates + 12 follow-ups: {text}"
+    );
     assert!(text.contains("gridwatch_stage_seconds_bucket{stage=\"inference\",le=\"+Inf\"} 0"));
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod rtsp;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

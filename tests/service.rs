@@ -1,0 +1,371 @@
+//! The service end to end over real sockets: `gridwatch run` on the built-in demo files
+//! a real case from the sample scene and delivers it to its own Open311 inbox; the
+//! review page in headless Chromium confirms one case and rejects another (the token
+//! refused first), and the decisions reach the store and the inbox; SIGTERM stops it
+//! cleanly with nothing lost.
+
+mod common;
+
+use std::io::BufRead;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::webdriver::Browser;
+use gridwatch::cases::sqlite::SqliteStore;
+use gridwatch::cases::{CaseStore, DedupConfig, DeliveryState, NewViolation};
+use serde_json::Value;
+
+struct Service {
+    child: Child,
+    url: String,
+}
+
+impl Service {
+    fn start(args: &[&str]) -> Self {
+        let mut child = common::gridwatch(&[&["run"], args].concat())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) else {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "gridwatch run printed no address: {line}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        };
+        let url = url.trim_end_matches('/').to_string();
+        Self { child, url }
+    }
+
+    fn get(&self, path: &str) -> Value {
+        http("GET", &format!("{}{path}", self.url), None).1
+    }
+
+    /// SIGTERM, then the exit status within `wait`.
+    fn terminate(mut self, wait: Duration) -> (bool, String) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let t = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                return (status.success(), err);
+            }
+            assert!(t.elapsed() < wait, "no exit {wait:?} after SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http(method: &str, url: &str, body: Option<(&str, String)>) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut req = if method == "GET" {
+            c.get(url)
+        } else {
+            c.post(url)
+        };
+        if let Some((auth, b)) = body {
+            req = req.header("content-type", "application/json").body(b);
+            if !auth.is_empty() {
+                req = req.header("authorization", format!("Bearer {auth}"));
+            }
+        }
+        match req.send().await {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                let b = r.bytes().await.unwrap_or_default();
+                (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+            }
+            Err(_) => (0, Value::Null),
+        }
+    })
+}
+
+fn eventually<T>(what: &str, wait: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let t = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            t.elapsed() < wait,
+            "timed out after {wait:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn the_built_in_demo_files_a_real_case_and_stops_cleanly_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().to_str().unwrap();
+    let svc = Service::start(&["--data", data, "--listen", "127.0.0.1:0"]);
+    let t = Instant::now();
+    let case = eventually(
+        "a case from the sample scene",
+        Duration::from_secs(150),
+        || {
+            let doc = svc.get("/api/cases");
+            doc["cases"].as_array().and_then(|l| l.first().cloned())
+        },
+    );
+    eprintln!("first case after {:?}", t.elapsed());
+    assert_eq!(case["kind"], "illegal_parking", "{case}");
+    assert_eq!(case["cameras"], serde_json::json!(["street"]));
+    assert!(
+        case["cell"].as_str().unwrap().starts_with("310101-"),
+        "{case}"
+    );
+    let id = case["id"].as_i64().unwrap();
+    // evidence: real JPEGs served by the API
+    let ev = eventually("evidence", Duration::from_secs(10), || {
+        let doc = svc.get(&format!("/api/cases/{id}"));
+        doc["evidence"].as_array().filter(|l| l.len() == 3).cloned()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let jpeg = rt.block_on(async {
+        reqwest::get(format!("{}{}", svc.url, ev[0]["url"].as_str().unwrap()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    });
+    assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF], "a JPEG");
+    // delivered over HTTP to the built-in inbox, under its idempotency key
+    let req = eventually("the case at the inbox", Duration::from_secs(20), || {
+        let list = svc.get("/open311/v2/requests.json");
+        list.as_array()
+            .and_then(|l| {
+                l.iter().find(|r| {
+                    r["attributes"]["gridwatch_case_id"].as_str() == Some(id.to_string().as_str())
+                })
+            })
+            .cloned()
+    });
+    assert_eq!(req["service_code"], "0505");
+    assert!(req["media_url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}/evidence/{id}/", svc.url)));
+    let metrics = rt.block_on(async {
+        reqwest::get(format!("{}/metrics", svc.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        metrics.contains("gridwatch_camera_state{camera=\"street\",state=\"streaming\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gridwatch_cases{kind=\"illegal_parking\",status=\"open\"}"));
+    let (ok, stderr) = svc.terminate(Duration::from_secs(30));
+    assert!(ok, "exit status after SIGTERM; stderr:\n{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    let store = SqliteStore::open(tmp.path(), DedupConfig::default()).unwrap();
+    let c = store.case(id).unwrap();
+    assert_eq!(c.kind, "illegal_parking");
+    assert_eq!(
+        store.deliveries(Some(id)).unwrap()[0].state,
+        DeliveryState::Delivered
+    );
+    assert_eq!(store.delivery_counts().unwrap().failed, 0);
+}
+
+#[test]
+fn a_reviewer_confirms_and_rejects_in_the_browser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    {
+        let store = SqliteStore::open(&data, DedupConfig::default()).unwrap();
+        let jpeg = std::fs::read(common::path("samples/person.jpg")).unwrap();
+        for (i, kind) in ["dumping", "street_vending"].iter().enumerate() {
+            let (id, _) = store
+                .record(&NewViolation {
+                    kind: kind.to_string(),
+                    cell: format!("310101-007-010{i}"),
+                    admin_path: "Huangpu / Riverside".into(),
+                    lat: 31.2305,
+                    lon: 121.4739,
+                    camera: "street".into(),
+                    zone: "z".into(),
+                    at_ms: gridwatch::cases::now_ms() - 60_000,
+                    since_ms: gridwatch::cases::now_ms() - 120_000,
+                })
+                .unwrap();
+            store.add_evidence(id, "street", 0, &jpeg, 3).unwrap();
+        }
+    }
+    let p = |rel: &str| common::path(rel).display().to_string();
+    let cfg = tmp.path().join("gridwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"data_dir = "{data}"
+[api]
+listen = "127.0.0.1:0"
+token = "t0k3n"
+[geo]
+zones = "{zones}"
+grid = "{grid}"
+[cases]
+followup_delay = "0s"
+[[camera]]
+id = "street"
+source = "{clip}"
+every = "keyframes"
+calibration = "{cal}"
+"#,
+            data = data.display(),
+            zones = p("samples/geo/zones.geojson"),
+            grid = p("samples/geo/grid.geojson"),
+            clip = p("samples/street.mp4"),
+            cal = p("calibration/street.toml"),
+        ),
+    )
+    .unwrap();
+    let svc = Service::start(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(
+        svc.get("/api/cases")["total"],
+        2,
+        "{}",
+        svc.get("/api/cases")
+    );
+    let b = Browser::start();
+    b.goto(&format!("{}/", svc.url));
+    let long = Duration::from_secs(20);
+    b.wait_for("document.querySelectorAll('#list .row').length === 2", long);
+    let first = b
+        .eval("document.querySelector('#list .row.sel').dataset.caseId")
+        .as_str()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    // the page shows the case's evidence and where it is
+    b.wait_for(
+        "document.querySelectorAll('#detail .imgs img').length === 1",
+        long,
+    );
+    b.wait_for(
+        "document.querySelector('#detail .imgs img').complete && document.querySelector('#detail .imgs img').naturalWidth > 0",
+        long,
+    );
+    assert!(b
+        .text(&b.find("#detail dl", long))
+        .contains("Huangpu / Riverside"));
+
+    // without the token: refused, shown, nothing changes
+    let note = b.find("#note", long);
+    b.type_into(&note, "bags on the lawn");
+    b.click(&b.find("#confirm", long));
+    b.wait_for(
+        "document.getElementById('msg').textContent.includes('bearer token')",
+        long,
+    );
+    assert_eq!(
+        svc.get(&format!("/api/cases/{first}"))["case"]["status"],
+        "open"
+    );
+
+    // with it: confirmed (button), then the other one rejected (keyboard)
+    let token = b.find("#token", long);
+    b.type_into(&token, "t0k3n\u{E007}");
+    b.click(&b.find("#confirm", long));
+    b.wait_for(
+        "(document.getElementById('msg')||{}).textContent?.includes('confirmed')",
+        long,
+    );
+    assert_eq!(
+        svc.get(&format!("/api/cases/{first}"))["case"]["status"],
+        "confirmed"
+    );
+    b.wait_for("document.querySelectorAll('#list .row').length === 1", long);
+    let second = b
+        .eval("document.querySelector('#list .row.sel').dataset.caseId")
+        .as_str()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    assert_ne!(first, second);
+    b.click(&b.find("body", long));
+    b.key("r");
+    eventually("the rejection", long, || {
+        (svc.get(&format!("/api/cases/{second}"))["case"]["status"] == "rejected").then_some(())
+    });
+    let reviews = svc.get(&format!("/api/cases/{first}"))["reviews"].clone();
+    assert_eq!(reviews[0]["verdict"], "confirm");
+    assert_eq!(reviews[0]["note"], "bags on the lawn");
+
+    // both decisions reach the workflow as follow-ups
+    eventually(
+        "the decisions at the inbox",
+        Duration::from_secs(30),
+        || {
+            let list = svc.get("/open311/v2/requests.json");
+            let status = |id: i64| {
+                list.as_array()?
+                    .iter()
+                    .find(|r| {
+                        r["attributes"]["gridwatch_case_id"].as_str()
+                            == Some(id.to_string().as_str())
+                    })
+                    .map(|r| {
+                        (
+                            r["attributes"]["gridwatch_status"].clone(),
+                            r["status"].clone(),
+                        )
+                    })
+            };
+            (status(first)? == ("confirmed".into(), "open".into())
+                && status(second)? == ("rejected".into(), "closed".into()))
+                .then_some(())
+        },
+    );
+
+    // the cameras view
+    b.click(&b.find("#tab-cams", long));
+    let cam = b.find(".cam[data-camera='street']", long);
+    assert!(b.text(&cam).contains("street"));
+
+    // writes over the API without the token are refused too
+    let (code, _) = http(
+        "POST",
+        &format!("{}/api/cases/{first}/review", svc.url),
+        Some(("", r#"{"verdict":"reject"}"#.into())),
+    );
+    assert_eq!(code, 401);
+    drop(b);
+    let (ok, stderr) = svc.terminate(Duration::from_secs(30));
+    assert!(ok, "{stderr}");
+}
