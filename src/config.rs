@@ -169,6 +169,9 @@ pub struct RulesConfig {
     /// Dumping.
     #[serde(default)]
     pub dumping: RuleTiming,
+    /// Illegal construction (`dwell`: how long a change must hold, default 6h).
+    #[serde(default)]
+    pub construction: RuleTiming,
     /// Let these dwell times win over the zones' own `dwell` parameters (demos and
     /// drills).
     #[serde(default)]
@@ -339,7 +342,7 @@ impl Config {
         let mut cfg: Config = toml::from_str(text).map_err(|e| {
             let mut m = e.message().to_string();
             if let Some(span) = e.span() {
-                let line = text[..span.start].lines().count().max(1);
+                let line = text[..span.start].matches('\n').count() + 1;
                 m = format!("line {line}: {m}");
             }
             vec![err(m)]

@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{expect_clean_failure, gridwatch, path, read_lines, run};
+use common::{expect_clean_failure, gridwatch, path, read_lines, root, run};
 
 fn write_manifest(dir: &Path, onnx: &str, edit: impl Fn(String) -> String) -> String {
     let text = fs::read_to_string(path("tests/fixtures/models/yolov8-test.toml")).unwrap();
@@ -351,4 +351,54 @@ fn bench_json_has_the_figures() {
         "keyframe seeks skip whole GOPs: {v}"
     );
     assert!(v["decoded_frames"].as_u64().unwrap() < 100, "{v}");
+}
+
+#[test]
+fn config_check_names_every_bad_field_and_run_refuses_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("gridwatch.toml");
+    std::fs::write(
+        &cfg,
+        "[api]\nlisten = \"everywhere\"\n[model]\nprovider = \"tpu\"\n[[camera]]\nid = \"gate\"\nsource = \"missing.mp4\"\nevery = \"often\"\n",
+    )
+    .unwrap();
+    let f = cfg.to_str().unwrap();
+    let stderr = expect_clean_failure(
+        &mut gridwatch(&["config", "check", f]),
+        &[
+            "5 errors",
+            "gridwatch.toml: api.listen",
+            "model.provider",
+            "camera[0] (gate).source",
+            "missing.mp4 does not exist",
+            "camera[0] (gate).every",
+        ],
+    );
+    assert!(!stderr.contains("panicked"));
+    expect_clean_failure(&mut gridwatch(&["run", "--config", f]), &["api.listen"]);
+    std::fs::write(&cfg, "[api]\nlisten = \"127.0.0.1:0\"\nbogus = 1\n").unwrap();
+    expect_clean_failure(
+        &mut gridwatch(&["config", "check", f]),
+        &["gridwatch.toml: line 3", "bogus"],
+    );
+    let (out, stdout, _) = run(&mut gridwatch(&["config", "default"]));
+    assert!(out.status.success());
+    let built_in = tmp.path().join("default.toml");
+    std::fs::write(
+        &built_in,
+        stdout
+            .replace("samples/", &format!("{}/samples/", root().display()))
+            .replace(
+                "calibration/",
+                &format!("{}/calibration/", root().display()),
+            ),
+    )
+    .unwrap();
+    let (out, stdout, stderr) = run(&mut gridwatch(&[
+        "config",
+        "check",
+        built_in.to_str().unwrap(),
+    ]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("ok (1 camera"), "{stdout}");
 }

@@ -107,6 +107,9 @@ fn scene_rules(cfg: &Config) -> SceneRules {
     if let Some(d) = cfg.rules.dumping.dwell {
         r.dumping.dwell = d;
     }
+    if let Some(d) = cfg.rules.construction.dwell {
+        r.construction.min_duration = d;
+    }
     r
 }
 

@@ -11,8 +11,10 @@ use crate::decode::Frame;
 use crate::detect::postprocess::Detection;
 use crate::geo::calib::Calibration;
 use crate::geo::grid::CellLocator;
+use crate::geo::zones::ZoneKind;
 use crate::geo::zones::{Zone, ZoneArea, ZoneSet};
 use crate::geo::LatLon;
+use crate::rules::construction::{ConstructionConfig, ConstructionRule, WatchedZone};
 use crate::rules::dumping::{DumpingConfig, DumpingRule};
 use crate::rules::evidence::EvidenceKeeper;
 use crate::rules::parking::{ParkingConfig, ParkingRule};
@@ -38,6 +40,8 @@ pub struct SceneRules {
     pub vending: VendingConfig,
     /// Dumping.
     pub dumping: DumpingConfig,
+    /// Construction.
+    pub construction: ConstructionConfig,
     /// Ignore the zones' own dwell times.
     pub override_zone_dwell: bool,
 }
@@ -54,6 +58,8 @@ pub struct Scene {
     parking: ParkingRule,
     vending: VendingRule,
     dumping: DumpingRule,
+    construction: ConstructionRule,
+    watched: Vec<WatchedZone>,
     keeper: EvidenceKeeper,
     override_dwell: bool,
     events: Vec<RuleEvent>,
@@ -79,7 +85,7 @@ impl Scene {
         cells: Arc<CellLocator>,
         rules: &SceneRules,
     ) -> Self {
-        Self {
+        let mut scene = Self {
             camera,
             calibration,
             location,
@@ -90,11 +96,32 @@ impl Scene {
             parking: ParkingRule::new(rules.parking.clone()),
             vending: VendingRule::new(rules.vending.clone()),
             dumping: DumpingRule::new(rules.dumping.clone()),
+            construction: ConstructionRule::new(rules.construction.clone()),
+            watched: Vec::new(),
             keeper: EvidenceKeeper::default(),
             override_dwell: rules.override_zone_dwell,
             events: Vec::new(),
             obs: Vec::new(),
+        };
+        // construction-watch zones this camera sees, in its pixels
+        let ids: Vec<String> = scene
+            .zones
+            .zones()
+            .iter()
+            .filter(|z| z.kind == ZoneKind::ConstructionWatch)
+            .filter(|z| match &z.area {
+                ZoneArea::Pixels { camera, .. } => camera.as_str() == &*scene.camera,
+                ZoneArea::Ground(_) => true,
+            })
+            .map(|z| z.id.clone())
+            .collect();
+        for id in ids {
+            let outline = scene.outline(&id);
+            if outline.len() >= 3 {
+                scene.watched.push(WatchedZone { id, outline });
+            }
         }
+        scene
     }
 
     /// The camera.
@@ -204,6 +231,26 @@ impl Scene {
         for &(id, bbox) in self.dumping.appeared() {
             self.keeper
                 .remember(ViolationKind::Dumping, id, t_ms, bbox, frame)?;
+        }
+        if !self.watched.is_empty() {
+            let mut watched_of = |tr: &crate::track::Track| {
+                Self::zones_at(&zones, cal, &camera, &tr.bbox, now, ov)
+                    .into_iter()
+                    .find(|z| *z.kind == ZoneKind::ConstructionWatch)
+                    .map(|z| z.id.to_string())
+            };
+            self.construction.step(
+                t_ms,
+                frame,
+                &self.watched,
+                &tracks,
+                &mut watched_of,
+                &mut self.events,
+            )?;
+            for &(id, bbox) in self.construction.started() {
+                self.keeper
+                    .remember(ViolationKind::IllegalConstruction, id, t_ms, bbox, frame)?;
+            }
         }
         let mut out = Vec::new();
         let events = std::mem::take(&mut self.events);
