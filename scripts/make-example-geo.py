@@ -112,6 +112,14 @@ def main():
                 "properties": {"kind": "no_dumping", "name": "lawn", "camera": "street"},
                 "geometry": {"type": "Polygon", "coordinates": [[[0, 300], [420, 330], [420, 576], [0, 576], [0, 300]]]},
             },
+            {
+                # the demo's second camera (the dumping clip: the same view) watches the
+                # lawn too; pixel zones belong to one camera each
+                "type": "Feature",
+                "id": "nd-grass-east",
+                "properties": {"kind": "no_dumping", "name": "lawn", "camera": "street-east"},
+                "geometry": {"type": "Polygon", "coordinates": [[[0, 300], [420, 330], [420, 576], [0, 576], [0, 300]]]},
+            },
         ],
     }
     os.makedirs(os.path.join(ROOT, "samples", "geo"), exist_ok=True)

@@ -311,6 +311,15 @@ id = "street"
 source = "samples/street.mp4"
 every = "1s"
 calibration = "calibration/street.toml"
+
+# a second view of the same scene (the clip scripts/make-test-clips.sh makes, where a
+# bag is left on the lawn): its frames are batched with the first camera's, and the van
+# both see is one case with two cameras
+[[camera]]
+id = "street-east"
+source = "tests/fixtures/clips/street-dumping.mp4"
+every = "1s"
+calibration = "calibration/street.toml"
 "#;
 
 impl Config {
@@ -511,7 +520,7 @@ mod tests {
     #[test]
     fn the_built_in_config_is_valid() {
         let c = Config::built_in();
-        assert_eq!(c.cameras.len(), 1);
+        assert_eq!(c.cameras.len(), 2);
         assert!(c.cameras[0].calibration.as_ref().unwrap().exists());
         assert_eq!(c.rules.parking.dwell, Some(Duration::from_secs(30)));
     }

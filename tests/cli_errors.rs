@@ -391,7 +391,8 @@ fn config_check_names_every_bad_field_and_run_refuses_the_file() {
             .replace(
                 "calibration/",
                 &format!("{}/calibration/", root().display()),
-            ),
+            )
+            .replace("\"tests/", &format!("\"{}/tests/", root().display())),
     )
     .unwrap();
     let (out, stdout, stderr) = run(&mut gridwatch(&[
@@ -400,5 +401,5 @@ fn config_check_names_every_bad_field_and_run_refuses_the_file() {
         built_in.to_str().unwrap(),
     ]));
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("ok (1 camera"), "{stdout}");
+    assert!(stdout.contains("ok (2 cameras"), "{stdout}");
 }

@@ -127,17 +127,36 @@ fn the_built_in_demo_files_a_real_case_and_stops_cleanly_on_sigterm() {
     let data = tmp.path().to_str().unwrap();
     let svc = Service::start(&["--data", data, "--listen", "127.0.0.1:0"]);
     let t = Instant::now();
+    let case_of = |kind: &str| {
+        let doc = svc.get("/api/cases");
+        doc["cases"]
+            .as_array()
+            .and_then(|l| l.iter().find(|c| c["kind"] == kind).cloned())
+    };
+    eventually("the parked van", Duration::from_secs(150), || {
+        case_of("illegal_parking")
+    });
+    eprintln!("first parking case after {:?}", t.elapsed());
+    // both demo cameras see the van: one case, both cameras
     let case = eventually(
-        "a case from the sample scene",
-        Duration::from_secs(150),
+        "the second camera on the same case",
+        Duration::from_secs(60),
         || {
-            let doc = svc.get("/api/cases");
-            doc["cases"].as_array().and_then(|l| l.first().cloned())
+            case_of("illegal_parking")
+                .filter(|c| c["cameras"] == serde_json::json!(["street", "street-east"]))
         },
     );
-    eprintln!("first case after {:?}", t.elapsed());
-    assert_eq!(case["kind"], "illegal_parking", "{case}");
-    assert_eq!(case["cameras"], serde_json::json!(["street"]));
+    // the bag left on the lawn in the second camera's clip
+    let dumping = eventually("the dumping case", Duration::from_secs(120), || {
+        case_of("dumping")
+    });
+    eprintln!("dumping case after {:?}", t.elapsed());
+    assert_eq!(dumping["cameras"], serde_json::json!(["street-east"]));
+    assert_eq!(
+        svc.get("/api/cases?kind=illegal_parking")["total"],
+        1,
+        "one van, one case"
+    );
     assert!(
         case["cell"].as_str().unwrap().starts_with("310101-"),
         "{case}"

@@ -27,6 +27,12 @@ pub struct CameraFrame {
     pub pose: Option<super::telemetry::DronePose>,
 }
 
+impl std::borrow::Borrow<Frame> for CameraFrame {
+    fn borrow(&self) -> &Frame {
+        &self.frame
+    }
+}
+
 /// Frame buffers given back by detection, reused by the decoders: a 1080p BGR frame
 /// is 6 MB, and a fresh one costs page faults and zeroing every time.
 #[derive(Debug, Default)]

@@ -218,9 +218,8 @@ fn detection_loop(
         }
         let before = loaded.detector.times();
         let t0 = Instant::now();
-        let refs: Vec<&crate::decode::Frame> = frames.iter().map(|f| &f.frame).collect();
-        if let Err(e) = loaded.detector.detect(&refs, &mut dets) {
-            tracing::error!("detection failed on {} frames: {e}", refs.len());
+        if let Err(e) = loaded.detector.detect(&frames, &mut dets) {
+            tracing::error!("detection failed on {} frames: {e}", frames.len());
             m.errors.fetch_add(1, Ordering::Relaxed);
             state.pool.recycle(frames.drain(..));
             continue;

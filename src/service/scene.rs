@@ -210,24 +210,24 @@ impl Scene {
                 ground,
             });
         }
-        let tracks = self.tracker.update(t_ms, &self.obs).to_vec();
+        let tracks = self.tracker.update(t_ms, &self.obs);
         let zones = self.zones.clone();
         let cal = self.calibration.as_ref();
         let camera = self.camera.clone();
         let ov = self.override_dwell;
-        self.keeper.observe(t_ms, frame, &tracks, |tr| {
+        self.keeper.observe(t_ms, frame, tracks, |tr| {
             !Self::zones_at(&zones, cal, &camera, &tr.bbox, now, ov).is_empty()
         })?;
         self.events.clear();
         let mut zones_of =
             |tr: &crate::track::Track| Self::zones_at(&zones, cal, &camera, &tr.bbox, now, ov);
         self.parking
-            .step(t_ms, &tracks, &mut zones_of, &mut self.events);
+            .step(t_ms, tracks, &mut zones_of, &mut self.events);
         self.vending
-            .step(t_ms, &tracks, &mut zones_of, &mut self.events);
+            .step(t_ms, tracks, &mut zones_of, &mut self.events);
         let mut box_zones = |b: &[f32; 4]| Self::zones_at(&zones, cal, &camera, b, now, ov);
         self.dumping
-            .step(t_ms, frame, &tracks, &mut box_zones, &mut self.events)?;
+            .step(t_ms, frame, tracks, &mut box_zones, &mut self.events)?;
         for &(id, bbox) in self.dumping.appeared() {
             self.keeper
                 .remember(ViolationKind::Dumping, id, t_ms, bbox, frame)?;
@@ -243,7 +243,7 @@ impl Scene {
                 t_ms,
                 frame,
                 &self.watched,
-                &tracks,
+                tracks,
                 &mut watched_of,
                 &mut self.events,
             )?;
