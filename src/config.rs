@@ -117,6 +117,14 @@ pub struct ModelConfig {
     /// Most frames (from any cameras) per inference call.
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// With a model that takes several frames per call: after the first frame, how
+    /// long to wait for other cameras' frames to fill the batch.
+    #[serde(default = "default_gather", deserialize_with = "dur::de")]
+    pub gather: Duration,
+}
+
+fn default_gather() -> Duration {
+    Duration::from_millis(20)
 }
 
 fn default_provider() -> String {
@@ -133,6 +141,7 @@ impl Default for ModelConfig {
             provider: default_provider(),
             threads: 0,
             batch: default_batch(),
+            gather: default_gather(),
         }
     }
 }

@@ -388,3 +388,58 @@ calibration = "{cal}"
     let (ok, stderr) = svc.terminate(Duration::from_secs(30));
     assert!(ok, "{stderr}");
 }
+
+/// A metric's value from Prometheus text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn frames_of_several_cameras_share_inference_calls() {
+    // a model with a dynamic batch dimension (generated test model), three cameras
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |rel: &str| common::path(rel).display().to_string();
+    let mut text = format!(
+        "data_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:0\"\n[model]\nmanifest = \"{}\"\nbatch = 4\ngather = \"50ms\"\n",
+        tmp.path().join("data").display(),
+        p("tests/fixtures/models/yolov8-test.toml"),
+    );
+    for i in 0..3 {
+        text.push_str(&format!(
+            "[[camera]]\nid = \"cam{i}\"\nsource = \"{}\"\nevery = \"500ms\"\nlocation = [31.23, 121.47]\n",
+            p("samples/street.mp4")
+        ));
+    }
+    let cfg = tmp.path().join("g.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let svc = Service::start(&["--config", cfg.to_str().unwrap()]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let read = || {
+        rt.block_on(async {
+            reqwest::get(format!("{}/metrics", svc.url))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    let m = eventually("30 frames detected", Duration::from_secs(60), || {
+        let m = read();
+        (metric(&m, "gridwatch_detect_frames_total") >= 30.0).then_some(m)
+    });
+    let frames = metric(&m, "gridwatch_detect_frames_total");
+    let batches = metric(&m, "gridwatch_detect_batches_total");
+    eprintln!("{frames} frames in {batches} inference calls");
+    assert!(
+        batches <= frames * 0.6,
+        "{frames} frames in {batches} calls: frames of different cameras were not batched"
+    );
+    let (ok, stderr) = svc.terminate(Duration::from_secs(30));
+    assert!(ok, "{stderr}");
+}

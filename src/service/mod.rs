@@ -203,6 +203,7 @@ fn detection_loop(
     mut loaded: Loaded,
     state: Arc<ServiceState>,
     evidence_per_case: usize,
+    gather: Duration,
     rt: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
 ) {
@@ -210,11 +211,25 @@ fn detection_loop(
     let mut frames: Vec<CameraFrame> = Vec::new();
     let mut dets = Vec::new();
     let m = state.metrics.clone();
+    // a model that takes several frames per call gets the frames of cameras that
+    // arrive within the gather window together (a model of fixed batch 1 never waits)
+    let want = loaded.detector.batch_size().min(state.cameras.len()).max(1);
     while !stop.load(Ordering::Relaxed) {
         rt.block_on(state.pool.frames_ready(Duration::from_millis(200)));
         state.pool.take_frames(&mut frames);
         if frames.is_empty() {
             continue;
+        }
+        if frames.len() < want && !gather.is_zero() {
+            let until = Instant::now() + gather;
+            while frames.len() < want {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                rt.block_on(state.pool.frames_ready(left));
+                state.pool.take_frames(&mut frames);
+            }
         }
         let before = loaded.detector.times();
         let t0 = Instant::now();
@@ -383,9 +398,10 @@ pub async fn run(
         let stop = stop_loop.clone();
         let rt = tokio::runtime::Handle::current();
         let per_case = cfg.cases.evidence_per_case;
+        let gather = cfg.model.gather;
         std::thread::Builder::new()
             .name("detect".into())
-            .spawn(move || detection_loop(loaded, state, per_case, rt, stop))?
+            .spawn(move || detection_loop(loaded, state, per_case, gather, rt, stop))?
     };
     state.ready.store(true, Ordering::Relaxed);
     println!("gridwatch: review page http://{addr}/  (API http://{addr}/api/cases, metrics http://{addr}/metrics)");
