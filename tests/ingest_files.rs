@@ -284,3 +284,49 @@ async fn telemetry_from_an_http_feed() {
     );
     pool.shutdown().await;
 }
+
+/// Sampling on a grid that falls on keyframes (every 2 s and 4 s with a keyframe every
+/// 2 s) decodes keyframes only, and gives exactly the frames a full sequential decode
+/// picks: same times, same pixels.
+#[test]
+fn sampling_on_the_keyframe_grid_decodes_only_keyframes_and_matches_a_full_decode() {
+    use gridwatch::decode::{FileDecoder, Frame, Sampler, Sampling};
+    use std::time::Duration;
+    let clip = common::path("samples/street.mp4");
+    let decode = |sampling: Sampling| {
+        let mut dec = FileDecoder::open(&clip).unwrap();
+        let mut sampler = Sampler::new(sampling);
+        let mut out = Vec::new();
+        let mut f = Frame::default();
+        while dec.next_sampled(&mut sampler, &mut f).unwrap() {
+            out.push((f.pts_ms.unwrap(), f.keyframe, f.data.clone()));
+        }
+        (out, dec.stats().decoded)
+    };
+    let (all, all_decoded) = decode(Sampling::All);
+    assert_eq!(all_decoded as usize, all.len());
+    for secs in [2u64, 4] {
+        let (sampled, decoded) = decode(Sampling::Every(Duration::from_secs(secs)));
+        assert!(
+            sampled.iter().all(|s| s.1),
+            "every {secs}s: all samples are keyframes"
+        );
+        assert_eq!(
+            decoded, 40,
+            "every {secs}s: the 40 keyframes only, nothing between"
+        );
+        let mut want = Vec::new();
+        let mut next = 0;
+        for f in &all {
+            if f.0 >= next {
+                want.push(f);
+                next = f.0 - f.0 % (secs as i64 * 1000) + secs as i64 * 1000;
+            }
+        }
+        assert_eq!(sampled.len(), want.len(), "every {secs}s");
+        for (s, w) in sampled.iter().zip(want) {
+            assert_eq!(s.0, w.0, "every {secs}s: same time");
+            assert!(s.2 == w.2, "every {secs}s: frame at {} ms differs", s.0);
+        }
+    }
+}

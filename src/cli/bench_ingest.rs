@@ -117,7 +117,7 @@ fn cpu_seconds() -> f64 {
 }
 
 /// Makes (once) the default benchmark clip.
-fn default_clip() -> anyhow::Result<PathBuf> {
+pub(crate) fn default_clip() -> anyhow::Result<PathBuf> {
     let dir = crate::source_dir().join(".cache/bench");
     let out = dir.join("street-1080p25-2mbps.mp4");
     if out.is_file() {

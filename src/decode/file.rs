@@ -87,6 +87,10 @@ pub struct FileDecoder {
     eof_sent: bool,
     read_errors: u32,
     keyframes_only: bool,
+    /// The sampling grid falls on keyframes: frames between them are never needed.
+    key_is_sample: bool,
+    /// The keyframe spacing, when the index shows a regular one starting at 0.
+    key_interval_ms: Option<i64>,
     last_pts_ms: i64,
     stats: DecodeStats,
 }
@@ -129,6 +133,22 @@ impl FileDecoder {
         };
         // SAFETY: the stream pointer is valid while `input` lives.
         let has_index = unsafe { ffi::avformat_index_get_entries_count(stream.as_ptr()) } > 0;
+        let key_interval_ms = if has_index {
+            // SAFETY: as above; index entries are only read
+            let keys: Vec<i64> = unsafe {
+                let st = stream.as_ptr() as *mut ffi::AVStream;
+                (0..ffi::avformat_index_get_entries_count(st))
+                    .filter_map(|i| {
+                        let e = ffi::avformat_index_get_entry(st, i);
+                        (!e.is_null() && (*e).flags() & ffi::AVINDEX_KEYFRAME != 0)
+                            .then(|| ts_to_ms((*e).timestamp - start_pts, time_base))
+                    })
+                    .collect()
+            };
+            regular_interval(&keys)
+        } else {
+            None
+        };
         let mut ctx = codec::context::Context::from_parameters(stream.parameters())
             .map_err(|e| err("unsupported codec parameters", e))?;
         ctx.set_threading(codec::threading::Config {
@@ -179,6 +199,8 @@ impl FileDecoder {
             eof_sent: false,
             read_errors: 0,
             keyframes_only: false,
+            key_is_sample: false,
+            key_interval_ms,
             last_pts_ms: i64::MIN,
             stats: DecodeStats::default(),
         })
@@ -202,6 +224,15 @@ impl FileDecoder {
         out: &mut Frame,
     ) -> Result<bool, DecodeError> {
         self.keyframes_only = sampler.sampling() == Sampling::Keyframes;
+        // a sampling grid that falls on keyframes (every 2 s with a keyframe every 2 s,
+        // or every 4 s): every sample is a keyframe, frames between them are not needed
+        self.key_is_sample = match (sampler.sampling(), self.key_interval_ms) {
+            (Sampling::Every(d), Some(g)) => {
+                let d = d.as_millis() as i64;
+                g > 0 && d >= g && d % g == 0
+            }
+            _ => false,
+        };
         loop {
             match self.decoder.receive_frame(&mut self.decoded) {
                 Ok(()) => {
@@ -284,7 +315,7 @@ impl FileDecoder {
                     if let Some(p) = self.packet.pts().or(self.packet.dts()) {
                         self.max_read_pts = self.max_read_pts.max(p);
                     }
-                    if self.keyframes_only && !self.packet.is_key() {
+                    if (self.keyframes_only || self.key_is_sample) && !self.packet.is_key() {
                         // keyframe sampling: other frames are never decoded
                         continue;
                     }
@@ -368,6 +399,16 @@ impl FileDecoder {
         self.stats.seeks += 1;
         Ok(())
     }
+}
+
+/// The spacing of keyframes at `keys` ms when it is the same throughout (within 1 ms)
+/// and they start at 0.
+fn regular_interval(keys: &[i64]) -> Option<i64> {
+    if keys.len() < 2 || keys[0].abs() > 1 {
+        return None;
+    }
+    let g = keys[1] - keys[0];
+    (g > 0 && keys.windows(2).all(|w| ((w[1] - w[0]) - g).abs() <= 1)).then_some(g)
 }
 
 fn ts_to_ms(ts: i64, tb: Rational) -> i64 {
