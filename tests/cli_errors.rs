@@ -403,3 +403,30 @@ fn config_check_names_every_bad_field_and_run_refuses_the_file() {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("ok (2 cameras"), "{stdout}");
 }
+
+#[test]
+fn bench_runs_the_python_baseline_side_by_side() {
+    let (o, stdout, stderr) = run(&mut gridwatch(&[
+        "bench",
+        "--every",
+        "20s",
+        "--raw-calls",
+        "3",
+        "--compare-baseline",
+        "--json",
+    ]));
+    assert!(o.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        v["baseline_frames"], v["frames"],
+        "the baseline samples the same frames: {v}"
+    );
+    assert!(v["baseline_fps"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+    let ratio = v["e2e_over_baseline"].as_f64().unwrap();
+    let want = v["e2e_fps"].as_f64().unwrap() / v["baseline_fps"].as_f64().unwrap();
+    assert!((ratio - want).abs() < 1e-9, "{v}");
+    expect_clean_failure(
+        &mut gridwatch(&["bench", "--every", "keyframes", "--compare-baseline"]),
+        &["cannot pick keyframes"],
+    );
+}
