@@ -430,3 +430,68 @@ fn bench_runs_the_python_baseline_side_by_side() {
         &["cannot pick keyframes"],
     );
 }
+
+#[test]
+fn bench_runs_a_model_clip_sampling_matrix_with_a_chart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let svg = tmp.path().join("bench.svg");
+    let (o, stdout, stderr) = run(&mut gridwatch(&[
+        "bench",
+        "--and-model",
+        path("tests/fixtures/models/yolov8-test.toml")
+            .to_str()
+            .unwrap(),
+        "--every",
+        "20s",
+        "--every",
+        "40s",
+        "--raw-calls",
+        "2",
+        "--json",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{stderr}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(stdout.trim()).unwrap();
+    let combos: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["model"].as_str().unwrap().to_string(),
+                r["sampling"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        combos,
+        [
+            ("nanodet-coco-416", "every 20s"),
+            ("nanodet-coco-416", "every 40s"),
+            ("yolov8-test", "every 20s"),
+            ("yolov8-test", "every 40s")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    for r in &rows {
+        let held = r["cameras_held"].as_f64().unwrap();
+        let every: f64 = if r["sampling"] == "every 20s" {
+            20.0
+        } else {
+            40.0
+        };
+        assert!(
+            (held - r["e2e_fps"].as_f64().unwrap() * every).abs() < 1e-6,
+            "{r}"
+        );
+    }
+    assert_eq!(rows[0]["frames"], 4);
+    assert_eq!(rows[1]["frames"], 2);
+    let chart = fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
+    assert_eq!(
+        chart.matches("<rect x=\"330\"").count(),
+        1 + 2 * 4,
+        "a legend box + 2 bars per row"
+    );
+    assert!(chart.contains("yolov8-test") && chart.contains("every 40s"));
+}

@@ -19,13 +19,20 @@ pub struct BenchArgs {
     pub mode: Option<BenchMode>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// The clip to run over. Defaults to the bundled street clip; `1080p` is a 1080p
-    /// 25 fps H.264 clip with a keyframe every 2 s, made once from it with ffmpeg.
+    /// More models: every model runs on every clip at every sampling (a matrix).
+    #[arg(long = "and-model", value_name = "MANIFEST")]
+    pub and_model: Vec<PathBuf>,
+    /// The clip to run over (repeat for more). Defaults to the bundled street clip;
+    /// `1080p` is a 1080p 25 fps H.264 clip with a keyframe every 2 s, made once from it
+    /// with ffmpeg.
     #[arg(long, value_name = "FILE")]
-    pub clip: Option<PathBuf>,
-    /// One frame per interval (e.g. 1s), `keyframes`, or `all`.
+    pub clip: Vec<PathBuf>,
+    /// One frame per interval (e.g. 1s), `keyframes`, or `all` (repeat for more).
     #[arg(long, default_value = "all", value_name = "INTERVAL")]
-    pub every: Sampling,
+    pub every: Vec<Sampling>,
+    /// Write a chart of the results (SVG).
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
     /// Inference-only calls for the raw rate (default: as many as the pipeline made,
     /// at least 20).
     #[arg(long, value_name = "N")]
@@ -90,6 +97,17 @@ pub struct BenchReport {
     pub baseline_frames: Option<u64>,
     /// e2e_fps / baseline_fps.
     pub e2e_over_baseline: Option<f64>,
+    /// With an interval: cameras one detector keeps up with at that sampling
+    /// (e2e frames/s × interval).
+    pub cameras_held: Option<f64>,
+}
+
+/// One measured combination, with what the detailed table shows beside the report.
+struct Measured {
+    report: BenchReport,
+    info: crate::decode::ClipInfo,
+    calls: usize,
+    baseline: Option<Baseline>,
 }
 
 /// What the decode thread hands the detector: a sampled frame, or the end (with the
@@ -153,13 +171,13 @@ fn spawn_decoder(
     (rx, back_tx, handle)
 }
 
-/// The clip `--clip` names: the bundled street clip by default, `1080p` for the 1080p
-/// 25 fps benchmark clip (made once with ffmpeg).
-fn resolve_clip(clip: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    match clip {
-        None => Ok(crate::source_dir().join("samples/street.mp4")),
-        Some(p) if p.as_os_str() == "1080p" => super::bench_ingest::default_clip(),
-        Some(p) => Ok(p.clone()),
+/// The clip `--clip` names: `1080p` for the 1080p 25 fps benchmark clip (made once
+/// with ffmpeg), else the file.
+fn resolve_clip(clip: &std::path::Path) -> anyhow::Result<PathBuf> {
+    if clip.as_os_str() == "1080p" {
+        super::bench_ingest::default_clip()
+    } else {
+        Ok(clip.to_path_buf())
     }
 }
 
@@ -220,11 +238,68 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(BenchMode::Ingest(a)) = args.mode {
         return super::bench_ingest::run(a);
     }
-    let clip = resolve_clip(&args.clip)?;
-    let mut det = args.model.load()?;
+    let mut models = vec![args.model.clone()];
+    for m in &args.and_model {
+        models.push(ModelArgs {
+            model: Some(m.clone()),
+            ..args.model.clone()
+        });
+    }
+    let clips = if args.clip.is_empty() {
+        vec![crate::source_dir().join("samples/street.mp4")]
+    } else {
+        args.clip.clone()
+    };
+    let mut results = Vec::new();
+    for model in &models {
+        for clip in &clips {
+            for every in &args.every {
+                results.push(measure(
+                    model,
+                    clip,
+                    *every,
+                    args.raw_calls,
+                    args.compare_baseline,
+                )?);
+            }
+        }
+    }
+    if let Some(path) = &args.svg {
+        let reports: Vec<&BenchReport> = results.iter().map(|m| &m.report).collect();
+        std::fs::write(path, chart(&reports))
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        eprintln!("chart: {}", path.display());
+    }
+    if args.json {
+        if results.len() == 1 {
+            println!("{}", serde_json::to_string(&results[0].report)?);
+        } else {
+            let reports: Vec<&BenchReport> = results.iter().map(|m| &m.report).collect();
+            println!("{}", serde_json::to_string(&reports)?);
+        }
+        return Ok(());
+    }
+    if results.len() == 1 {
+        print_detail(&results[0]);
+    } else {
+        print_matrix(&results);
+    }
+    Ok(())
+}
+
+/// Measures one model on one clip at one sampling.
+fn measure(
+    model: &ModelArgs,
+    clip: &std::path::Path,
+    every: Sampling,
+    raw_calls: Option<usize>,
+    compare_baseline: bool,
+) -> anyhow::Result<Measured> {
+    let clip = resolve_clip(clip)?;
+    let mut det = model.load()?;
     let info = FileDecoder::open(&clip)?.info().clone();
     let n = det.batch_size();
-    let (rx, back, decoder) = spawn_decoder(clip.clone(), args.every, 2 * n);
+    let (rx, back, decoder) = spawn_decoder(clip.clone(), every, 2 * n);
     let mut frames: Vec<Frame> = Vec::with_capacity(n);
     let mut out = Vec::new();
     let mut end = None;
@@ -262,7 +337,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "no frame of {} was sampled",
         clip.display()
     );
-    let calls = args.raw_calls.unwrap_or((times.calls as usize).max(20));
+    let calls = raw_calls.unwrap_or((times.calls as usize).max(20));
     let raw_start = Instant::now();
     let mut raw_frames = 0;
     for _ in 0..calls {
@@ -272,14 +347,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / times.frames as f64;
     let e2e_fps = times.frames as f64 / wall.as_secs_f64();
     let raw_fps = raw_frames as f64 / raw.as_secs_f64();
-    let baseline = if args.compare_baseline {
-        let manifest = args
-            .model
-            .model
-            .clone()
-            .unwrap_or_else(super::default_model);
+    let baseline = if compare_baseline {
+        let manifest = model.model.clone().unwrap_or_else(super::default_model);
         eprintln!("running the Python baseline on the same clip …");
-        Some(run_baseline(&manifest, &clip, args.every)?)
+        Some(run_baseline(&manifest, &clip, every)?)
     } else {
         None
     };
@@ -288,7 +359,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         provider: det.provider().to_string(),
         batch: n,
         clip: clip.display().to_string(),
-        sampling: args.every.to_string(),
+        sampling: every.to_string(),
         frames: times.frames,
         decoded_frames: stats.decoded,
         seeks: stats.seeks,
@@ -303,11 +374,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         baseline_fps: baseline.as_ref().map(|b| b.fps),
         baseline_frames: baseline.as_ref().map(|b| b.frames),
         e2e_over_baseline: baseline.as_ref().map(|b| e2e_fps / b.fps),
+        cameras_held: match every {
+            Sampling::Every(d) => Some(e2e_fps * d.as_secs_f64()),
+            _ => None,
+        },
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-        return Ok(());
-    }
+    Ok(Measured {
+        report,
+        info,
+        calls,
+        baseline,
+    })
+}
+
+/// The detailed table of one combination.
+fn print_detail(m: &Measured) {
+    let (report, info, calls, baseline) = (&m.report, &m.info, m.calls, &m.baseline);
     println!(
         "model        {} on {} (batch {})",
         report.model, report.provider, report.batch
@@ -344,7 +426,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         report.raw_inference_fps
     );
     println!("e2e / raw    {:8.3}", report.e2e_over_raw);
-    if let Some(b) = &baseline {
+    if let Some(c) = report.cameras_held {
+        println!(
+            "cameras held {c:8.1}   at {} each (e2e frames/s × interval)",
+            report.sampling
+        );
+    }
+    if let Some(b) = baseline {
         println!(
             "python       {:8.2}   {:.1} frames/s (OpenCV VideoCapture + onnxruntime, {} frames detected, {} read, same run)",
             1000.0 / b.fps,
@@ -357,5 +445,104 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             report.e2e_over_baseline.unwrap_or_default()
         );
     }
-    Ok(())
+}
+
+/// One line per combination.
+fn print_matrix(results: &[Measured]) {
+    println!(
+        "{:<22} {:<28} {:<14} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>7} {:>8} {:>8}",
+        "model",
+        "clip",
+        "sampling",
+        "frames",
+        "dec ms",
+        "pre ms",
+        "inf ms",
+        "e2e f/s",
+        "raw f/s",
+        "e2e/raw",
+        "cameras",
+        "python"
+    );
+    for m in results {
+        let r = &m.report;
+        let clip = std::path::Path::new(&r.clip)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        println!(
+            "{:<22} {:<28} {:<14} {:>6} {:>7.2} {:>7.2} {:>7.2} {:>8.1} {:>8.1} {:>7.3} {:>8} {:>8}",
+            r.model,
+            clip,
+            r.sampling,
+            r.frames,
+            r.decode_ms,
+            r.preprocess_ms,
+            r.inference_ms,
+            r.e2e_fps,
+            r.raw_inference_fps,
+            r.e2e_over_raw,
+            r.cameras_held
+                .map_or("-".to_string(), |c| format!("{c:.1}")),
+            r.e2e_over_baseline
+                .map_or("-".to_string(), |x| format!("{x:.2}x")),
+        );
+    }
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A horizontal bar chart: end-to-end and raw inference frames/s per combination.
+pub fn chart(reports: &[&BenchReport]) -> String {
+    let row_h = 46.0;
+    let (left, width) = (330.0, 420.0);
+    let height = 60.0 + row_h * reports.len() as f64 + 30.0;
+    let max = reports
+        .iter()
+        .map(|r| r.e2e_fps.max(r.raw_inference_fps))
+        .fold(1.0, f64::max);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"22\" font-size=\"15\">gridwatch bench: frames/s (end-to-end, and raw inference in the same run)</text>\n\
+         <rect x=\"{left}\" y=\"34\" width=\"12\" height=\"10\" fill=\"#2f6fdf\"/><text x=\"{lx1}\" y=\"43\">end-to-end</text>\n\
+         <rect x=\"{lx2}\" y=\"34\" width=\"12\" height=\"10\" fill=\"#b8c7e6\"/><text x=\"{lx3}\" y=\"43\">raw inference</text>\n",
+        w = left + width + 90.0,
+        lx1 = left + 16.0,
+        lx2 = left + 110.0,
+        lx3 = left + 126.0,
+    );
+    for (i, r) in reports.iter().enumerate() {
+        let y = 60.0 + row_h * i as f64;
+        let clip = std::path::Path::new(&r.clip)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bar = |v: f64| v / max * width;
+        svg.push_str(&format!(
+            "<text x=\"10\" y=\"{ty}\">{}</text>\n<text x=\"10\" y=\"{ty2}\" fill=\"#555\">{} · {}</text>\n\
+             <rect x=\"{left}\" y=\"{y}\" width=\"{rw:.1}\" height=\"16\" fill=\"#b8c7e6\"/>\n\
+             <rect x=\"{left}\" y=\"{y2}\" width=\"{ew:.1}\" height=\"16\" fill=\"#2f6fdf\"/>\n\
+             <text x=\"{rx:.1}\" y=\"{ty}\">{:.1}</text>\n<text x=\"{ex:.1}\" y=\"{ty2}\">{:.1}</text>\n",
+            xml(&r.model),
+            xml(&clip),
+            xml(&r.sampling),
+            r.raw_inference_fps,
+            r.e2e_fps,
+            ty = y + 13.0,
+            ty2 = y + 31.0,
+            y2 = y + 18.0,
+            rw = bar(r.raw_inference_fps),
+            ew = bar(r.e2e_fps),
+            rx = left + bar(r.raw_inference_fps) + 6.0,
+            ex = left + bar(r.e2e_fps) + 6.0,
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
 }
