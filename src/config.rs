@@ -121,6 +121,14 @@ pub struct ModelConfig {
     /// long to wait for other cameras' frames to fill the batch.
     #[serde(default = "default_gather", deserialize_with = "dur::de")]
     pub gather: Duration,
+    /// Detection workers, each with its own ONNX Runtime session and its own share of
+    /// the cameras (a camera's frames always go to the same worker, in order).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+}
+
+fn default_workers() -> usize {
+    1
 }
 
 fn default_gather() -> Duration {
@@ -142,6 +150,7 @@ impl Default for ModelConfig {
             threads: 0,
             batch: default_batch(),
             gather: default_gather(),
+            workers: default_workers(),
         }
     }
 }
@@ -476,6 +485,9 @@ impl Config {
         }
         if self.model.batch == 0 {
             out.push("model.batch: must be at least 1".into());
+        }
+        if self.model.workers == 0 || self.model.workers > 64 {
+            out.push("model.workers: must be 1 to 64".into());
         }
         if let Some(r) = self.geo.h3_resolution {
             if r > 15 {

@@ -443,3 +443,36 @@ fn frames_of_several_cameras_share_inference_calls() {
     let (ok, stderr) = svc.terminate(Duration::from_secs(30));
     assert!(ok, "{stderr}");
 }
+
+#[test]
+fn two_detection_workers_share_the_cameras() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |rel: &str| common::path(rel).display().to_string();
+    let mut text = format!(
+        "data_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:0\"\n[model]\nmanifest = \"{}\"\nworkers = 2\nbatch = 2\n",
+        tmp.path().join("data").display(),
+        p("tests/fixtures/models/yolov8-test.toml"),
+    );
+    for i in 0..4 {
+        text.push_str(&format!(
+            "[[camera]]\nid = \"cam{i}\"\nsource = \"{}\"\nevery = \"500ms\"\nlocation = [31.23, 121.47]\n",
+            p("samples/street.mp4")
+        ));
+    }
+    let cfg = tmp.path().join("g.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let svc = Service::start(&["--config", cfg.to_str().unwrap()]);
+    // every camera's frames reach detection (each camera's last processed frame is kept)
+    let cams = eventually(
+        "a processed frame from every camera",
+        Duration::from_secs(60),
+        || {
+            let list = svc.get("/api/cameras");
+            let l = list.as_array()?;
+            (l.len() == 4 && l.iter().all(|c| c["last_frame"].is_string())).then(|| l.clone())
+        },
+    );
+    assert_eq!(cams.len(), 4);
+    let (ok, stderr) = svc.terminate(Duration::from_secs(30));
+    assert!(ok, "{stderr}");
+}

@@ -258,6 +258,9 @@ pub struct Detector {
     engine: Box<dyn InferenceEngine>,
     report: ModelReport,
     pre: Preprocessor,
+    /// One more preprocessor per further batch slot (each with its own buffers), so the
+    /// frames of a batch are preprocessed in parallel.
+    more_pre: Vec<Preprocessor>,
     batch: usize,
     input: Vec<f32>,
     outputs: Vec<OutputBuf>,
@@ -309,6 +312,7 @@ impl Detector {
             engine,
             report,
             pre,
+            more_pre: Vec::new(),
             batch,
             input: Vec::new(),
             outputs,
@@ -374,7 +378,7 @@ impl Detector {
 
     /// Detects on `frames`, in calls of up to [`Self::batch_size`] frames; `out` gets
     /// one list per frame, in order (its inner vectors are reused).
-    pub fn detect<F: Borrow<Frame>>(
+    pub fn detect<F: Borrow<Frame> + Sync>(
         &mut self,
         frames: &[F],
         out: &mut Vec<Vec<Detection>>,
@@ -387,7 +391,7 @@ impl Detector {
         Ok(())
     }
 
-    fn run_chunk<F: Borrow<Frame>>(
+    fn run_chunk<F: Borrow<Frame> + Sync>(
         &mut self,
         frames: &[F],
         out: &mut [Vec<Detection>],
@@ -402,11 +406,25 @@ impl Detector {
         let t0 = Instant::now();
         self.input.resize(n * item, 0.0);
         self.transforms.clear();
-        for (i, f) in frames.iter().enumerate() {
-            let t = self
-                .pre
-                .run(f.borrow(), &mut self.input[i * item..(i + 1) * item])?;
+        if frames.len() == 1 {
+            let t = self.pre.run(frames[0].borrow(), &mut self.input[..item])?;
             self.transforms.push(t);
+        } else {
+            use rayon::prelude::*;
+            while self.more_pre.len() + 1 < frames.len() {
+                self.more_pre.push(Preprocessor::new(&self.manifest.input));
+            }
+            let pres = std::iter::once(&mut self.pre).chain(self.more_pre.iter_mut());
+            let results: Vec<Result<InputTransform, DetectError>> = self.input
+                [..frames.len() * item]
+                .par_chunks_mut(item)
+                .zip(pres.collect::<Vec<_>>().into_par_iter())
+                .zip(frames.par_iter())
+                .map(|((slot, pre), f)| pre.run(f.borrow(), slot))
+                .collect();
+            for r in results {
+                self.transforms.push(r?);
+            }
         }
         self.input[frames.len() * item..].fill(0.0);
         let t1 = Instant::now();

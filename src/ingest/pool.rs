@@ -135,6 +135,17 @@ impl Pool {
         out.extend(cams.values().filter_map(|c| c.slot.take()));
     }
 
+    /// Takes the newest waiting frame of every camera `mine` accepts (detection
+    /// workers each serve their own cameras).
+    pub fn take_frames_of(&self, out: &mut Vec<CameraFrame>, mine: impl Fn(&str) -> bool) {
+        let cams = self.cameras.lock().expect("pool lock");
+        out.extend(
+            cams.iter()
+                .filter(|(id, _)| mine(id))
+                .filter_map(|(_, c)| c.slot.take()),
+        );
+    }
+
     /// Gives frames back once detection is done with them, so decoders reuse their
     /// buffers instead of allocating new ones.
     pub fn recycle(&self, frames: impl IntoIterator<Item = CameraFrame>) {

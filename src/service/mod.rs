@@ -115,8 +115,8 @@ fn scene_rules(cfg: &Config) -> SceneRules {
 
 /// Everything loaded before the service starts: a bad file stops it here, named.
 struct Loaded {
-    detector: Detector,
-    scenes: HashMap<String, Scene>,
+    /// One per detection worker, each with the scenes of its cameras.
+    workers: Vec<(Detector, HashMap<String, Scene>)>,
     cameras: Vec<CameraConfig>,
 }
 
@@ -132,15 +132,17 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
         .provider
         .parse()
         .map_err(|e| anyhow::anyhow!("model.provider: {e}"))?;
-    let mut detector = Detector::load(
-        manifest,
-        &EngineOptions {
-            provider,
-            intra_threads: (cfg.model.threads > 0).then_some(cfg.model.threads),
-        },
-    )?;
-    detector.set_batch_size(cfg.model.batch);
-    detector.warm_up()?;
+    let opts = EngineOptions {
+        provider,
+        intra_threads: (cfg.model.threads > 0).then_some(cfg.model.threads),
+    };
+    let mut detectors = Vec::new();
+    for _ in 0..cfg.model.workers.max(1) {
+        let mut detector = Detector::load(manifest.clone(), &opts)?;
+        detector.set_batch_size(cfg.model.batch);
+        detector.warm_up()?;
+        detectors.push(detector);
+    }
     let tz = cfg
         .geo
         .timezone
@@ -160,9 +162,12 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
         ),
     });
     let rules = scene_rules(cfg);
-    let mut scenes = HashMap::new();
+    let mut workers: Vec<(Detector, HashMap<String, Scene>)> =
+        detectors.into_iter().map(|d| (d, HashMap::new())).collect();
+    let n_workers = workers.len();
     let mut cameras = Vec::new();
-    for c in &cfg.cameras {
+    for (i, c) in cfg.cameras.iter().enumerate() {
+        let scenes = &mut workers[i % n_workers].1;
         let calibration = match &c.calibration {
             Some(p) => Some(
                 Calibration::load(p).with_context(|| format!("camera {}: calibration", c.id))?,
@@ -183,11 +188,7 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
         );
         cameras.push(camera_config(c)?);
     }
-    Ok(Loaded {
-        detector,
-        scenes,
-        cameras,
-    })
+    Ok(Loaded { workers, cameras })
 }
 
 fn ms(t: SystemTime) -> i64 {
@@ -200,25 +201,33 @@ fn ms(t: SystemTime) -> i64 {
 /// steps each camera's scene, records violations and their evidence. Runs on its own
 /// thread until `stop`.
 fn detection_loop(
-    mut loaded: Loaded,
+    mut detector: Detector,
+    mut scenes: HashMap<String, Scene>,
     state: Arc<ServiceState>,
     evidence_per_case: usize,
     gather: Duration,
     rt: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
 ) {
-    let classes = loaded.detector.manifest().classes.clone();
+    let classes = detector.manifest().classes.clone();
     let mut frames: Vec<CameraFrame> = Vec::new();
     let mut dets = Vec::new();
     let m = state.metrics.clone();
     // a model that takes several frames per call gets the frames of cameras that
     // arrive within the gather window together (a model of fixed batch 1 never waits)
-    let want = loaded.detector.batch_size().min(state.cameras.len()).max(1);
+    let want = detector.batch_size().min(scenes.len()).max(1);
+    let mine: std::collections::HashSet<String> = scenes.keys().cloned().collect();
+    let take =
+        |frames: &mut Vec<CameraFrame>| state.pool.take_frames_of(frames, |id| mine.contains(id));
     while !stop.load(Ordering::Relaxed) {
-        rt.block_on(state.pool.frames_ready(Duration::from_millis(200)));
-        state.pool.take_frames(&mut frames);
+        // frames that arrived while the last batch ran are taken at once
+        take(&mut frames);
         if frames.is_empty() {
-            continue;
+            rt.block_on(state.pool.frames_ready(Duration::from_millis(200)));
+            take(&mut frames);
+            if frames.is_empty() {
+                continue;
+            }
         }
         if frames.len() < want && !gather.is_zero() {
             let until = Instant::now() + gather;
@@ -228,18 +237,18 @@ fn detection_loop(
                     break;
                 }
                 rt.block_on(state.pool.frames_ready(left));
-                state.pool.take_frames(&mut frames);
+                take(&mut frames);
             }
         }
-        let before = loaded.detector.times();
+        let before = detector.times();
         let t0 = Instant::now();
-        if let Err(e) = loaded.detector.detect(&frames, &mut dets) {
+        if let Err(e) = detector.detect(&frames, &mut dets) {
             tracing::error!("detection failed on {} frames: {e}", frames.len());
             m.errors.fetch_add(1, Ordering::Relaxed);
             state.pool.recycle(frames.drain(..));
             continue;
         }
-        let after = loaded.detector.times();
+        let after = detector.times();
         let n = frames.len() as u32;
         let calls = (after.calls - before.calls).max(1) as u32;
         m.stages[0].observe((after.preprocess - before.preprocess) / n);
@@ -251,7 +260,7 @@ fn detection_loop(
         m.batches.fetch_add(calls as u64, Ordering::Relaxed);
         tracing::trace!("{n} frames detected in {:?}", t0.elapsed());
         for (cf, d) in frames.iter().zip(&dets) {
-            let Some(scene) = loaded.scenes.get_mut(&*cf.camera) else {
+            let Some(scene) = scenes.get_mut(&*cf.camera) else {
                 continue;
             };
             let t_rules = Instant::now();
@@ -393,16 +402,21 @@ pub async fn run(
         pool.add(c)?;
     }
     let stop_loop = Arc::new(AtomicBool::new(false));
-    let detect_thread = {
+    let mut detect_threads = Vec::new();
+    for (i, (detector, scenes)) in loaded.workers.into_iter().enumerate() {
         let state = state.clone();
         let stop = stop_loop.clone();
         let rt = tokio::runtime::Handle::current();
         let per_case = cfg.cases.evidence_per_case;
         let gather = cfg.model.gather;
-        std::thread::Builder::new()
-            .name("detect".into())
-            .spawn(move || detection_loop(loaded, state, per_case, gather, rt, stop))?
-    };
+        detect_threads.push(
+            std::thread::Builder::new()
+                .name(format!("detect-{i}"))
+                .spawn(move || {
+                    detection_loop(detector, scenes, state, per_case, gather, rt, stop)
+                })?,
+        );
+    }
     state.ready.store(true, Ordering::Relaxed);
     println!("gridwatch: review page http://{addr}/  (API http://{addr}/api/cases, metrics http://{addr}/metrics)");
     use std::io::Write;
@@ -413,7 +427,12 @@ pub async fn run(
     state.ready.store(false, Ordering::Relaxed);
     pool.shutdown().await;
     stop_loop.store(true, Ordering::Relaxed);
-    let _ = tokio::task::spawn_blocking(move || detect_thread.join()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in detect_threads {
+            let _ = t.join();
+        }
+    })
+    .await;
     // one last round so cases recorded just now are not left for the next start
     let _ = tokio::time::timeout(Duration::from_secs(5), outbox.round()).await;
     let _ = stop_tx.send(true);
