@@ -389,6 +389,26 @@ calibration = "{cal}"
     assert!(ok, "{stderr}");
 }
 
+/// A config in `dir`: the generated dynamic-batch test model with `model` settings,
+/// `cameras` cameras playing the street clip every 500 ms.
+fn test_model_config(dir: &std::path::Path, cameras: usize, model: &str) -> std::path::PathBuf {
+    let p = |rel: &str| common::path(rel).display().to_string();
+    let mut text = format!(
+        "data_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:0\"\n[model]\nmanifest = \"{}\"\n{model}\n",
+        dir.join("data").display(),
+        p("tests/fixtures/models/yolov8-test.toml"),
+    );
+    for i in 0..cameras {
+        text.push_str(&format!(
+            "[[camera]]\nid = \"cam{i}\"\nsource = \"{}\"\nevery = \"500ms\"\nlocation = [31.23, 121.47]\n",
+            p("samples/street.mp4")
+        ));
+    }
+    let cfg = dir.join("g.toml");
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
 /// A metric's value from Prometheus text.
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -400,20 +420,7 @@ fn metric(text: &str, name: &str) -> f64 {
 fn frames_of_several_cameras_share_inference_calls() {
     // a model with a dynamic batch dimension (generated test model), three cameras
     let tmp = tempfile::tempdir().unwrap();
-    let p = |rel: &str| common::path(rel).display().to_string();
-    let mut text = format!(
-        "data_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:0\"\n[model]\nmanifest = \"{}\"\nbatch = 4\ngather = \"50ms\"\n",
-        tmp.path().join("data").display(),
-        p("tests/fixtures/models/yolov8-test.toml"),
-    );
-    for i in 0..3 {
-        text.push_str(&format!(
-            "[[camera]]\nid = \"cam{i}\"\nsource = \"{}\"\nevery = \"500ms\"\nlocation = [31.23, 121.47]\n",
-            p("samples/street.mp4")
-        ));
-    }
-    let cfg = tmp.path().join("g.toml");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = test_model_config(tmp.path(), 3, "batch = 4\ngather = \"50ms\"");
     let svc = Service::start(&["--config", cfg.to_str().unwrap()]);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -447,20 +454,7 @@ fn frames_of_several_cameras_share_inference_calls() {
 #[test]
 fn two_detection_workers_share_the_cameras() {
     let tmp = tempfile::tempdir().unwrap();
-    let p = |rel: &str| common::path(rel).display().to_string();
-    let mut text = format!(
-        "data_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:0\"\n[model]\nmanifest = \"{}\"\nworkers = 2\nbatch = 2\n",
-        tmp.path().join("data").display(),
-        p("tests/fixtures/models/yolov8-test.toml"),
-    );
-    for i in 0..4 {
-        text.push_str(&format!(
-            "[[camera]]\nid = \"cam{i}\"\nsource = \"{}\"\nevery = \"500ms\"\nlocation = [31.23, 121.47]\n",
-            p("samples/street.mp4")
-        ));
-    }
-    let cfg = tmp.path().join("g.toml");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = test_model_config(tmp.path(), 4, "workers = 2\nbatch = 2");
     let svc = Service::start(&["--config", cfg.to_str().unwrap()]);
     // every camera's frames reach detection (each camera's last processed frame is kept)
     let cams = eventually(

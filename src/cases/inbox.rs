@@ -155,33 +155,7 @@ impl InboxStore {
     /// Opens (creating) `inbox.sqlite` in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("inbox.sqlite");
-        let err = |e: &dyn std::fmt::Display| StoreError::Db {
-            store: path.display().to_string(),
-            message: e.to_string(),
-        };
-        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
-        let mut conn = Connection::open(&path).map_err(|e| err(&e))?;
-        conn.pragma_update(None, "journal_mode", "wal")
-            .map_err(|e| err(&e))?;
-        conn.pragma_update(None, "synchronous", "normal")
-            .map_err(|e| err(&e))?;
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(|e| err(&e))?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| err(&e))?;
-        if version as usize > SCHEMA.len() {
-            return Err(err(&format!(
-                "schema version {version} is newer than this gridwatch knows"
-            )));
-        }
-        for (i, m) in SCHEMA.iter().enumerate().skip(version as usize) {
-            let tx = conn.transaction().map_err(|e| err(&e))?;
-            tx.execute_batch(m).map_err(|e| err(&e))?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(|e| err(&e))?;
-            tx.commit().map_err(|e| err(&e))?;
-        }
+        let conn = super::sqlite::open_migrated(&path, SCHEMA)?;
         Ok(Self {
             path,
             conn: Mutex::new(conn),

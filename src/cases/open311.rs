@@ -17,8 +17,7 @@
 use serde::Deserialize;
 
 use super::config::DeliveryConfig;
-use super::outbox::{case_attributes, retry_after, transport_error, Outgoing, Sent};
-use super::retry::AttemptResult;
+use super::outbox::{case_attributes, exchange, Outgoing, Sent};
 use super::Event;
 
 /// Longest description GeoReport v2 allows.
@@ -154,24 +153,15 @@ impl Open311Client {
             )
             .header(reqwest::header::ACCEPT, "application/json")
             .body(self.form(out));
-        let resp = match req.send().await {
+        let reply = match exchange(req).await {
             Ok(r) => r,
-            Err(e) => return Sent::Failed(transport_error(&e)),
+            Err(sent) => return sent,
         };
-        let status = resp.status();
-        let after = retry_after(resp.headers());
-        let body = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Sent::Failed(transport_error(&e)),
-        };
+        let (status, body) = (reply.status, &reply.body);
         if !status.is_success() {
-            return Sent::Failed(AttemptResult::Status {
-                code: status.as_u16(),
-                retry_after: after,
-                body: error_text(&body),
-            });
+            return reply.refusal(error_text(body));
         }
-        match serde_json::from_slice::<Vec<Answer>>(&body) {
+        match serde_json::from_slice::<Vec<Answer>>(body) {
             Ok(list) => {
                 let a = list.into_iter().next();
                 let remote_id = a.as_ref().and_then(|a| a.service_request_id.clone());
@@ -204,7 +194,7 @@ impl Open311Client {
                 detail: format!(
                     "HTTP {} with an unreadable body: {}",
                     status.as_u16(),
-                    error_text(&body)
+                    error_text(body)
                 ),
             },
         }
@@ -223,27 +213,17 @@ impl Open311Client {
             url.push_str("?jurisdiction_id=");
             url.extend(form_urlencoded::byte_serialize(j.as_bytes()));
         }
-        let resp = match self.http.get(&url).send().await {
+        let reply = match exchange(self.http.get(&url)).await {
             Ok(r) => r,
-            Err(e) => return Sent::Failed(transport_error(&e)),
+            Err(sent) => return sent,
         };
-        let status = resp.status();
-        let after = retry_after(resp.headers());
-        let body = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Sent::Failed(transport_error(&e)),
-        };
-        if status.as_u16() == 404 {
+        if reply.status.as_u16() == 404 {
             return Sent::NotYet(format!("token {token} not resolved yet"));
         }
-        if !status.is_success() {
-            return Sent::Failed(AttemptResult::Status {
-                code: status.as_u16(),
-                retry_after: after,
-                body: error_text(&body),
-            });
+        if !reply.status.is_success() {
+            return reply.refusal(error_text(&reply.body));
         }
-        let id = serde_json::from_slice::<Vec<Answer>>(&body)
+        let id = serde_json::from_slice::<Vec<Answer>>(&reply.body)
             .ok()
             .and_then(|l| l.into_iter().next())
             .and_then(|a| a.service_request_id);

@@ -157,8 +157,49 @@ pub(crate) fn transport_error(e: &reqwest::Error) -> AttemptResult {
     }
 }
 
+/// An HTTP answer, read whole.
+pub(crate) struct Reply {
+    /// Its status.
+    pub status: reqwest::StatusCode,
+    /// `Retry-After` in seconds, when given so.
+    pub retry_after: Option<u64>,
+    /// Its body.
+    pub body: axum::body::Bytes,
+}
+
+impl Reply {
+    /// A refusal the retry policy judges, with `text` as the receiver's reason.
+    pub fn refusal(&self, text: String) -> Sent {
+        Sent::Failed(AttemptResult::Status {
+            code: self.status.as_u16(),
+            retry_after: self.retry_after,
+            body: text,
+        })
+    }
+}
+
+/// Sends a request and reads the whole answer; a transport failure is the attempt's
+/// result.
+pub(crate) async fn exchange(req: reqwest::RequestBuilder) -> Result<Reply, Sent> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| Sent::Failed(transport_error(&e)))?;
+    let status = resp.status();
+    let retry_after = retry_after(resp.headers());
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| Sent::Failed(transport_error(&e)))?;
+    Ok(Reply {
+        status,
+        retry_after,
+        body,
+    })
+}
+
 /// `Retry-After` in seconds, when given so.
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()

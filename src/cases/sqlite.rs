@@ -104,6 +104,47 @@ const MIGRATIONS: &[&str] = &[
         FROM cases WHERE status IN ('open', 'confirmed');",
 ];
 
+/// Opens (creating it and its folder) a SQLite file in WAL mode with foreign keys on,
+/// and runs the migrations it has not had yet, each in its own transaction, recording
+/// how many ran in `PRAGMA user_version`. A file from a newer gridwatch is refused, not
+/// touched. Errors name the file.
+pub(crate) fn open_migrated(path: &Path, migrations: &[&str]) -> Result<Connection, StoreError> {
+    let err = |e: &dyn std::fmt::Display| StoreError::Db {
+        store: path.display().to_string(),
+        message: e.to_string(),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+    }
+    let mut conn = Connection::open(path).map_err(|e| err(&e))?;
+    conn.pragma_update(None, "journal_mode", "wal")
+        .map_err(|e| err(&e))?;
+    conn.pragma_update(None, "synchronous", "normal")
+        .map_err(|e| err(&e))?;
+    conn.pragma_update(None, "foreign_keys", "on")
+        .map_err(|e| err(&e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| err(&e))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| err(&e))?;
+    if version as usize > migrations.len() {
+        return Err(err(&format!(
+            "schema version {version} is newer than this gridwatch knows ({}); upgrade gridwatch",
+            migrations.len()
+        )));
+    }
+    for (i, m) in migrations.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction().map_err(|e| err(&e))?;
+        tx.execute_batch(m)
+            .map_err(|e| err(&format!("migration {}: {e}", i + 1)))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(|e| err(&e))?;
+        tx.commit().map_err(|e| err(&e))?;
+    }
+    Ok(conn)
+}
+
 /// The SQLite store.
 pub struct SqliteStore {
     dir: PathBuf,
@@ -165,37 +206,11 @@ impl SqliteStore {
     /// pending migrations.
     pub fn open(dir: &Path, dedup: DedupConfig) -> Result<Self, StoreError> {
         let path = dir.join("cases.sqlite");
+        let conn = open_migrated(&path, MIGRATIONS)?;
         let err = |e: &dyn std::fmt::Display| StoreError::Db {
             store: path.display().to_string(),
             message: e.to_string(),
         };
-        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
-        let mut conn = Connection::open(&path).map_err(|e| err(&e))?;
-        conn.pragma_update(None, "journal_mode", "wal")
-            .map_err(|e| err(&e))?;
-        conn.pragma_update(None, "synchronous", "normal")
-            .map_err(|e| err(&e))?;
-        conn.pragma_update(None, "foreign_keys", "on")
-            .map_err(|e| err(&e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| err(&e))?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| err(&e))?;
-        if version as usize > MIGRATIONS.len() {
-            return Err(err(&format!(
-                "schema version {version} is newer than this gridwatch knows ({}); upgrade gridwatch",
-                MIGRATIONS.len()
-            )));
-        }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.transaction().map_err(|e| err(&e))?;
-            tx.execute_batch(m)
-                .map_err(|e| err(&format!("migration {}: {e}", i + 1)))?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(|e| err(&e))?;
-            tx.commit().map_err(|e| err(&e))?;
-        }
         let install_id: String = conn
             .query_row("SELECT value FROM meta WHERE key = 'install_id'", [], |r| {
                 r.get(0)

@@ -8,8 +8,7 @@ use serde_json::json;
 use sha2::Sha256;
 
 use super::config::DeliveryConfig;
-use super::outbox::{retry_after, transport_error, Outgoing, Sent};
-use super::retry::AttemptResult;
+use super::outbox::{exchange, Outgoing, Sent};
 use super::Event;
 
 /// The client.
@@ -141,24 +140,18 @@ impl WebhookClient {
             )
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
-        let resp = match req.send().await {
+        let reply = match exchange(req).await {
             Ok(r) => r,
-            Err(e) => return Sent::Failed(transport_error(&e)),
+            Err(sent) => return sent,
         };
-        let status = resp.status();
-        let after = retry_after(resp.headers());
-        let bytes = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Sent::Failed(transport_error(&e)),
-        };
+        let (status, bytes) = (reply.status, &reply.body);
         if !status.is_success() {
-            return Sent::Failed(AttemptResult::Status {
-                code: status.as_u16(),
-                retry_after: after,
-                body: super::outbox::truncate_chars(String::from_utf8_lossy(&bytes).trim(), 300),
-            });
+            return reply.refusal(super::outbox::truncate_chars(
+                String::from_utf8_lossy(bytes).trim(),
+                300,
+            ));
         }
-        let remote_id = serde_json::from_slice::<serde_json::Value>(&bytes)
+        let remote_id = serde_json::from_slice::<serde_json::Value>(bytes)
             .ok()
             .and_then(|v| match v.get("id") {
                 Some(serde_json::Value::String(s)) => Some(s.clone()),
