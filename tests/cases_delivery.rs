@@ -991,3 +991,44 @@ fn the_cli_records_lists_reviews_and_reports_the_outbox() {
         &["only http and https"],
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_outlives_a_failing_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store(&tmp.path().join("gw"), Duration::from_secs(3600));
+    let (url, inbox, stop) = start_inbox(
+        &tmp.path().join("inbox"),
+        InboxConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await;
+    // the outbox table disappears under the running outbox (another process's doing)
+    let db = rusqlite::Connection::open(store.path()).unwrap();
+    db.execute_batch("ALTER TABLE deliveries RENAME TO deliveries_away")
+        .unwrap();
+    let ob = Arc::new(outbox(&store, &config(&url)));
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let runner = {
+        let ob = ob.clone();
+        tokio::spawn(async move { ob.run(rx).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !runner.is_finished(),
+        "a store error does not end the outbox"
+    );
+    db.execute_batch("ALTER TABLE deliveries_away RENAME TO deliveries")
+        .unwrap();
+    store
+        .record(&violation("dumping", "F1", "cam1", T0))
+        .unwrap();
+    let t = Instant::now();
+    while all_requests(&inbox).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(20), "never delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = tx.send(true);
+    runner.await.unwrap().unwrap();
+    assert_eq!(all_requests(&inbox).len(), 1);
+    let _ = stop.send(());
+}

@@ -209,6 +209,9 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// How long the outbox waits after its store failed.
+const STORE_RETRY: Duration = Duration::from_secs(5);
+
 /// The delivery worker.
 pub struct Outbox {
     store: Arc<dyn CaseStore>,
@@ -392,20 +395,31 @@ impl Outbox {
     }
 
     /// Runs until `shutdown` turns true: a round, then sleep until the next delivery is
-    /// due, the waker fires, or at most a minute.
+    /// due, the waker fires, or at most a minute. Store failures are logged and retried,
+    /// never the end of delivery.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
         loop {
             if *shutdown.borrow() {
                 return Ok(());
             }
-            let r = self.round().await?;
-            if r.attempted > 0 {
-                continue;
-            }
-            let next = self.blocking(|s| s.next_due_ms()).await?;
-            let wait = next
-                .map(|t| Duration::from_millis((t - now_ms()).clamp(10, 60_000) as u64))
-                .unwrap_or(Duration::from_secs(60));
+            // a store that fails (a locked or full disk) stops nothing for good: the
+            // deliveries stay queued, and the outbox tries again a little later
+            let wait = match self.round().await {
+                Ok(r) if r.attempted > 0 => continue,
+                Ok(_) => match self.blocking(|s| s.next_due_ms()).await {
+                    Ok(next) => next
+                        .map(|t| Duration::from_millis((t - now_ms()).clamp(10, 60_000) as u64))
+                        .unwrap_or(Duration::from_secs(60)),
+                    Err(e) => {
+                        tracing::error!("outbox: {e}; trying again in {STORE_RETRY:?}");
+                        STORE_RETRY
+                    }
+                },
+                Err(e) => {
+                    tracing::error!("outbox: {e}; trying again in {STORE_RETRY:?}");
+                    STORE_RETRY
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => {}
