@@ -8,7 +8,8 @@
 #                    uses the same OpenCV build gridwatch links), GStreamer's RTSP
 #                    server with its parsers and payloaders (the tests' RTSP peer),
 #                    the ffmpeg command (makes the ingest benchmark's 1080p clip),
-#                    Chromium and chromedriver (the review page's browser tests)
+#                    Chromium and chromedriver (the review page's browser tests),
+#                    the PostgreSQL server (tests start throwaway clusters of their own)
 #   .venv/           ONNX Runtime 1.31.1 from the PyPI wheel (its libonnxruntime.so is
 #                    what gridwatch loads), onnx (writes the small test models)
 #   Rust             cargo/rustc 1.92 or newer must be on PATH (rustup)
@@ -26,6 +27,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   ffmpeg
   chromium chromium-driver
+  postgresql
 )
 
 say() { echo "setup: $*" >&2; }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod inbox;
 pub mod open311;
 pub mod outbox;
+pub mod postgres;
 pub mod retry;
 pub mod sqlite;
 pub mod webhook;

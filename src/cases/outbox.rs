@@ -429,7 +429,8 @@ impl Outbox {
     }
 
     /// Delivers until nothing is pending, or until `deadline` passes; returns whether
-    /// the queue emptied. Waits for retries that are due before the deadline.
+    /// the queue emptied. Waits for retries (and other nodes' claims) that end before
+    /// the deadline.
     pub async fn drain(&self, deadline: Option<std::time::Instant>) -> Result<bool, StoreError> {
         loop {
             let r = self.round().await?;
@@ -439,13 +440,15 @@ impl Outbox {
             let Some(next) = self.blocking(|s| s.next_due_ms()).await? else {
                 return Ok(true);
             };
-            let wait = Duration::from_millis((next - now_ms()).max(5) as u64);
+            // look again at least twice a second: with a shared store another node may
+            // finish what it holds (its claim is what `next` waits for) before then
+            let wait = Duration::from_millis((next - now_ms()).clamp(5, 500) as u64);
             if let Some(d) = deadline {
                 if std::time::Instant::now() + wait > d {
                     return Ok(false);
                 }
             }
-            tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
+            tokio::time::sleep(wait).await;
         }
     }
 }

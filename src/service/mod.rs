@@ -438,7 +438,10 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = outbox_task.await;
     let _ = server.await;
-    let c = store.delivery_counts()?;
+    let counts_store = store.clone();
+    let c = tokio::task::spawn_blocking(move || counts_store.delivery_counts())
+        .await
+        .expect("store task panicked")?;
     tracing::info!(
         "stopped; deliveries: {} delivered, {} pending (kept for the next start), {} failed",
         c.delivered,

@@ -1,0 +1,832 @@
+//! The PostgreSQL case store: the same behaviour as the SQLite store, shared by many
+//! gridwatch nodes. Dedup is atomic across nodes: the case row of a key is locked
+//! (`SELECT … FOR UPDATE`) while a violation is decided, and a new case goes in with
+//! `INSERT … ON CONFLICT DO NOTHING` on the partial unique index of active cases, so two
+//! nodes opening the same key at once make one case (the loser absorbs into it).
+//! Deliveries are claimed with `FOR UPDATE SKIP LOCKED` and a claim that expires, so one
+//! node at a time delivers a case, and a node that dies mid-delivery leaves its claim to
+//! run out. Migrations are versioned and run under an advisory lock.
+//!
+//! It uses the `postgres` crate's blocking client: call it from blocking threads (the
+//! outbox and the API do, through `spawn_blocking`), never on an async worker thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use postgres::{Client, GenericClient, NoTls, Row};
+use sha2::{Digest, Sha256};
+
+use super::{
+    now_ms, AfterAttempt, Attempt, Case, CaseQuery, CaseStatus, CaseStore, DedupConfig, Delivery,
+    DeliveryCounts, DeliveryState, Event, Evidence, NewViolation, Outcome, Review, StoreError,
+    Verdict,
+};
+
+/// How long a node's claim on a delivery lasts (longer than any request's timeout).
+pub const CLAIM_MS: i64 = 120_000;
+
+/// Migrations, in order; `gridwatch_schema` records how many ran.
+const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     INSERT INTO meta (key, value) VALUES ('install_id', substr(md5(random()::text || clock_timestamp()::text), 1, 12));
+     CREATE TABLE cases (
+        id BIGSERIAL PRIMARY KEY,
+        kind TEXT NOT NULL,
+        cell TEXT NOT NULL,
+        admin_path TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'confirmed', 'rejected', 'closed')),
+        first_seen_ms BIGINT NOT NULL,
+        last_seen_ms BIGINT NOT NULL,
+        count BIGINT NOT NULL,
+        lat DOUBLE PRECISION NOT NULL,
+        lon DOUBLE PRECISION NOT NULL,
+        closed_ms BIGINT,
+        remote_id TEXT,
+        remote_token TEXT
+     );
+     CREATE UNIQUE INDEX one_active_case ON cases (kind, cell) WHERE status IN ('open', 'confirmed');
+     CREATE INDEX cases_by_key ON cases (kind, cell, closed_ms);
+     CREATE INDEX cases_by_last_seen ON cases (last_seen_ms DESC, id DESC);
+     CREATE TABLE violations (
+        id BIGSERIAL PRIMARY KEY,
+        case_id BIGINT NOT NULL REFERENCES cases (id),
+        outcome TEXT NOT NULL,
+        camera TEXT NOT NULL,
+        zone TEXT NOT NULL,
+        lat DOUBLE PRECISION NOT NULL,
+        lon DOUBLE PRECISION NOT NULL,
+        at_ms BIGINT NOT NULL,
+        since_ms BIGINT NOT NULL
+     );
+     CREATE INDEX violations_by_case ON violations (case_id);
+     CREATE TABLE case_cameras (
+        case_id BIGINT NOT NULL REFERENCES cases (id),
+        camera TEXT NOT NULL,
+        PRIMARY KEY (case_id, camera)
+     );
+     CREATE TABLE evidence (
+        id BIGSERIAL PRIMARY KEY,
+        case_id BIGINT NOT NULL REFERENCES cases (id),
+        file TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        camera TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+     );
+     CREATE INDEX evidence_by_case ON evidence (case_id);
+     CREATE TABLE deliveries (
+        id BIGSERIAL PRIMARY KEY,
+        case_id BIGINT NOT NULL REFERENCES cases (id),
+        event TEXT NOT NULL CHECK (event IN ('create', 'update', 'resolve')),
+        idempotency_key TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed', 'skipped')),
+        attempts BIGINT NOT NULL DEFAULT 0,
+        next_at_ms BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        done_ms BIGINT,
+        last_error TEXT,
+        claimed_until BIGINT
+     );
+     CREATE INDEX deliveries_pending ON deliveries (next_at_ms) WHERE state = 'pending';
+     CREATE INDEX deliveries_by_case ON deliveries (case_id, state);
+     CREATE TABLE delivery_attempts (
+        id BIGSERIAL PRIMARY KEY,
+        delivery_id BIGINT NOT NULL REFERENCES deliveries (id),
+        at_ms BIGINT NOT NULL,
+        result TEXT NOT NULL,
+        http_status BIGINT,
+        detail TEXT NOT NULL
+     );
+     CREATE INDEX attempts_by_delivery ON delivery_attempts (delivery_id);
+     CREATE TABLE reviews (
+        id BIGSERIAL PRIMARY KEY,
+        case_id BIGINT NOT NULL REFERENCES cases (id),
+        verdict TEXT NOT NULL CHECK (verdict IN ('confirm', 'reject')),
+        reviewer TEXT NOT NULL,
+        note TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+     );
+     CREATE INDEX reviews_by_case ON reviews (case_id);"];
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    url: String,
+    dir: PathBuf,
+    client: Mutex<Client>,
+    dedup: DedupConfig,
+    install_id: String,
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, case_id, event, idempotency_key, state, attempts, next_at_ms, created_ms, done_ms, last_error";
+
+fn read_delivery(r: &Row) -> Delivery {
+    Delivery {
+        id: r.get(0),
+        case_id: r.get(1),
+        event: Event::parse(r.get(2)),
+        idempotency_key: r.get(3),
+        state: DeliveryState::parse(r.get(4)),
+        attempts: r.get::<_, i64>(5) as u32,
+        next_at_ms: r.get(6),
+        created_ms: r.get(7),
+        done_ms: r.get(8),
+        last_error: r.get(9),
+    }
+}
+
+/// The URL without its password, for errors and logs.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/db`), running pending
+    /// migrations; evidence files go under `dir`.
+    pub fn open(url: &str, dir: &Path, dedup: DedupConfig) -> Result<Self, StoreError> {
+        let name = redacted(url);
+        let err = |e: &dyn std::fmt::Display| StoreError::Db {
+            store: name.clone(),
+            message: e.to_string(),
+        };
+        let mut client = Client::connect(url, NoTls).map_err(|e| err(&e))?;
+        {
+            let mut tx = client.transaction().map_err(|e| err(&e))?;
+            // one node migrates at a time
+            tx.execute("SELECT pg_advisory_xact_lock(7310424)", &[])
+                .map_err(|e| err(&e))?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS gridwatch_schema (version BIGINT NOT NULL)",
+            )
+            .map_err(|e| err(&e))?;
+            let version: i64 = tx
+                .query_opt("SELECT version FROM gridwatch_schema", &[])
+                .map_err(|e| err(&e))?
+                .map(|r| r.get(0))
+                .unwrap_or(0);
+            if version as usize > MIGRATIONS.len() {
+                return Err(err(&format!(
+                    "schema version {version} is newer than this gridwatch knows ({}); upgrade gridwatch",
+                    MIGRATIONS.len()
+                )));
+            }
+            for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                tx.batch_execute(m)
+                    .map_err(|e| err(&format!("migration {}: {e}", i + 1)))?;
+            }
+            tx.execute("DELETE FROM gridwatch_schema", &[])
+                .map_err(|e| err(&e))?;
+            tx.execute(
+                "INSERT INTO gridwatch_schema (version) VALUES ($1)",
+                &[&(MIGRATIONS.len() as i64)],
+            )
+            .map_err(|e| err(&e))?;
+            tx.commit().map_err(|e| err(&e))?;
+        }
+        let install_id: String = client
+            .query_one("SELECT value FROM meta WHERE key = 'install_id'", &[])
+            .map_err(|e| err(&e))?
+            .get(0);
+        Ok(Self {
+            url: name,
+            dir: dir.to_path_buf(),
+            client: Mutex::new(client),
+            dedup,
+            install_id,
+        })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Db {
+            store: self.url.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn read_case(&self, c: &mut impl GenericClient, id: i64) -> Result<Case, StoreError> {
+        let r = c
+            .query_opt(
+                "SELECT id, kind, cell, admin_path, status, first_seen_ms, last_seen_ms, count, lat, lon, closed_ms
+                 FROM cases WHERE id = $1",
+                &[&id],
+            )
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::NotFound(id))?;
+        let cameras = c
+            .query(
+                "SELECT camera FROM case_cameras WHERE case_id = $1 ORDER BY camera",
+                &[&id],
+            )
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(Case {
+            id: r.get(0),
+            kind: r.get(1),
+            cell: r.get(2),
+            admin_path: r.get(3),
+            status: CaseStatus::parse(r.get(4)).unwrap_or(CaseStatus::Closed),
+            first_seen_ms: r.get(5),
+            last_seen_ms: r.get(6),
+            count: r.get(7),
+            cameras,
+            lat: r.get(8),
+            lon: r.get(9),
+            closed_ms: r.get(10),
+        })
+    }
+
+    /// Queues a delivery (the caller holds the case row's lock).
+    fn enqueue(
+        &self,
+        c: &mut impl GenericClient,
+        case_id: i64,
+        event: Event,
+        next_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let seq: i64 = c
+            .query_one(
+                "SELECT count(*) + 1 FROM deliveries WHERE case_id = $1",
+                &[&case_id],
+            )
+            .map_err(|e| self.err(e))?
+            .get(0);
+        c.execute(
+            "INSERT INTO deliveries (case_id, event, idempotency_key, state, next_at_ms, created_ms)
+             VALUES ($1, $2, $3, 'pending', $4, $5)",
+            &[
+                &case_id,
+                &event.as_str(),
+                &format!("gw-{}-{case_id}-{seq}", self.install_id),
+                &next_at_ms,
+                &now_ms(),
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn transition(
+        &self,
+        c: &mut impl GenericClient,
+        id: i64,
+        status: CaseStatus,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let current: String = c
+            .query_opt("SELECT status FROM cases WHERE id = $1 FOR UPDATE", &[&id])
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::NotFound(id))?
+            .get(0);
+        let current = CaseStatus::parse(&current).unwrap_or(CaseStatus::Closed);
+        let allowed = matches!(
+            (current, status),
+            (
+                CaseStatus::Open,
+                CaseStatus::Confirmed | CaseStatus::Rejected | CaseStatus::Closed
+            ) | (
+                CaseStatus::Confirmed,
+                CaseStatus::Rejected | CaseStatus::Closed
+            )
+        );
+        if !allowed {
+            return Err(StoreError::BadTransition {
+                id,
+                from: current.as_str(),
+                to: status.as_str(),
+            });
+        }
+        let closed = matches!(status, CaseStatus::Rejected | CaseStatus::Closed).then_some(at_ms);
+        c.execute(
+            "UPDATE cases SET status = $2, closed_ms = coalesce($3, closed_ms) WHERE id = $1",
+            &[&id, &status.as_str(), &closed],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+impl CaseStore for PgStore {
+    fn record(&self, v: &NewViolation) -> Result<(i64, Outcome), StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        let mut tx = client.transaction().map_err(|e| self.err(e))?;
+        let window = self.dedup.window.as_millis() as i64;
+        let cooldown = self.dedup.cooldown.as_millis() as i64;
+        let (case_id, outcome) = loop {
+            let active = tx
+                .query_opt(
+                    "SELECT id, last_seen_ms FROM cases WHERE kind = $1 AND cell = $2
+                     AND status IN ('open', 'confirmed') FOR UPDATE",
+                    &[&v.kind, &v.cell],
+                )
+                .map_err(|e| self.err(e))?
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)));
+            match active {
+                Some((id, last)) if v.at_ms - last <= window => {
+                    tx.execute(
+                        "UPDATE cases SET last_seen_ms = greatest(last_seen_ms, $2),
+                         first_seen_ms = least(first_seen_ms, $2), count = count + 1 WHERE id = $1",
+                        &[&id, &v.at_ms],
+                    )
+                    .map_err(|e| self.err(e))?;
+                    let waiting: bool = tx
+                        .query_one(
+                            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE case_id = $1 AND state = 'pending' AND event = 'update')",
+                            &[&id],
+                        )
+                        .map_err(|e| self.err(e))?
+                        .get(0);
+                    if !waiting {
+                        let at = now_ms() + self.dedup.followup_delay.as_millis() as i64;
+                        self.enqueue(&mut tx, id, Event::Update, at)?;
+                    }
+                    break (id, Outcome::Absorbed);
+                }
+                other => {
+                    if let Some((id, last)) = other {
+                        tx.execute(
+                            "UPDATE cases SET status = 'closed', closed_ms = $2 WHERE id = $1",
+                            &[&id, &(last + window)],
+                        )
+                        .map_err(|e| self.err(e))?;
+                    }
+                    let cooling: Option<i64> = tx
+                        .query_opt(
+                            "SELECT id FROM cases WHERE kind = $1 AND cell = $2 AND status IN ('rejected', 'closed')
+                             AND closed_ms IS NOT NULL AND $3 - closed_ms < $4
+                             ORDER BY closed_ms DESC LIMIT 1",
+                            &[&v.kind, &v.cell, &v.at_ms, &cooldown],
+                        )
+                        .map_err(|e| self.err(e))?
+                        .map(|r| r.get(0));
+                    if let Some(id) = cooling {
+                        break (id, Outcome::Suppressed);
+                    }
+                    let inserted: Option<i64> = tx
+                        .query_opt(
+                            "INSERT INTO cases (kind, cell, admin_path, status, first_seen_ms, last_seen_ms, count, lat, lon)
+                             VALUES ($1, $2, $3, 'open', $4, $4, 1, $5, $6)
+                             ON CONFLICT (kind, cell) WHERE status IN ('open', 'confirmed') DO NOTHING
+                             RETURNING id",
+                            &[&v.kind, &v.cell, &v.admin_path, &v.at_ms, &v.lat, &v.lon],
+                        )
+                        .map_err(|e| self.err(e))?
+                        .map(|r| r.get(0));
+                    match inserted {
+                        Some(id) => {
+                            self.enqueue(&mut tx, id, Event::Create, 0)?;
+                            break (id, Outcome::Opened);
+                        }
+                        // another node opened this key a moment ago: absorb into it
+                        None => continue,
+                    }
+                }
+            }
+        };
+        let outcome_name = match outcome {
+            Outcome::Opened => "opened",
+            Outcome::Absorbed => "absorbed",
+            Outcome::Suppressed => "suppressed",
+        };
+        tx.execute(
+            "INSERT INTO violations (case_id, outcome, camera, zone, lat, lon, at_ms, since_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &case_id,
+                &outcome_name,
+                &v.camera,
+                &v.zone,
+                &v.lat,
+                &v.lon,
+                &v.at_ms,
+                &v.since_ms,
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        if outcome != Outcome::Suppressed {
+            tx.execute(
+                "INSERT INTO case_cameras (case_id, camera) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&case_id, &v.camera],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok((case_id, outcome))
+    }
+
+    fn case(&self, id: i64) -> Result<Case, StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        self.read_case(&mut *client, id)
+    }
+
+    fn cases(&self, status: Option<CaseStatus>, limit: usize) -> Result<Vec<Case>, StoreError> {
+        let q = CaseQuery {
+            status,
+            limit,
+            ..CaseQuery::default()
+        };
+        let mut client = self.client.lock().expect("store lock");
+        let ids: Vec<i64> = client
+            .query(
+                "SELECT id FROM cases WHERE $1::TEXT IS NULL OR status = $1 ORDER BY id DESC LIMIT $2",
+                &[&q.status.map(|s| s.as_str()), &(q.limit as i64)],
+            )
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        ids.into_iter()
+            .map(|id| self.read_case(&mut *client, id))
+            .collect()
+    }
+
+    fn case_counts(&self) -> Result<Vec<(String, CaseStatus, u64)>, StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        Ok(client
+            .query(
+                "SELECT kind, status, count(*) FROM cases GROUP BY kind, status ORDER BY kind, status",
+                &[],
+            )
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    CaseStatus::parse(r.get(1)).unwrap_or(CaseStatus::Closed),
+                    r.get::<_, i64>(2) as u64,
+                )
+            })
+            .collect())
+    }
+
+    fn find(&self, q: &CaseQuery) -> Result<(Vec<Case>, u64), StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        const WHERE: &str =
+            "WHERE ($1::TEXT IS NULL OR kind = $1) AND ($2::TEXT IS NULL OR cell = $2)
+             AND ($3::TEXT IS NULL OR status = $3) AND ($4::BIGINT IS NULL OR last_seen_ms >= $4)
+             AND ($5::BIGINT IS NULL OR first_seen_ms <= $5)";
+        let status = q.status.map(|s| s.as_str());
+        let total: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM cases {WHERE}"),
+                &[&q.kind, &q.cell, &status, &q.since_ms, &q.until_ms],
+            )
+            .map_err(|e| self.err(e))?
+            .get(0);
+        let ids: Vec<i64> = client
+            .query(
+                &format!(
+                    "SELECT id FROM cases {WHERE} ORDER BY last_seen_ms DESC, id DESC LIMIT $6 OFFSET $7"
+                ),
+                &[
+                    &q.kind,
+                    &q.cell,
+                    &status,
+                    &q.since_ms,
+                    &q.until_ms,
+                    &(q.limit as i64),
+                    &(q.offset as i64),
+                ],
+            )
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let cases = ids
+            .into_iter()
+            .map(|id| self.read_case(&mut *client, id))
+            .collect::<Result<_, _>>()?;
+        Ok((cases, total as u64))
+    }
+
+    fn set_status(&self, id: i64, status: CaseStatus, at_ms: i64) -> Result<(), StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        let mut tx = client.transaction().map_err(|e| self.err(e))?;
+        self.transition(&mut tx, id, status, at_ms)?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn add_evidence(
+        &self,
+        case_id: i64,
+        camera: &str,
+        at_ms: i64,
+        jpeg: &[u8],
+        limit: usize,
+    ) -> Result<Option<Evidence>, StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        let mut tx = client.transaction().map_err(|e| self.err(e))?;
+        // the case row's lock keeps two nodes from passing the limit together
+        tx.query_opt("SELECT id FROM cases WHERE id = $1 FOR UPDATE", &[&case_id])
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::NotFound(case_id))?;
+        let have: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM evidence WHERE case_id = $1",
+                &[&case_id],
+            )
+            .map_err(|e| self.err(e))?
+            .get(0);
+        if have as usize >= limit {
+            return Ok(None);
+        }
+        let sha256 = format!("{:x}", Sha256::digest(jpeg));
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO evidence (case_id, file, sha256, camera, at_ms) VALUES ($1, '', $2, $3, $4) RETURNING id",
+                &[&case_id, &sha256, &camera, &at_ms],
+            )
+            .map_err(|e| self.err(e))?
+            .get(0);
+        let file = format!("evidence/{case_id}/{id}.jpg");
+        let path = self.dir.join(&file);
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(path.parent().expect("evidence dir"))?;
+            let tmp = path.with_extension("jpg.part");
+            std::fs::write(&tmp, jpeg)?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| self.err(format!("writing {}: {e}", path.display())))?;
+        tx.execute("UPDATE evidence SET file = $2 WHERE id = $1", &[&id, &file])
+            .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(Some(Evidence {
+            id,
+            case_id,
+            file,
+            sha256,
+            camera: camera.to_string(),
+            at_ms,
+        }))
+    }
+
+    fn evidence(&self, case_id: i64) -> Result<Vec<Evidence>, StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        Ok(client
+            .query(
+                "SELECT id, case_id, file, sha256, camera, at_ms FROM evidence WHERE case_id = $1 ORDER BY id",
+                &[&case_id],
+            )
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| Evidence {
+                id: r.get(0),
+                case_id: r.get(1),
+                file: r.get(2),
+                sha256: r.get(3),
+                camera: r.get(4),
+                at_ms: r.get(5),
+            })
+            .collect())
+    }
+
+    fn review(&self, review: &Review) -> Result<(), StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        let mut tx = client.transaction().map_err(|e| self.err(e))?;
+        let status = match review.verdict {
+            Verdict::Confirm => CaseStatus::Confirmed,
+            Verdict::Reject => CaseStatus::Rejected,
+        };
+        self.transition(&mut tx, review.case_id, status, review.at_ms)?;
+        tx.execute(
+            "INSERT INTO reviews (case_id, verdict, reviewer, note, at_ms) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &review.case_id,
+                &review.verdict.as_str(),
+                &review.reviewer,
+                &review.note,
+                &review.at_ms,
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        let moved = tx
+            .execute(
+                "UPDATE deliveries SET next_at_ms = least(next_at_ms, $2)
+                 WHERE case_id = $1 AND state = 'pending' AND event = 'update'",
+                &[&review.case_id, &now_ms()],
+            )
+            .map_err(|e| self.err(e))?;
+        if moved == 0 {
+            self.enqueue(&mut tx, review.case_id, Event::Update, 0)?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn reviews(&self, case_id: i64) -> Result<Vec<Review>, StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        Ok(client
+            .query(
+                "SELECT case_id, verdict, reviewer, note, at_ms FROM reviews WHERE case_id = $1 ORDER BY id",
+                &[&case_id],
+            )
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| Review {
+                case_id: r.get(0),
+                verdict: Verdict::parse(r.get(1)).unwrap_or(Verdict::Reject),
+                reviewer: r.get(2),
+                note: r.get(3),
+                at_ms: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Claims the due deliveries for this node: each is skipped by the other nodes
+    /// until it is finished or its claim runs out ([`CLAIM_MS`]).
+    fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        let mut rows: Vec<Delivery> = client
+            .query(
+                &format!(
+                    "UPDATE deliveries SET claimed_until = $1 + $3
+                     WHERE id IN (
+                       SELECT d.id FROM deliveries d
+                       WHERE d.state = 'pending' AND d.next_at_ms <= $1
+                         AND (d.claimed_until IS NULL OR d.claimed_until < $1)
+                         AND NOT EXISTS (
+                           SELECT 1 FROM deliveries e
+                           WHERE e.case_id = d.case_id AND e.state = 'pending' AND e.id != d.id
+                             AND ((e.id < d.id AND NOT (d.event = 'resolve' AND e.event = 'update'))
+                                  OR (e.event = 'resolve' AND d.event = 'update')))
+                       ORDER BY d.next_at_ms, d.id LIMIT $2
+                       FOR UPDATE SKIP LOCKED)
+                     RETURNING {DELIVERY_COLUMNS}"
+                ),
+                &[&now_ms, &(limit as i64), &CLAIM_MS],
+            )
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(read_delivery)
+            .collect();
+        rows.sort_by_key(|d| (d.next_at_ms, d.id));
+        Ok(rows)
+    }
+
+    fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        Ok(client
+            .query_one(
+                "SELECT min(greatest(next_at_ms, coalesce(claimed_until, 0))) FROM deliveries WHERE state = 'pending'",
+                &[],
+            )
+            .map_err(|e| self.err(e))?
+            .get(0))
+    }
+
+    fn finish(
+        &self,
+        delivery_id: i64,
+        attempt: &Attempt,
+        after: &AfterAttempt,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        let mut tx = client.transaction().map_err(|e| self.err(e))?;
+        let r = tx
+            .query_opt(
+                "SELECT case_id, event FROM deliveries WHERE id = $1",
+                &[&delivery_id],
+            )
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| self.err(format!("no delivery {delivery_id}")))?;
+        let (case_id, event): (i64, String) = (r.get(0), r.get(1));
+        // the case row's lock orders this with the case's other deliveries
+        tx.execute("SELECT 1 FROM cases WHERE id = $1 FOR UPDATE", &[&case_id])
+            .map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO delivery_attempts (delivery_id, at_ms, result, http_status, detail)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &delivery_id,
+                &attempt.at_ms,
+                &attempt.result,
+                &attempt.http_status.map(i64::from),
+                &attempt.detail,
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        let at = attempt.at_ms;
+        let (state, next, error) = match after {
+            AfterAttempt::Delivered { remote_id, token } => {
+                if remote_id.is_some() || token.is_some() {
+                    tx.execute(
+                        "UPDATE cases SET remote_id = coalesce($2, remote_id), remote_token = coalesce($3, remote_token)
+                         WHERE id = $1",
+                        &[&case_id, remote_id, token],
+                    )
+                    .map_err(|e| self.err(e))?;
+                }
+                if remote_id.is_none() && token.is_some() {
+                    self.enqueue(&mut tx, case_id, Event::Resolve, at)?;
+                }
+                (DeliveryState::Delivered, None, None)
+            }
+            AfterAttempt::Retry { at_ms, error } => {
+                (DeliveryState::Pending, Some(*at_ms), Some(error.as_str()))
+            }
+            AfterAttempt::Failed(why) => (DeliveryState::Failed, None, Some(why.as_str())),
+            AfterAttempt::Skipped(why) => (DeliveryState::Skipped, None, Some(why.as_str())),
+        };
+        tx.execute(
+            "UPDATE deliveries SET state = $2, attempts = attempts + 1, next_at_ms = coalesce($3, next_at_ms),
+             done_ms = $4, last_error = coalesce($5, last_error), claimed_until = NULL WHERE id = $1",
+            &[
+                &delivery_id,
+                &state.as_str(),
+                &next,
+                &(state != DeliveryState::Pending).then_some(at),
+                &error,
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        if state == DeliveryState::Failed && event != "update" {
+            tx.execute(
+                "UPDATE deliveries SET state = 'failed', done_ms = $2, last_error = $3
+                 WHERE case_id = $1 AND state = 'pending'",
+                &[
+                    &case_id,
+                    &at,
+                    &format!(
+                        "the case was not filed ({event} failed: {})",
+                        error.unwrap_or("")
+                    ),
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn deliveries(&self, case_id: Option<i64>) -> Result<Vec<Delivery>, StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        Ok(client
+            .query(
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE $1::BIGINT IS NULL OR case_id = $1 ORDER BY id"
+                ),
+                &[&case_id],
+            )
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(read_delivery)
+            .collect())
+    }
+
+    fn attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>, StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        Ok(client
+            .query(
+                "SELECT delivery_id, at_ms, result, http_status, detail FROM delivery_attempts
+                 WHERE delivery_id = $1 ORDER BY id",
+                &[&delivery_id],
+            )
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| Attempt {
+                delivery_id: r.get(0),
+                at_ms: r.get(1),
+                result: r.get(2),
+                http_status: r.get::<_, Option<i64>>(3).map(|s| s as u16),
+                detail: r.get(4),
+            })
+            .collect())
+    }
+
+    fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        let mut counts = DeliveryCounts::default();
+        for r in client
+            .query("SELECT state, count(*) FROM deliveries GROUP BY state", &[])
+            .map_err(|e| self.err(e))?
+        {
+            let n = r.get::<_, i64>(1) as u64;
+            match DeliveryState::parse(r.get(0)) {
+                DeliveryState::Pending => counts.pending = n,
+                DeliveryState::Delivered => counts.delivered = n,
+                DeliveryState::Failed => counts.failed = n,
+                DeliveryState::Skipped => counts.skipped = n,
+            }
+        }
+        Ok(counts)
+    }
+
+    fn remote(&self, case_id: i64) -> Result<(Option<String>, Option<String>), StoreError> {
+        let mut client = self.client.lock().expect("store lock");
+        let r = client
+            .query_opt(
+                "SELECT remote_id, remote_token FROM cases WHERE id = $1",
+                &[&case_id],
+            )
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::NotFound(case_id))?;
+        Ok((r.get(0), r.get(1)))
+    }
+
+    fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+}

@@ -1,0 +1,269 @@
+//! The PostgreSQL store against a real, throwaway PostgreSQL cluster: the same outcomes
+//! as the SQLite store for random violations and reviews; two nodes (connections) on two
+//! threads opening the same key at the same instant make one case; deliveries claimed by
+//! one node are skipped by another until finished or expired; two nodes' outboxes
+//! deliver 100 cases to the inbox, each exactly once; migrations run once.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::pg::Pg;
+use gridwatch::cases::config::DeliveryConfig;
+use gridwatch::cases::inbox::{Inbox, InboxConfig, InboxStore, RequestFilter};
+use gridwatch::cases::outbox::{Client, Outbox};
+use gridwatch::cases::postgres::{PgStore, CLAIM_MS};
+use gridwatch::cases::sqlite::SqliteStore;
+use gridwatch::cases::{
+    now_ms, CaseStatus, CaseStore, DedupConfig, NewViolation, Outcome, Review, Verdict,
+};
+use proptest::prelude::*;
+
+const MIN: i64 = 60_000;
+
+fn dedup() -> DedupConfig {
+    DedupConfig {
+        window: Duration::from_secs(60 * 60),
+        cooldown: Duration::from_secs(30 * 60),
+        ..DedupConfig::default()
+    }
+}
+
+fn violation(kind: &str, cell: &str, camera: &str, at_ms: i64) -> NewViolation {
+    NewViolation {
+        kind: kind.into(),
+        cell: cell.into(),
+        admin_path: format!("D / S / C / {cell}"),
+        lat: 31.23,
+        lon: 121.47,
+        camera: camera.into(),
+        zone: "z".into(),
+        at_ms,
+        since_ms: at_ms - MIN,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    See(usize, usize, usize, i64),
+    Review(usize, usize, bool),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..2usize, 0..3usize, 0..3usize, 1..50i64).prop_map(|(k, c, cam, dt)| Op::See(k, c, cam, dt)),
+        1 => (0..2usize, 0..3usize, any::<bool>()).prop_map(|(k, c, ok)| Op::Review(k, c, ok)),
+    ]
+}
+
+#[test]
+fn postgres_decides_like_sqlite() {
+    // one cluster for every case (each gets a fresh database); stopped when the test ends
+    let pg = Pg::start();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 12,
+        ..ProptestConfig::default()
+    });
+    let ops = proptest::collection::vec(op(), 1..60);
+    runner
+        .run(&ops, |ops| {
+            let tmp = tempfile::tempdir().unwrap();
+            let lite = SqliteStore::open(&tmp.path().join("lite"), dedup()).unwrap();
+            let pgs = PgStore::open(&pg.database(), &tmp.path().join("pg"), dedup()).unwrap();
+            let kinds = ["illegal_parking", "dumping"];
+            let mut t = 1_795_000_000_000i64;
+            for o in ops {
+                match o {
+                    Op::See(k, c, cam, dt) => {
+                        t += dt * MIN / 4;
+                        let v = violation(kinds[k], &format!("c{c}"), &format!("cam{cam}"), t);
+                        prop_assert_eq!(lite.record(&v).unwrap(), pgs.record(&v).unwrap());
+                    }
+                    Op::Review(k, c, ok) => {
+                        let open = lite.cases(None, 1000).unwrap().into_iter().find(|x| {
+                            x.kind == kinds[k]
+                                && x.cell == format!("c{c}")
+                                && matches!(x.status, CaseStatus::Open | CaseStatus::Confirmed)
+                        });
+                        if let Some(x) = open {
+                            let r = Review {
+                                case_id: x.id,
+                                verdict: if ok {
+                                    Verdict::Confirm
+                                } else {
+                                    Verdict::Reject
+                                },
+                                reviewer: "r".into(),
+                                note: String::new(),
+                                at_ms: t,
+                            };
+                            prop_assert_eq!(lite.review(&r).is_ok(), pgs.review(&r).is_ok());
+                        }
+                    }
+                }
+            }
+            prop_assert_eq!(
+                lite.cases(None, 1000).unwrap(),
+                pgs.cases(None, 1000).unwrap()
+            );
+            let keys = |s: &dyn CaseStore| -> Vec<(i64, String)> {
+                s.deliveries(None)
+                    .unwrap()
+                    .into_iter()
+                    .map(|d| (d.case_id, d.event.as_str().to_string()))
+                    .collect()
+            };
+            prop_assert_eq!(keys(&lite), keys(&pgs));
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn two_nodes_opening_the_same_key_at_once_make_one_case() {
+    let pg = Pg::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = pg.database();
+    let a = Arc::new(PgStore::open(&url, tmp.path(), dedup()).unwrap());
+    let b = Arc::new(PgStore::open(&url, tmp.path(), dedup()).unwrap());
+    for round in 0..40 {
+        let barrier = Arc::new(Barrier::new(2));
+        let cell = format!("x{round}");
+        let run = |s: Arc<PgStore>, cam: &'static str| {
+            let (barrier, cell) = (barrier.clone(), cell.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                s.record(&violation("illegal_parking", &cell, cam, 1_000_000))
+                    .unwrap()
+            })
+        };
+        let (ha, hb) = (run(a.clone(), "node-a-cam"), run(b.clone(), "node-b-cam"));
+        let (ra, rb) = (ha.join().unwrap(), hb.join().unwrap());
+        assert_eq!(ra.0, rb.0, "round {round}: one case");
+        let mut outcomes = [ra.1, rb.1];
+        outcomes.sort_by_key(|o| *o as u8);
+        assert_eq!(
+            outcomes,
+            [Outcome::Opened, Outcome::Absorbed],
+            "round {round}"
+        );
+        let c = a.case(ra.0).unwrap();
+        assert_eq!(c.count, 2);
+        assert_eq!(
+            c.cameras,
+            vec!["node-a-cam".to_string(), "node-b-cam".to_string()]
+        );
+    }
+    assert_eq!(a.cases(None, 1000).unwrap().len(), 40);
+    assert_eq!(
+        b.delivery_counts().unwrap().pending,
+        40 + 40,
+        "a create and a follow-up each"
+    );
+}
+
+#[test]
+fn a_claimed_delivery_is_skipped_by_other_nodes_until_its_claim_runs_out() {
+    let pg = Pg::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = pg.database();
+    let a = PgStore::open(&url, tmp.path(), dedup()).unwrap();
+    let b = PgStore::open(&url, tmp.path(), dedup()).unwrap();
+    for i in 0..10 {
+        a.record(&violation("dumping", &format!("d{i}"), "c", 1_000))
+            .unwrap();
+    }
+    let now = now_ms();
+    let got_a = a.due(now, 4).unwrap();
+    let got_b = b.due(now, 100).unwrap();
+    assert_eq!(got_a.len(), 4);
+    assert_eq!(got_b.len(), 6, "the rest");
+    assert!(
+        got_a.iter().all(|d| got_b.iter().all(|e| e.id != d.id)),
+        "disjoint"
+    );
+    assert!(a.due(now, 100).unwrap().is_empty(), "all claimed");
+    // a node that died keeps nothing for ever
+    let later = a.due(now + CLAIM_MS + 1, 100).unwrap();
+    assert_eq!(later.len(), 10);
+}
+
+#[test]
+fn two_nodes_deliver_every_case_exactly_once() {
+    let pg = Pg::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = pg.database();
+    let a = Arc::new(PgStore::open(&url, &tmp.path().join("a"), dedup()).unwrap());
+    let b = Arc::new(PgStore::open(&url, &tmp.path().join("b"), dedup()).unwrap());
+    for i in 0..100 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        s.record(&violation(
+            "illegal_parking",
+            &format!("p{i}"),
+            "cam",
+            1_000 + i,
+        ))
+        .unwrap();
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let inbox = Arc::new(Inbox {
+            store: InboxStore::open(&tmp.path().join("inbox")).unwrap(),
+            cfg: InboxConfig::default(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/open311/v2", listener.local_addr().unwrap());
+        tokio::spawn(gridwatch::cases::inbox::serve(
+            listener,
+            inbox.clone(),
+            std::future::pending(),
+        ));
+        let cfg = DeliveryConfig::open311(&url);
+        let outbox = |s: &Arc<PgStore>| {
+            Outbox::new(
+                s.clone(),
+                Client::from_config(&cfg).unwrap(),
+                cfg.retry(),
+                4,
+            )
+        };
+        let (oa, ob) = (outbox(&a), outbox(&b));
+        let deadline = Some(Instant::now() + Duration::from_secs(60));
+        let (ra, rb) = tokio::join!(oa.drain(deadline), ob.drain(deadline));
+        assert!(ra.unwrap() && rb.unwrap());
+        let reqs = inbox
+            .store
+            .requests(&RequestFilter {
+                limit: Some(10_000),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(reqs.len(), 100);
+        assert!(
+            reqs.iter().all(|r| r.received == 1),
+            "no case was sent by both nodes"
+        );
+    });
+    assert_eq!(a.delivery_counts().unwrap().delivered, 100);
+}
+
+#[test]
+fn migrations_run_once_and_a_newer_schema_is_refused() {
+    let pg = Pg::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = pg.database();
+    let s = PgStore::open(&url, tmp.path(), dedup()).unwrap();
+    s.record(&violation("dumping", "m", "c", 1_000)).unwrap();
+    drop(s);
+    let s = PgStore::open(&url, tmp.path(), dedup()).unwrap();
+    assert_eq!(s.cases(None, 10).unwrap().len(), 1);
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute("UPDATE gridwatch_schema SET version = 99")
+        .unwrap();
+    let err = PgStore::open(&url, tmp.path(), dedup())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("newer") && err.contains("127.0.0.1"), "{err}");
+}
