@@ -35,6 +35,13 @@ pub struct Config {
     /// Where the case store, evidence and the built-in inbox live.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// A shared PostgreSQL case store (`postgres://user:password@host:5432/db`) instead
+    /// of the embedded SQLite file; better given through `store_env`.
+    #[serde(default)]
+    pub store: Option<String>,
+    /// Environment variable holding the PostgreSQL URL.
+    #[serde(default)]
+    pub store_env: Option<String>,
     /// The HTTP API and review page.
     #[serde(default)]
     pub api: ApiConfig,
@@ -512,6 +519,16 @@ impl Config {
                 ));
             }
         }
+        if let Some(var) = &self.store_env {
+            if std::env::var(var).map(|v| v.is_empty()).unwrap_or(true) {
+                out.push(format!("store_env: environment variable {var} is not set"));
+            }
+        }
+        if let Some(url) = self.store_url() {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                out.push("store: only postgres:// URLs are supported (leave it out for the embedded store)".into());
+            }
+        }
         if self.cases.evidence_per_case == 0 {
             out.push("cases.evidence_per_case: must be at least 1".into());
         }
@@ -521,6 +538,15 @@ impl Config {
             }
         }
         out
+    }
+
+    /// The PostgreSQL URL, from `store_env` or `store`; `None`: the embedded SQLite.
+    pub fn store_url(&self) -> Option<String> {
+        self.store_env
+            .as_ref()
+            .and_then(|v| std::env::var(v).ok())
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.store.clone())
     }
 
     /// The bearer token for writes, if any.

@@ -267,3 +267,103 @@ fn migrations_run_once_and_a_newer_schema_is_refused() {
         .to_string();
     assert!(err.contains("newer") && err.contains("127.0.0.1"), "{err}");
 }
+
+/// Two `gridwatch run` nodes over one PostgreSQL store, each with its own camera on the
+/// same scene: the van both see is one case, seen by both cameras, filed once.
+#[test]
+fn two_nodes_seeing_the_same_cell_file_one_case() {
+    use std::io::BufRead;
+    let pg = Pg::start();
+    let url = pg.database();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |rel: &str| common::path(rel).display().to_string();
+    let node = |name: &str, clip: &str| {
+        let cfg = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"data_dir = "{data}"
+store_env = "GW_TEST_STORE"
+[api]
+listen = "127.0.0.1:0"
+[geo]
+zones = "{zones}"
+grid = "{grid}"
+[rules]
+override_zone_dwell = true
+parking = {{ dwell = "30s" }}
+dumping = {{ dwell = "10m" }}
+[[camera]]
+id = "{name}"
+source = "{clip}"
+every = "1s"
+calibration = "{cal}"
+"#,
+                data = tmp.path().join(name).display(),
+                zones = p("samples/geo/zones.geojson"),
+                grid = p("samples/geo/grid.geojson"),
+                clip = p(clip),
+                cal = p("calibration/street.toml"),
+            ),
+        )
+        .unwrap();
+        let mut child = common::gridwatch(&["run", "--config", cfg.to_str().unwrap()])
+            .env("GW_TEST_STORE", &url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(tmp.path().join(format!("{name}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("http://"), "{name} did not start: {line}");
+        child
+    };
+    let mut a = node("street", "samples/street.mp4");
+    let mut b = node("street-east", "tests/fixtures/clips/street-dumping.mp4");
+    let store = PgStore::open(&url, tmp.path(), dedup()).unwrap();
+    let t = Instant::now();
+    let case = loop {
+        let cases = store.cases(None, 10).unwrap();
+        if let Some(c) = cases
+            .iter()
+            .find(|c| c.kind == "illegal_parking" && c.cameras.len() == 2)
+        {
+            break c.clone();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(150),
+            "no case seen by both nodes' cameras: {cases:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(case.cameras, ["street", "street-east"]);
+    let parking: Vec<_> = store
+        .cases(None, 10)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.kind == "illegal_parking")
+        .collect();
+    assert_eq!(parking.len(), 1, "one van, one case: {parking:?}");
+    // filed once, by whichever node claimed it
+    let t = Instant::now();
+    while store.deliveries(Some(case.id)).unwrap()[0].state
+        != gridwatch::cases::DeliveryState::Delivered
+    {
+        assert!(t.elapsed() < Duration::from_secs(30), "never delivered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        store.deliveries(Some(case.id)).unwrap()[0].attempts,
+        1,
+        "one attempt, by one node"
+    );
+    for (c, name) in [(&mut a, "street"), (&mut b, "street-east")] {
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+        let log = || std::fs::read_to_string(tmp.path().join(format!("{name}.log"))).unwrap();
+        assert!(c.wait().unwrap().success(), "{name}:\n{}", log());
+    }
+}

@@ -106,11 +106,36 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, value TE
      );
      CREATE INDEX reviews_by_case ON reviews (case_id);"];
 
+/// The connection. The blocking client owns a small runtime that must not be shut down
+/// from inside an async context, so it is dropped on a thread of its own.
+struct Conn(Option<Client>);
+
+impl std::ops::Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.0.as_ref().expect("an open connection")
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("an open connection")
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(c)).join();
+        }
+    }
+}
+
 /// The PostgreSQL store.
 pub struct PgStore {
     url: String,
     dir: PathBuf,
-    client: Mutex<Client>,
+    client: Mutex<Conn>,
     dedup: DedupConfig,
     install_id: String,
 }
@@ -194,7 +219,7 @@ impl PgStore {
         Ok(Self {
             url: name,
             dir: dir.to_path_buf(),
-            client: Mutex::new(client),
+            client: Mutex::new(Conn(Some(client))),
             dedup,
             install_id,
         })
@@ -421,7 +446,7 @@ impl CaseStore for PgStore {
 
     fn case(&self, id: i64) -> Result<Case, StoreError> {
         let mut client = self.client.lock().expect("store lock");
-        self.read_case(&mut *client, id)
+        self.read_case(&mut **client, id)
     }
 
     fn cases(&self, status: Option<CaseStatus>, limit: usize) -> Result<Vec<Case>, StoreError> {
@@ -441,7 +466,7 @@ impl CaseStore for PgStore {
             .map(|r| r.get(0))
             .collect();
         ids.into_iter()
-            .map(|id| self.read_case(&mut *client, id))
+            .map(|id| self.read_case(&mut **client, id))
             .collect()
     }
 
@@ -499,7 +524,7 @@ impl CaseStore for PgStore {
             .collect();
         let cases = ids
             .into_iter()
-            .map(|id| self.read_case(&mut *client, id))
+            .map(|id| self.read_case(&mut **client, id))
             .collect::<Result<_, _>>()?;
         Ok((cases, total as u64))
     }

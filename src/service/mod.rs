@@ -17,6 +17,7 @@ use tokio::sync::{watch, Notify};
 use crate::cases::config::DeliveryConfig;
 use crate::cases::inbox::{Inbox, InboxConfig, InboxStore};
 use crate::cases::outbox::{Client, Outbox};
+use crate::cases::postgres::PgStore;
 use crate::cases::sqlite::SqliteStore;
 use crate::cases::{CaseStore, DedupConfig};
 use crate::config::{CameraEntry, Config};
@@ -334,7 +335,17 @@ pub async fn run(
         cooldown: cfg.cases.cooldown,
         followup_delay: cfg.cases.followup_delay,
     };
-    let store: Arc<SqliteStore> = Arc::new(SqliteStore::open(&cfg.data_dir, dedup)?);
+    let store: Arc<dyn CaseStore> = match cfg.store_url() {
+        Some(url) => {
+            let dir = cfg.data_dir.clone();
+            Arc::new(
+                tokio::task::spawn_blocking(move || PgStore::open(&url, &dir, dedup))
+                    .await
+                    .expect("store task panicked")?,
+            )
+        }
+        None => Arc::new(SqliteStore::open(&cfg.data_dir, dedup)?),
+    };
     let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
         .await
         .with_context(|| format!("api.listen: cannot listen on {}", cfg.api.listen))?;
