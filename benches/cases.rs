@@ -1,7 +1,9 @@
-//! Violations per second through dedup + the SQLite store (WAL, synchronous=normal, a
-//! temporary file): 10 cameras reporting over 50 cells, so most violations are absorbed
-//! by open cases and some open new ones. And deliveries per second from the outbox to
-//! the built-in Open311 inbox over loopback HTTP.
+//! Violations per second through dedup + the case store (10 cameras reporting over 50
+//! cells, so most violations are absorbed by open cases and some open new ones), and
+//! deliveries per second from the outbox to the built-in Open311 inbox over loopback
+//! HTTP — for the embedded SQLite store (WAL, synchronous=normal, a temporary file), and
+//! for PostgreSQL when `GRIDWATCH_BENCH_PG_URL` names an empty database
+//! (`scripts/bench-postgres.sh` starts a throwaway cluster and sets it).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,45 +12,54 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gridwatch::cases::config::DeliveryConfig;
 use gridwatch::cases::inbox::{Inbox, InboxConfig, InboxStore};
 use gridwatch::cases::outbox::{Client, Outbox};
+use gridwatch::cases::postgres::PgStore;
 use gridwatch::cases::sqlite::SqliteStore;
 use gridwatch::cases::{CaseStore, DedupConfig, NewViolation};
 
-fn bench(c: &mut Criterion) {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(tmp.path(), DedupConfig::default()).unwrap();
-    let mut k: i64 = 0;
-    let mut g = c.benchmark_group("cases");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("record/dedup+store", |b| {
-        b.iter(|| {
-            k += 1;
-            let v = NewViolation {
-                kind: if k % 4 == 0 {
-                    "dumping".into()
-                } else {
-                    "illegal_parking".into()
-                },
-                cell: format!("310101-007-{:04}", k % 50),
-                admin_path: "Huangpu / Nanjing East Road / Riverside".into(),
-                lat: 31.2304,
-                lon: 121.4737,
-                camera: format!("cam{}", k % 10),
-                zone: "np".into(),
-                at_ms: 1_795_000_000_000 + k * 1000,
-                since_ms: 1_795_000_000_000 + k * 1000 - 300_000,
-            };
-            store.record(&v).unwrap()
-        })
-    });
-    g.finish();
+fn violation(k: i64, cell: String) -> NewViolation {
+    NewViolation {
+        kind: if k % 4 == 0 {
+            "dumping".into()
+        } else {
+            "illegal_parking".into()
+        },
+        cell,
+        admin_path: "Huangpu / Nanjing East Road / Riverside".into(),
+        lat: 31.2304,
+        lon: 121.4737,
+        camera: format!("cam{}", k % 10),
+        zone: "np".into(),
+        at_ms: 1_795_000_000_000 + k * 1000,
+        since_ms: 1_795_000_000_000 + k * 1000 - 300_000,
+    }
 }
 
-/// Deliveries per second from the outbox to the built-in inbox over loopback HTTP:
-/// each delivery reads its case, POSTs the Open311 form, the inbox validates and stores
-/// it (idempotency check included), and the outbox records the attempt.
-fn deliveries(c: &mut Criterion) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
+/// The stores to measure: SQLite, and PostgreSQL when a URL is given.
+fn stores(dir: &std::path::Path) -> Vec<(&'static str, Arc<dyn CaseStore>)> {
+    // follow-ups go at once, so the outbox drains without waiting for them
+    let dedup = DedupConfig {
+        followup_delay: std::time::Duration::ZERO,
+        ..DedupConfig::default()
+    };
+    let mut out: Vec<(&'static str, Arc<dyn CaseStore>)> = vec![(
+        "sqlite",
+        Arc::new(SqliteStore::open(&dir.join("sqlite"), dedup).unwrap()),
+    )];
+    match std::env::var("GRIDWATCH_BENCH_PG_URL") {
+        Ok(url) if !url.is_empty() => out.push((
+            "postgres",
+            Arc::new(PgStore::open(&url, &dir.join("pg"), dedup).unwrap()),
+        )),
+        _ => eprintln!(
+            "cases bench: PostgreSQL not measured (scripts/bench-postgres.sh sets GRIDWATCH_BENCH_PG_URL)"
+        ),
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
     let inbox = Arc::new(Inbox {
         store: InboxStore::open(&tmp.path().join("inbox")).unwrap(),
         cfg: InboxConfig::default(),
@@ -63,44 +74,59 @@ fn deliveries(c: &mut Criterion) {
         ));
         url
     });
-    let store =
-        Arc::new(SqliteStore::open(&tmp.path().join("gw"), DedupConfig::default()).unwrap());
     let cfg = DeliveryConfig::open311(&url);
-    let outbox = Outbox::new(
-        store.clone(),
-        Client::from_config(&cfg).unwrap(),
-        cfg.retry(),
-        cfg.concurrency,
-    );
-    let mut k: i64 = 0;
     let mut g = c.benchmark_group("cases");
     g.throughput(Throughput::Elements(1));
-    g.sample_size(20);
-    g.bench_function("deliver/open311-inbox", |b| {
-        b.iter_custom(|iters| {
-            for _ in 0..iters {
+    for (name, store) in stores(tmp.path()) {
+        let mut k: i64 = 0;
+        // the original name for SQLite keeps earlier figures comparable
+        let record = if name == "sqlite" {
+            "record/dedup+store".to_string()
+        } else {
+            format!("record/dedup+store/{name}")
+        };
+        g.bench_function(record, |b| {
+            b.iter(|| {
                 k += 1;
                 store
-                    .record(&NewViolation {
-                        kind: "illegal_parking".into(),
-                        cell: format!("cell-{k}"),
-                        admin_path: "Huangpu / Nanjing East Road / Riverside".into(),
-                        lat: 31.2304,
-                        lon: 121.4737,
-                        camera: "cam1".into(),
-                        zone: "np".into(),
-                        at_ms: 1_795_000_000_000 + k,
-                        since_ms: 1_795_000_000_000 + k,
-                    })
-                    .unwrap();
-            }
-            let t = Instant::now();
-            assert!(rt.block_on(outbox.drain(None)).unwrap());
-            t.elapsed()
-        })
-    });
+                    .record(&violation(k, format!("310101-007-{:04}", k % 50)))
+                    .unwrap()
+            })
+        });
+        let outbox = Outbox::new(
+            store.clone(),
+            Client::from_config(&cfg).unwrap(),
+            cfg.retry(),
+            cfg.concurrency,
+        );
+        let deliver = if name == "sqlite" {
+            "deliver/open311-inbox".to_string()
+        } else {
+            format!("deliver/open311-inbox/{name}")
+        };
+        // deliveries of the cases opened above first, outside the timing
+        assert!(rt.block_on(outbox.drain(None)).unwrap());
+        let mut n: i64 = 0;
+        g.bench_function(deliver, |b| {
+            b.iter_custom(|iters| {
+                for _ in 0..iters {
+                    n += 1;
+                    store
+                        .record(&violation(n, format!("{name}-new-{n}")))
+                        .unwrap();
+                }
+                let t = Instant::now();
+                assert!(rt.block_on(outbox.drain(None)).unwrap());
+                t.elapsed()
+            })
+        });
+    }
     g.finish();
 }
 
-criterion_group!(benches, bench, deliveries);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20);
+    targets = bench
+}
 criterion_main!(benches);
