@@ -15,34 +15,10 @@ use gridwatch::cases::inbox::{Inbox, InboxConfig, InboxStore, RequestFilter};
 use gridwatch::cases::outbox::{Client, Outbox};
 use gridwatch::cases::postgres::{PgStore, CLAIM_MS};
 use gridwatch::cases::sqlite::SqliteStore;
-use gridwatch::cases::{
-    now_ms, CaseStatus, CaseStore, DedupConfig, NewViolation, Outcome, Review, Verdict,
-};
+use gridwatch::cases::{now_ms, CaseStatus, CaseStore, Outcome, Review, Verdict};
 use proptest::prelude::*;
 
-const MIN: i64 = 60_000;
-
-fn dedup() -> DedupConfig {
-    DedupConfig {
-        window: Duration::from_secs(60 * 60),
-        cooldown: Duration::from_secs(30 * 60),
-        ..DedupConfig::default()
-    }
-}
-
-fn violation(kind: &str, cell: &str, camera: &str, at_ms: i64) -> NewViolation {
-    NewViolation {
-        kind: kind.into(),
-        cell: cell.into(),
-        admin_path: format!("D / S / C / {cell}"),
-        lat: 31.23,
-        lon: 121.47,
-        camera: camera.into(),
-        zone: "z".into(),
-        at_ms,
-        since_ms: at_ms - MIN,
-    }
-}
+use common::cases::{dedup, violation, MIN};
 
 #[derive(Debug, Clone)]
 enum Op {

@@ -2,37 +2,16 @@
 //! on different threads reporting the same spot at once → one case, window expiry and
 //! cool-down, status transitions, migrations on reopen.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
-use std::time::Duration;
 
 use gridwatch::cases::sqlite::SqliteStore;
-use gridwatch::cases::{CaseStatus, CaseStore, DedupConfig, NewViolation, Outcome};
+use gridwatch::cases::{CaseStatus, CaseStore, Outcome};
 use proptest::prelude::*;
 
-const MIN: i64 = 60_000;
-
-fn dedup() -> DedupConfig {
-    DedupConfig {
-        window: Duration::from_secs(60 * 60),
-        cooldown: Duration::from_secs(30 * 60),
-        ..DedupConfig::default()
-    }
-}
-
-fn violation(kind: &str, cell: &str, camera: &str, at_ms: i64) -> NewViolation {
-    NewViolation {
-        kind: kind.into(),
-        cell: cell.into(),
-        admin_path: format!("D / S / C / {cell}"),
-        lat: 31.23,
-        lon: 121.47,
-        camera: camera.into(),
-        zone: "z".into(),
-        at_ms,
-        since_ms: at_ms - MIN,
-    }
-}
+use common::cases::{dedup, violation, MIN};
 
 /// A model case: id, status, last seen, closed at.
 type ModelCase = (i64, CaseStatus, i64, Option<i64>);

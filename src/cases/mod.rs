@@ -73,6 +73,16 @@ impl CaseStatus {
         }
     }
 
+    /// Whether a case of this status may become `to`: open → confirmed, rejected or
+    /// closed; confirmed → rejected or closed; rejected and closed are final.
+    pub fn can_become(self, to: CaseStatus) -> bool {
+        matches!(
+            (self, to),
+            (Self::Open, Self::Confirmed | Self::Rejected | Self::Closed)
+                | (Self::Confirmed, Self::Rejected | Self::Closed)
+        )
+    }
+
     /// From its name.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -396,6 +406,17 @@ pub struct CaseQuery {
     pub limit: usize,
     /// Cases skipped.
     pub offset: usize,
+}
+
+/// Writes an evidence file under the data dir (via a temporary name, so a reader never
+/// sees half a file); the store records it in the same transaction.
+pub(crate) fn write_evidence_file(path: &std::path::Path, jpeg: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("jpg.part");
+    std::fs::write(&tmp, jpeg)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -17,7 +17,7 @@
 use serde::Deserialize;
 
 use super::config::DeliveryConfig;
-use super::outbox::{case_attributes, exchange, Outgoing, Sent};
+use super::outbox::{case_attributes, exchange, http_client, Outgoing, Sent};
 use super::Event;
 
 /// Longest description GeoReport v2 allows.
@@ -71,12 +71,7 @@ pub fn error_text(body: &[u8]) -> String {
 impl Open311Client {
     /// A client for the config's endpoint.
     pub fn new(cfg: &DeliveryConfig) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout)
-            .user_agent(concat!("gridwatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+        let http = http_client(cfg)?;
         Ok(Self {
             http,
             base: cfg.url.trim_end_matches('/').to_string(),

@@ -157,6 +157,17 @@ pub(crate) fn transport_error(e: &reqwest::Error) -> AttemptResult {
     }
 }
 
+/// The HTTP client of a delivery config: its timeout for connecting and for the whole
+/// request, gridwatch's user agent.
+pub(crate) fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(cfg.timeout)
+        .connect_timeout(cfg.timeout)
+        .user_agent(concat!("gridwatch/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
 /// An HTTP answer, read whole.
 pub(crate) struct Reply {
     /// Its status.

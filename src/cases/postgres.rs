@@ -309,17 +309,7 @@ impl PgStore {
             .ok_or(StoreError::NotFound(id))?
             .get(0);
         let current = CaseStatus::parse(&current).unwrap_or(CaseStatus::Closed);
-        let allowed = matches!(
-            (current, status),
-            (
-                CaseStatus::Open,
-                CaseStatus::Confirmed | CaseStatus::Rejected | CaseStatus::Closed
-            ) | (
-                CaseStatus::Confirmed,
-                CaseStatus::Rejected | CaseStatus::Closed
-            )
-        );
-        if !allowed {
+        if !current.can_become(status) {
             return Err(StoreError::BadTransition {
                 id,
                 from: current.as_str(),
@@ -570,13 +560,8 @@ impl CaseStore for PgStore {
             .get(0);
         let file = format!("evidence/{case_id}/{id}.jpg");
         let path = self.dir.join(&file);
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(path.parent().expect("evidence dir"))?;
-            let tmp = path.with_extension("jpg.part");
-            std::fs::write(&tmp, jpeg)?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| self.err(format!("writing {}: {e}", path.display())))?;
+        super::write_evidence_file(&path, jpeg)
+            .map_err(|e| self.err(format!("writing {}: {e}", path.display())))?;
         tx.execute("UPDATE evidence SET file = $2 WHERE id = $1", &[&id, &file])
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;

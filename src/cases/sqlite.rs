@@ -502,13 +502,8 @@ impl CaseStore for SqliteStore {
         let id = tx.last_insert_rowid();
         let file = format!("evidence/{case_id}/{id}.jpg");
         let path = self.dir.join(&file);
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(path.parent().expect("evidence dir"))?;
-            let tmp = path.with_extension("jpg.part");
-            std::fs::write(&tmp, jpeg)?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| self.err(format!("writing {}: {e}", path.display())))?;
+        super::write_evidence_file(&path, jpeg)
+            .map_err(|e| self.err(format!("writing {}: {e}", path.display())))?;
         tx.execute(
             "UPDATE evidence SET file = ?2 WHERE id = ?1",
             params![id, file],
@@ -802,17 +797,7 @@ impl SqliteStore {
         at_ms: i64,
     ) -> Result<(), StoreError> {
         let current = self.read_case(conn, id)?.status;
-        let allowed = matches!(
-            (current, status),
-            (
-                CaseStatus::Open,
-                CaseStatus::Confirmed | CaseStatus::Rejected | CaseStatus::Closed
-            ) | (
-                CaseStatus::Confirmed,
-                CaseStatus::Rejected | CaseStatus::Closed
-            )
-        );
-        if !allowed {
+        if !current.can_become(status) {
             return Err(StoreError::BadTransition {
                 id,
                 from: current.as_str(),

@@ -8,7 +8,7 @@ use serde_json::json;
 use sha2::Sha256;
 
 use super::config::DeliveryConfig;
-use super::outbox::{exchange, Outgoing, Sent};
+use super::outbox::{exchange, http_client, Outgoing, Sent};
 use super::Event;
 
 /// The client.
@@ -57,12 +57,7 @@ impl WebhookClient {
         let secret = cfg
             .secret()
             .ok_or("a webhook needs a signing secret (secret_env or secret)")?;
-        let http = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout)
-            .user_agent(concat!("gridwatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+        let http = http_client(cfg)?;
         Ok(Self {
             http,
             cfg: cfg.clone(),
