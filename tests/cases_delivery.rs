@@ -91,6 +91,13 @@ async fn start_inbox(
     (url, inbox, tx)
 }
 
+/// The inbox with its default settings on any free port.
+async fn start_default_inbox(
+    dir: &std::path::Path,
+) -> (String, Arc<Inbox>, tokio::sync::oneshot::Sender<()>) {
+    start_inbox(dir, InboxConfig::default(), "127.0.0.1:0".parse().unwrap()).await
+}
+
 fn all_requests(inbox: &Inbox) -> Vec<StoredRequest> {
     inbox
         .store
@@ -336,12 +343,7 @@ async fn a_rejected_request_fails_for_good_with_the_receivers_reason() {
     v.at_ms += 1000;
     v.camera = "cam4".into();
     assert_eq!(store.record(&v).unwrap().1, Outcome::Absorbed);
-    let (url, inbox, stop) = start_inbox(
-        &tmp.path().join("inbox"),
-        InboxConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await;
+    let (url, inbox, stop) = start_default_inbox(&tmp.path().join("inbox")).await;
     let ob = outbox(&store, &config(&url));
     assert!(ob
         .drain(Some(Instant::now() + Duration::from_secs(10)))
@@ -584,12 +586,7 @@ fn thousand_violations_from_ten_cameras_make_fifty_cases_delivered_once() {
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (url, inbox, stop) = start_inbox(
-            &tmp.path().join("inbox"),
-            InboxConfig::default(),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await;
+        let (url, inbox, stop) = start_default_inbox(&tmp.path().join("inbox")).await;
         let ob = outbox(&store, &config(&url));
         assert!(ob
             .drain(Some(Instant::now() + Duration::from_secs(60)))
@@ -629,11 +626,7 @@ fn form_post(url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
 fn malformed_inbox_requests_get_open311_errors_and_store_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (url, inbox, stop) = rt.block_on(start_inbox(
-        tmp.path(),
-        InboxConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-    ));
+    let (url, inbox, stop) = rt.block_on(start_default_inbox(tmp.path()));
     let post = format!("{url}/requests.json");
     let ok = "service_code=0505&lat=31.23&long=121.47";
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
@@ -996,12 +989,7 @@ fn the_cli_records_lists_reviews_and_reports_the_outbox() {
 async fn the_outbox_outlives_a_failing_store() {
     let tmp = tempfile::tempdir().unwrap();
     let store = store(&tmp.path().join("gw"), Duration::from_secs(3600));
-    let (url, inbox, stop) = start_inbox(
-        &tmp.path().join("inbox"),
-        InboxConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await;
+    let (url, inbox, stop) = start_default_inbox(&tmp.path().join("inbox")).await;
     // the outbox table disappears under the running outbox (another process's doing)
     let db = rusqlite::Connection::open(store.path()).unwrap();
     db.execute_batch("ALTER TABLE deliveries RENAME TO deliveries_away")
