@@ -121,6 +121,10 @@ pub struct ModelConfig {
     /// Inference threads (0: ONNX Runtime decides).
     #[serde(default)]
     pub threads: usize,
+    /// Let idle inference threads spin waiting for work (off: the cores are shared
+    /// with the decoders, and spinning takes time from them).
+    #[serde(default)]
+    pub spin: bool,
     /// Most frames (from any cameras) per inference call.
     #[serde(default = "default_batch")]
     pub batch: usize,
@@ -155,6 +159,7 @@ impl Default for ModelConfig {
             manifest: None,
             provider: default_provider(),
             threads: 0,
+            spin: false,
             batch: default_batch(),
             gather: default_gather(),
             workers: default_workers(),

@@ -351,6 +351,11 @@ fn bench_json_has_the_figures() {
         "keyframe seeks skip whole GOPs: {v}"
     );
     assert!(v["decoded_frames"].as_u64().unwrap() < 100, "{v}");
+    assert_eq!(
+        v["spin"], false,
+        "idle inference threads sleep by default: {v}"
+    );
+    assert_eq!(v["decode_threads"], 1, "one FFmpeg thread per clip: {v}");
 }
 
 #[test]

@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// Python) on the same clip, model and sampling, and report the ratio.
     #[arg(long)]
     pub compare_baseline: bool,
+    /// FFmpeg threads decoding the clip (0: one per core plus one). One thread leaves
+    /// the other cores to inference, which is what the service does per camera.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub decode_threads: usize,
 }
 
 /// Benchmarks other than the detector's.
@@ -64,6 +68,12 @@ pub struct BenchReport {
     pub provider: String,
     /// Frames per model call.
     pub batch: usize,
+    /// Inference threads asked for (None: ONNX Runtime's choice, one per core).
+    pub inference_threads: Option<usize>,
+    /// Whether idle inference threads spin.
+    pub spin: bool,
+    /// FFmpeg decoding threads (0: FFmpeg's choice).
+    pub decode_threads: usize,
     /// Clip path.
     pub clip: String,
     /// Sampling rule, as given.
@@ -128,6 +138,7 @@ fn spawn_decoder(
     clip: PathBuf,
     every: Sampling,
     depth: usize,
+    threads: usize,
 ) -> (
     std::sync::mpsc::Receiver<Decoded>,
     std::sync::mpsc::Sender<Frame>,
@@ -136,7 +147,7 @@ fn spawn_decoder(
     let (tx, rx) = std::sync::mpsc::sync_channel(depth);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<Frame>();
     let handle = std::thread::spawn(move || {
-        let mut dec = match FileDecoder::open(&clip) {
+        let mut dec = match FileDecoder::open_with_threads(&clip, threads) {
             Ok(d) => d,
             Err(e) => {
                 let _ = tx.send(Decoded::Failed(e.into()));
@@ -260,6 +271,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                     *every,
                     args.raw_calls,
                     args.compare_baseline,
+                    args.decode_threads,
                 )?);
             }
         }
@@ -294,12 +306,13 @@ fn measure(
     every: Sampling,
     raw_calls: Option<usize>,
     compare_baseline: bool,
+    decode_threads: usize,
 ) -> anyhow::Result<Measured> {
     let clip = resolve_clip(clip)?;
     let mut det = model.load()?;
     let info = FileDecoder::open(&clip)?.info().clone();
     let n = det.batch_size();
-    let (rx, back, decoder) = spawn_decoder(clip.clone(), every, 2 * n);
+    let (rx, back, decoder) = spawn_decoder(clip.clone(), every, 2 * n, decode_threads);
     let mut frames: Vec<Frame> = Vec::with_capacity(n);
     let mut out = Vec::new();
     let mut end = None;
@@ -358,6 +371,9 @@ fn measure(
         model: det.manifest().name.clone(),
         provider: det.provider().to_string(),
         batch: n,
+        inference_threads: model.threads,
+        spin: model.spin,
+        decode_threads,
         clip: clip.display().to_string(),
         sampling: every.to_string(),
         frames: times.frames,
@@ -393,6 +409,18 @@ fn print_detail(m: &Measured) {
     println!(
         "model        {} on {} (batch {})",
         report.model, report.provider, report.batch
+    );
+    println!(
+        "threads      inference {} (idle threads {}), decode {}",
+        report
+            .inference_threads
+            .map_or("one per core".to_string(), |n| n.to_string()),
+        if report.spin { "spin" } else { "sleep" },
+        if report.decode_threads == 0 {
+            "FFmpeg's choice".to_string()
+        } else {
+            report.decode_threads.to_string()
+        }
     );
     println!(
         "clip         {} ({} {}x{} {:.2} fps{})",

@@ -103,6 +103,10 @@ pub struct ModelArgs {
     /// Threads ONNX Runtime uses inside one operator (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Let idle inference threads spin waiting for work (faster only when nothing
+    /// else runs on the cores, e.g. inference-only tests; off by default).
+    #[arg(long)]
+    pub spin: bool,
     /// Frames per model call for models with a dynamic batch dimension.
     #[arg(long, value_name = "N", default_value_t = crate::detect::DEFAULT_MAX_BATCH)]
     pub batch: usize,
@@ -121,6 +125,7 @@ impl ModelArgs {
         let opts = EngineOptions {
             provider: self.provider.clone(),
             intra_threads: self.threads,
+            spin: self.spin,
         };
         let mut det = Detector::load(manifest, &opts)?;
         det.set_batch_size(self.batch);

@@ -49,6 +49,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
         model: Some(args.manifest.clone()),
         provider: args.provider,
         threads: None,
+        spin: false,
         batch: crate::detect::DEFAULT_MAX_BATCH,
     };
     let det = model_args.load()?;

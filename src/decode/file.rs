@@ -96,8 +96,19 @@ pub struct FileDecoder {
 }
 
 impl FileDecoder {
-    /// Opens `path` and its best video stream. Errors name the file.
+    /// Opens `path` and its best video stream, decoded on the calling thread alone.
+    /// Errors name the file.
+    ///
+    /// One thread per decoder is the right default for gridwatch: cameras are decoded
+    /// side by side, and FFmpeg's frame threads would only compete with inference
+    /// for the same cores (measured in docs/benchmarks.md).
     pub fn open(path: &Path) -> Result<Self, DecodeError> {
+        Self::open_with_threads(path, 1)
+    }
+
+    /// As [`FileDecoder::open`], with `threads` FFmpeg frame threads (0: FFmpeg
+    /// picks, one per core plus one).
+    pub fn open_with_threads(path: &Path, threads: usize) -> Result<Self, DecodeError> {
         init_ffmpeg();
         let err = |what: &str, e: ffmpeg::Error| DecodeError::Open {
             path: path.to_path_buf(),
@@ -153,7 +164,7 @@ impl FileDecoder {
             .map_err(|e| err("unsupported codec parameters", e))?;
         ctx.set_threading(codec::threading::Config {
             kind: codec::threading::Type::Frame,
-            count: 0,
+            count: threads,
             ..Default::default()
         });
         let decoder = ctx

@@ -132,6 +132,12 @@ pub struct EngineOptions {
     /// Threads for one operator (ONNX Runtime's intra-op pool); `None` lets ONNX
     /// Runtime choose (one per core).
     pub intra_threads: Option<usize>,
+    /// Let ONNX Runtime's idle intra-op threads spin waiting for work. Off by
+    /// default: in gridwatch the inference threads share the cores with decoders,
+    /// and spinning threads take CPU time the decoders need (measured in
+    /// docs/benchmarks.md). Worth turning on only when inference has its cores to
+    /// itself.
+    pub spin: bool,
 }
 
 /// An ONNX Runtime session.
@@ -176,6 +182,11 @@ impl OrtEngine {
                 .with_intra_threads(n)
                 .map_err(|e| load_err(e.into()))?;
         }
+        builder = builder
+            .with_intra_op_spinning(opts.spin)
+            .map_err(|e| load_err(e.into()))?
+            .with_inter_op_spinning(opts.spin)
+            .map_err(|e| load_err(e.into()))?;
         builder = register_provider(builder, &opts.provider)?;
         let session = builder.commit_from_file(model).map_err(load_err)?;
         let inputs = session

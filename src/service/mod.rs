@@ -136,6 +136,7 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
     let opts = EngineOptions {
         provider,
         intra_threads: (cfg.model.threads > 0).then_some(cfg.model.threads),
+        spin: cfg.model.spin,
     };
     let mut detectors = Vec::new();
     for _ in 0..cfg.model.workers.max(1) {
