@@ -343,3 +343,33 @@ calibration = "{cal}"
         assert!(c.wait().unwrap().success(), "{name}:\n{}", log());
     }
 }
+
+#[test]
+fn the_store_reconnects_after_the_server_restarts() {
+    let pg = Pg::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = PgStore::open(&pg.database(), tmp.path(), dedup()).unwrap();
+    let t = 1_795_000_000_000i64;
+    let (case, outcome) = store
+        .record(&violation("illegal_parking", "c1", "cam1", t))
+        .unwrap();
+    assert_eq!(outcome, Outcome::Opened);
+    pg.restart();
+    // the call that finds the connection gone may fail (naming the store); the next
+    // ones reconnect
+    let mut results = Vec::new();
+    for i in 0..3 {
+        let r = store.record(&violation("illegal_parking", "c1", "cam2", t + (i + 1) * MIN));
+        if let Err(e) = &r {
+            assert!(e.to_string().contains("postgres://gridwatch@127.0.0.1"), "{e}");
+        }
+        results.push(r);
+    }
+    assert!(
+        results.iter().filter(|r| r.is_err()).count() <= 1,
+        "{results:?}"
+    );
+    let last = results.pop().unwrap().unwrap();
+    assert_eq!(last, (case, Outcome::Absorbed), "the same case after the restart");
+    assert_eq!(store.case(case).unwrap().cameras, ["cam1", "cam2"]);
+}

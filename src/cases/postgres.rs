@@ -134,6 +134,8 @@ impl Drop for Conn {
 /// The PostgreSQL store.
 pub struct PgStore {
     url: String,
+    /// The URL as given (with its password), for reconnecting.
+    connect_url: String,
     dir: PathBuf,
     client: Mutex<Conn>,
     dedup: DedupConfig,
@@ -218,11 +220,29 @@ impl PgStore {
             .get(0);
         Ok(Self {
             url: name,
+            connect_url: url.to_string(),
             dir: dir.to_path_buf(),
             client: Mutex::new(Conn(Some(client))),
             dedup,
             install_id,
         })
+    }
+
+    /// The connection, opened again first when the last one was lost (a server
+    /// restart, a network cut): a call that failed with the old connection returns
+    /// its error, and the next call reconnects. A connection that cannot be made is
+    /// that call's error.
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Conn>, StoreError> {
+        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.0.as_ref().is_none_or(|c| c.is_closed()) {
+            // dropped on its own thread (see Conn)
+            drop(Conn(guard.0.take()));
+            let client = Client::connect(&self.connect_url, NoTls)
+                .map_err(|e| self.err(format!("reconnecting: {e}")))?;
+            tracing::info!("case store {}: connected again", self.url);
+            guard.0 = Some(client);
+        }
+        Ok(guard)
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
@@ -328,7 +348,7 @@ impl PgStore {
 
 impl CaseStore for PgStore {
     fn record(&self, v: &NewViolation) -> Result<(i64, Outcome), StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         let mut tx = client.transaction().map_err(|e| self.err(e))?;
         let window = self.dedup.window.as_millis() as i64;
         let cooldown = self.dedup.cooldown.as_millis() as i64;
@@ -435,7 +455,7 @@ impl CaseStore for PgStore {
     }
 
     fn case(&self, id: i64) -> Result<Case, StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         self.read_case(&mut **client, id)
     }
 
@@ -445,7 +465,7 @@ impl CaseStore for PgStore {
             limit,
             ..CaseQuery::default()
         };
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         let ids: Vec<i64> = client
             .query(
                 "SELECT id FROM cases WHERE $1::TEXT IS NULL OR status = $1 ORDER BY id DESC LIMIT $2",
@@ -461,7 +481,7 @@ impl CaseStore for PgStore {
     }
 
     fn case_counts(&self) -> Result<Vec<(String, CaseStatus, u64)>, StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         Ok(client
             .query(
                 "SELECT kind, status, count(*) FROM cases GROUP BY kind, status ORDER BY kind, status",
@@ -480,7 +500,7 @@ impl CaseStore for PgStore {
     }
 
     fn find(&self, q: &CaseQuery) -> Result<(Vec<Case>, u64), StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         const WHERE: &str =
             "WHERE ($1::TEXT IS NULL OR kind = $1) AND ($2::TEXT IS NULL OR cell = $2)
              AND ($3::TEXT IS NULL OR status = $3) AND ($4::BIGINT IS NULL OR last_seen_ms >= $4)
@@ -520,7 +540,7 @@ impl CaseStore for PgStore {
     }
 
     fn set_status(&self, id: i64, status: CaseStatus, at_ms: i64) -> Result<(), StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         let mut tx = client.transaction().map_err(|e| self.err(e))?;
         self.transition(&mut tx, id, status, at_ms)?;
         tx.commit().map_err(|e| self.err(e))
@@ -534,7 +554,7 @@ impl CaseStore for PgStore {
         jpeg: &[u8],
         limit: usize,
     ) -> Result<Option<Evidence>, StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         let mut tx = client.transaction().map_err(|e| self.err(e))?;
         // the case row's lock keeps two nodes from passing the limit together
         tx.query_opt("SELECT id FROM cases WHERE id = $1 FOR UPDATE", &[&case_id])
@@ -576,7 +596,7 @@ impl CaseStore for PgStore {
     }
 
     fn evidence(&self, case_id: i64) -> Result<Vec<Evidence>, StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         Ok(client
             .query(
                 "SELECT id, case_id, file, sha256, camera, at_ms FROM evidence WHERE case_id = $1 ORDER BY id",
@@ -596,7 +616,7 @@ impl CaseStore for PgStore {
     }
 
     fn review(&self, review: &Review) -> Result<(), StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         let mut tx = client.transaction().map_err(|e| self.err(e))?;
         let status = match review.verdict {
             Verdict::Confirm => CaseStatus::Confirmed,
@@ -628,7 +648,7 @@ impl CaseStore for PgStore {
     }
 
     fn reviews(&self, case_id: i64) -> Result<Vec<Review>, StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         Ok(client
             .query(
                 "SELECT case_id, verdict, reviewer, note, at_ms FROM reviews WHERE case_id = $1 ORDER BY id",
@@ -649,7 +669,7 @@ impl CaseStore for PgStore {
     /// Claims the due deliveries for this node: each is skipped by the other nodes
     /// until it is finished or its claim runs out ([`CLAIM_MS`]).
     fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         let mut rows: Vec<Delivery> = client
             .query(
                 &format!(
@@ -678,7 +698,7 @@ impl CaseStore for PgStore {
     }
 
     fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         Ok(client
             .query_one(
                 "SELECT min(greatest(next_at_ms, coalesce(claimed_until, 0))) FROM deliveries WHERE state = 'pending'",
@@ -694,7 +714,7 @@ impl CaseStore for PgStore {
         attempt: &Attempt,
         after: &AfterAttempt,
     ) -> Result<(), StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         let mut tx = client.transaction().map_err(|e| self.err(e))?;
         let r = tx
             .query_opt(
@@ -772,7 +792,7 @@ impl CaseStore for PgStore {
     }
 
     fn deliveries(&self, case_id: Option<i64>) -> Result<Vec<Delivery>, StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         Ok(client
             .query(
                 &format!(
@@ -787,7 +807,7 @@ impl CaseStore for PgStore {
     }
 
     fn attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>, StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         Ok(client
             .query(
                 "SELECT delivery_id, at_ms, result, http_status, detail FROM delivery_attempts
@@ -807,7 +827,7 @@ impl CaseStore for PgStore {
     }
 
     fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         let mut counts = DeliveryCounts::default();
         for r in client
             .query("SELECT state, count(*) FROM deliveries GROUP BY state", &[])
@@ -825,7 +845,7 @@ impl CaseStore for PgStore {
     }
 
     fn remote(&self, case_id: i64) -> Result<(Option<String>, Option<String>), StoreError> {
-        let mut client = self.client.lock().expect("store lock");
+        let mut client = self.conn()?;
         let r = client
             .query_opt(
                 "SELECT remote_id, remote_token FROM cases WHERE id = $1",

@@ -76,6 +76,10 @@ pub struct Metrics {
     pub violations: AtomicU64,
     /// Errors in the loop (store, evidence), logged.
     pub errors: AtomicU64,
+    /// Violations waiting for the store to come back (see `Unrecorded`).
+    pub waiting: AtomicU64,
+    /// Violations given up on (the waiting queue overflowed).
+    pub lost: AtomicU64,
     last: Mutex<BTreeMap<String, (Instant, Vec<u8>)>>,
 }
 
@@ -139,6 +143,11 @@ impl Metrics {
                 "Errors in the detection loop.",
                 &self.errors,
             ),
+            (
+                "gridwatch_violations_lost_total",
+                "Violations dropped because the store stayed unreachable while the waiting queue filled.",
+                &self.lost,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -146,6 +155,11 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP gridwatch_violations_waiting Violations held in memory until the case store answers again.\n# TYPE gridwatch_violations_waiting gauge\ngridwatch_violations_waiting {}",
+            self.waiting.load(Ordering::Relaxed)
+        );
     }
 }
 

@@ -214,6 +214,7 @@ fn detection_loop(
     let classes = detector.manifest().classes.clone();
     let mut frames: Vec<CameraFrame> = Vec::new();
     let mut dets = Vec::new();
+    let mut waiting = Unrecorded::new();
     let m = state.metrics.clone();
     // a model that takes several frames per call gets the frames of cameras that
     // arrive within the gather window together (a model of fixed batch 1 never waits)
@@ -285,39 +286,125 @@ fn detection_loop(
             }
             let t_store = Instant::now();
             for f in found {
-                match state.store.record(&f.violation) {
-                    Ok((case, outcome)) => {
-                        m.violations.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(
-                            camera = &*cf.camera,
-                            "{} in zone {} (cell {}): case {case} {outcome:?}",
-                            f.violation.kind,
-                            f.violation.zone,
-                            f.violation.cell
-                        );
-                        for jpeg in &f.evidence {
-                            if let Err(e) = state.store.add_evidence(
-                                case,
-                                &cf.camera,
-                                f.violation.at_ms,
-                                jpeg,
-                                evidence_per_case,
-                            ) {
-                                tracing::error!("evidence of case {case}: {e}");
-                                m.errors.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        state.outbox_waker.notify_one();
-                    }
-                    Err(e) => {
-                        tracing::error!(camera = &*cf.camera, "recording a violation: {e}");
-                        m.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                waiting.push(cf.camera.clone(), f, &m);
             }
+            waiting.flush(&state, evidence_per_case);
             m.stages[4].observe(t_store.elapsed());
         }
         state.pool.recycle(frames.drain(..));
+        if waiting.due() {
+            waiting.flush(&state, evidence_per_case);
+        }
+    }
+}
+
+/// Violations found but not yet in the store, oldest first. When the store cannot be
+/// reached (a PostgreSQL restart, a network cut) they wait here and are recorded in
+/// order once it answers again, tried at most once a second; the queue is bounded
+/// (the oldest are dropped past [`Unrecorded::MAX`], and evidence is kept only for
+/// the oldest [`Unrecorded::MAX_WITH_EVIDENCE`]), and counted in /metrics.
+struct Unrecorded {
+    queue: std::collections::VecDeque<(Arc<str>, scene::Found)>,
+    last_try: Option<Instant>,
+}
+
+impl Unrecorded {
+    const MAX: usize = 10_000;
+    const MAX_WITH_EVIDENCE: usize = 200;
+
+    fn new() -> Self {
+        Self {
+            queue: Default::default(),
+            last_try: None,
+        }
+    }
+
+    fn push(&mut self, camera: Arc<str>, mut f: scene::Found, m: &Metrics) {
+        if self.queue.len() >= Self::MAX_WITH_EVIDENCE {
+            f.evidence.clear();
+        }
+        if self.queue.len() >= Self::MAX {
+            if let Some((cam, old)) = self.queue.pop_front() {
+                tracing::error!(
+                    camera = &*cam,
+                    "the case store has been unreachable for {} violations; dropping the oldest ({} in cell {})",
+                    Self::MAX,
+                    old.violation.kind,
+                    old.violation.cell
+                );
+                m.lost.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.queue.push_back((camera, f));
+        m.waiting.store(self.queue.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Whether waiting violations are due for another try.
+    fn due(&self) -> bool {
+        !self.queue.is_empty()
+            && self
+                .last_try
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+    }
+
+    /// Records what waits, in order, until the store fails again.
+    fn flush(&mut self, state: &ServiceState, evidence_per_case: usize) {
+        let m = &state.metrics;
+        let was = self.queue.len();
+        if was > 1 && !self.due() {
+            // still failing a moment ago: wait for the next try
+            return;
+        }
+        self.last_try = Some(Instant::now());
+        while let Some((camera, f)) = self.queue.front() {
+            match state.store.record(&f.violation) {
+                Ok((case, outcome)) => {
+                    m.violations.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        camera = &**camera,
+                        "{} in zone {} (cell {}): case {case} {outcome:?}",
+                        f.violation.kind,
+                        f.violation.zone,
+                        f.violation.cell
+                    );
+                    for jpeg in &f.evidence {
+                        if let Err(e) = state.store.add_evidence(
+                            case,
+                            camera,
+                            f.violation.at_ms,
+                            jpeg,
+                            evidence_per_case,
+                        ) {
+                            tracing::error!("evidence of case {case}: {e}");
+                            m.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    state.outbox_waker.notify_one();
+                    self.queue.pop_front();
+                }
+                Err(crate::cases::StoreError::Db { .. }) => {
+                    // the store is down: keep this and the rest for the next try
+                    if self.queue.len() == 1 || was == 1 {
+                        tracing::warn!(
+                            camera = &**camera,
+                            "the case store did not answer; {} violation(s) wait for it",
+                            self.queue.len()
+                        );
+                    }
+                    m.errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(camera = &**camera, "recording a violation: {e}");
+                    m.errors.fetch_add(1, Ordering::Relaxed);
+                    self.queue.pop_front();
+                }
+            }
+        }
+        if was > 1 && self.queue.is_empty() {
+            tracing::info!("the case store answers again; {was} waiting violation(s) recorded");
+        }
+        m.waiting.store(self.queue.len() as u64, Ordering::Relaxed);
     }
 }
 

@@ -129,9 +129,21 @@ impl Pg {
     /// Stops the server (fast) and starts it again on the same port and data.
     pub fn restart(&self) {
         let data = self.dir.path().join("data");
+        // with its log file: a server left writing to pg_ctl's captured stdout would
+        // keep that pipe open, and `output()` would wait for it forever
+        let log = self.dir.path().join("log");
         let out = run(
             &self.bin.join("pg_ctl"),
-            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "restart"],
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "restart",
+            ],
         );
         assert!(out.status.success(), "pg_ctl restart: {out:?}");
     }
