@@ -60,6 +60,9 @@ pub struct Config {
     /// Where cases go; absent: the built-in inbox served by this process.
     #[serde(default)]
     pub delivery: Option<DeliveryConfig>,
+    /// Sharing the cameras with other nodes over the PostgreSQL store.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// The cameras.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraEntry>,
@@ -237,6 +240,56 @@ pub struct CasesConfig {
     /// Evidence images kept per case.
     #[serde(default = "default_evidence")]
     pub evidence_per_case: usize,
+    /// Evidence of cases not seen for this long is deleted (checked hourly).
+    #[serde(default = "default_retention", deserialize_with = "dur::de")]
+    pub evidence_retention: Duration,
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
+}
+
+/// `[cluster]`: used when the store is PostgreSQL (see `service/cluster.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's name, unique among the nodes; default: `GRIDWATCH_NODE`, else the
+    /// host name (a StatefulSet pod's name).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// How long a camera lease lasts without renewal; renewed every third of it.
+    #[serde(default = "default_lease_ttl", deserialize_with = "dur::de")]
+    pub lease_ttl: Duration,
+}
+
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(15)
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            node: None,
+            lease_ttl: default_lease_ttl(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The node name: `node`, else `GRIDWATCH_NODE`, else the host name.
+    pub fn node_name(&self) -> String {
+        self.node
+            .clone()
+            .or_else(|| std::env::var("GRIDWATCH_NODE").ok())
+            .filter(|n| !n.is_empty())
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+            })
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "gridwatch".into())
+    }
 }
 
 fn default_window() -> Duration {
@@ -259,6 +312,7 @@ impl Default for CasesConfig {
             cooldown: default_cooldown(),
             followup_delay: default_followup(),
             evidence_per_case: default_evidence(),
+            evidence_retention: default_retention(),
         }
     }
 }
@@ -494,6 +548,17 @@ impl Config {
         }
         if let Err(e) = self.model.provider.parse::<crate::detect::Provider>() {
             out.push(format!("model.provider: {e}"));
+        }
+        if self.cluster.lease_ttl < std::time::Duration::from_secs(3) {
+            out.push("cluster.lease_ttl: must be at least 3s".into());
+        }
+        if let Some(n) = &self.cluster.node {
+            if n.is_empty() || n.len() > 200 {
+                out.push("cluster.node: must be 1 to 200 characters".into());
+            }
+        }
+        if self.cases.evidence_retention < std::time::Duration::from_secs(3600) {
+            out.push("cases.evidence_retention: must be at least 1h".into());
         }
         if self.model.batch == 0 {
             out.push("model.batch: must be at least 1".into());

@@ -60,6 +60,8 @@ fn fixture(token: Option<&str>, open_writes: bool) -> Fixture {
         open_writes,
         data_dir: tmp.path().to_path_buf(),
         cameras: vec![],
+        node: "test-node".into(),
+        cluster: None,
     });
     Fixture {
         _tmp: tmp,

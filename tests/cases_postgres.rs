@@ -285,6 +285,7 @@ calibration = "{cal}"
         .unwrap();
         let mut child = common::gridwatch(&["run", "--config", cfg.to_str().unwrap()])
             .env("GW_TEST_STORE", &url)
+            .env("GRIDWATCH_NODE", name)
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(tmp.path().join(format!("{name}.log"))).unwrap())
             .spawn()

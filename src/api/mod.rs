@@ -199,20 +199,40 @@ async fn metrics(State(s): St) -> Result<Response, ApiError> {
         .into_response())
 }
 
+/// Every configured camera: those running here with their state, counters and last
+/// frame; with several nodes, the others with the node that holds them (`node`,
+/// `node_url`, `state: "elsewhere"`) or `state: "unassigned"` while nobody does.
 async fn cameras(State(s): St) -> Json<serde_json::Value> {
     let status = s.pool.status();
+    let holders = s.cluster.as_ref().map(|c| c.holders()).unwrap_or_default();
     let list: Vec<_> = s
         .cameras
         .iter()
-        .filter_map(|id| status.iter().find(|c| &c.id == id))
-        .map(|c| {
-            let mut v = serde_json::to_value(c).unwrap_or_default();
-            v["last_frame"] = if s.metrics.last_frame(&c.id).is_some() {
-                json!(format!("/api/cameras/{}/frame.jpg", c.id))
-            } else {
-                serde_json::Value::Null
-            };
-            v
+        .filter_map(|id| match status.iter().find(|c| &c.id == id) {
+            Some(c) => {
+                let mut v = serde_json::to_value(c).unwrap_or_default();
+                v["node"] = json!(s.node);
+                v["last_frame"] = if s.metrics.last_frame(&c.id).is_some() {
+                    json!(format!("/api/cameras/{}/frame.jpg", c.id))
+                } else {
+                    serde_json::Value::Null
+                };
+                if let Some(h) = holders.get(id) {
+                    v["lease_expires_in_ms"] = json!(h.expires_in_ms);
+                }
+                Some(v)
+            }
+            None if s.cluster.is_some() => Some(match holders.get(id) {
+                Some(h) => json!({
+                    "id": id,
+                    "state": "elsewhere",
+                    "node": h.node,
+                    "node_url": h.node_url,
+                    "lease_expires_in_ms": h.expires_in_ms,
+                }),
+                None => json!({ "id": id, "state": "unassigned", "node": null }),
+            }),
+            None => None,
         })
         .collect();
     Json(json!(list))
@@ -449,8 +469,15 @@ async fn evidence(
     if !digits(&case) || !digits(stem) {
         return Err(not_found());
     }
-    let path = s.data_dir.join("evidence").join(&case).join(&file);
-    let bytes = tokio::fs::read(&path).await.map_err(|_| not_found())?;
+    let (case_id, id): (i64, i64) = match (case.parse(), stem.parse()) {
+        (Ok(c), Ok(i)) => (c, i),
+        _ => return Err(not_found()),
+    };
+    let store = s.store.clone();
+    let bytes = tokio::task::spawn_blocking(move || store.evidence_jpeg(case_id, id))
+        .await
+        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()))??
+        .ok_or_else(not_found)?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/jpeg"),

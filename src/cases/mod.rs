@@ -410,6 +410,24 @@ pub struct CaseQuery {
 
 /// Writes an evidence file under the data dir (via a temporary name, so a reader never
 /// sees half a file); the store records it in the same transaction.
+/// Removes evidence files (paths under `dir`) whose records are gone, and their case
+/// folders once empty; a file already gone is no error.
+pub(crate) fn remove_evidence_files(dir: &std::path::Path, files: &[String]) {
+    for f in files.iter().filter(|f| !f.is_empty()) {
+        let path = dir.join(f);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                if let Some(parent) = path.parent() {
+                    // only succeeds once the folder is empty
+                    let _ = std::fs::remove_dir(parent);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("removing evidence {}: {e}", path.display()),
+        }
+    }
+}
+
 pub(crate) fn write_evidence_file(path: &std::path::Path, jpeg: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -456,6 +474,27 @@ pub trait CaseStore: Send + Sync {
     ) -> Result<Option<Evidence>, StoreError>;
     /// A case's evidence files, oldest first.
     fn evidence(&self, case_id: i64) -> Result<Vec<Evidence>, StoreError>;
+    /// The JPEG of one piece of evidence of a case; `None` when there is none. By
+    /// default read from `evidence/<case>/<id>.jpg` under the data directory (the
+    /// PostgreSQL store keeps the bytes in the database, for every node to serve).
+    fn evidence_jpeg(&self, case_id: i64, evidence_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self
+            .data_dir()
+            .join("evidence")
+            .join(case_id.to_string())
+            .join(format!("{evidence_id}.jpg"));
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::Db {
+                store: path.display().to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    /// Retention: deletes the evidence (records and images) of every case last seen
+    /// before `before_ms`; returns how many images went.
+    fn prune_evidence(&self, before_ms: i64) -> Result<u64, StoreError>;
     /// Records a reviewer's decision: the case becomes confirmed or rejected and a
     /// follow-up is queued at once.
     fn review(&self, review: &Review) -> Result<(), StoreError>;

@@ -104,7 +104,28 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, value TE
         note TEXT NOT NULL,
         at_ms BIGINT NOT NULL
      );
-     CREATE INDEX reviews_by_case ON reviews (case_id);"];
+     CREATE INDEX reviews_by_case ON reviews (case_id);",
+    // 2: nodes sharing the cameras (service/cluster.rs), evidence kept in the database
+    // so that every node serves it, and evidence retention
+    "CREATE TABLE cluster_nodes (
+        node TEXT PRIMARY KEY,
+        url TEXT,
+        instance TEXT NOT NULL,
+        cameras_digest TEXT NOT NULL,
+        started_ms BIGINT NOT NULL,
+        seen_ms BIGINT NOT NULL
+     );
+     CREATE TABLE camera_leases (
+        camera TEXT PRIMARY KEY,
+        node TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        since_ms BIGINT NOT NULL
+     );
+     CREATE INDEX camera_leases_by_node ON camera_leases (node);
+     CREATE TABLE evidence_jpeg (
+        evidence_id BIGINT PRIMARY KEY REFERENCES evidence (id) ON DELETE CASCADE,
+        jpeg BYTEA NOT NULL
+     );"];
 
 /// The connection. The blocking client owns a small runtime that must not be shut down
 /// from inside an async context, so it is dropped on a thread of its own.
@@ -160,8 +181,45 @@ fn read_delivery(r: &Row) -> Delivery {
     }
 }
 
+/// An error's text for messages: a PostgreSQL error with the server's message and
+/// detail (the client's own text is only "db error"), or a connection error with its
+/// cause.
+pub(crate) trait Describe {
+    /// The text.
+    fn describe(&self) -> String;
+}
+
+impl Describe for postgres::Error {
+    fn describe(&self) -> String {
+        if let Some(db) = self.as_db_error() {
+            let mut s = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" ({d})"));
+            }
+            return s;
+        }
+        let mut s = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(e) = source {
+            let more = e.to_string();
+            if !s.contains(&more) {
+                s.push_str(": ");
+                s.push_str(&more);
+            }
+            source = e.source();
+        }
+        s
+    }
+}
+
+impl Describe for String {
+    fn describe(&self) -> String {
+        self.clone()
+    }
+}
+
 /// The URL without its password, for errors and logs.
-fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));
@@ -176,9 +234,9 @@ impl PgStore {
     /// migrations; evidence files go under `dir`.
     pub fn open(url: &str, dir: &Path, dedup: DedupConfig) -> Result<Self, StoreError> {
         let name = redacted(url);
-        let err = |e: &dyn std::fmt::Display| StoreError::Db {
+        let err = |e: &dyn Describe| StoreError::Db {
             store: name.clone(),
-            message: e.to_string(),
+            message: e.describe(),
         };
         let mut client = Client::connect(url, NoTls).map_err(|e| err(&e))?;
         {
@@ -203,7 +261,7 @@ impl PgStore {
             }
             for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
                 tx.batch_execute(m)
-                    .map_err(|e| err(&format!("migration {}: {e}", i + 1)))?;
+                    .map_err(|e| err(&format!("migration {}: {}", i + 1, e.describe())))?;
             }
             tx.execute("DELETE FROM gridwatch_schema", &[])
                 .map_err(|e| err(&e))?;
@@ -238,17 +296,17 @@ impl PgStore {
             // dropped on its own thread (see Conn)
             drop(Conn(guard.0.take()));
             let client = Client::connect(&self.connect_url, NoTls)
-                .map_err(|e| self.err(format!("reconnecting: {e}")))?;
+                .map_err(|e| self.err(format!("reconnecting: {}", e.describe())))?;
             tracing::info!("case store {}: connected again", self.url);
             guard.0 = Some(client);
         }
         Ok(guard)
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> StoreError {
+    fn err(&self, e: impl Describe) -> StoreError {
         StoreError::Db {
             store: self.url.clone(),
-            message: e.to_string(),
+            message: e.describe(),
         }
     }
 
@@ -578,10 +636,13 @@ impl CaseStore for PgStore {
             )
             .map_err(|e| self.err(e))?
             .get(0);
+        // the bytes go into the database, so that every node's API serves them
         let file = format!("evidence/{case_id}/{id}.jpg");
-        let path = self.dir.join(&file);
-        super::write_evidence_file(&path, jpeg)
-            .map_err(|e| self.err(format!("writing {}: {e}", path.display())))?;
+        tx.execute(
+            "INSERT INTO evidence_jpeg (evidence_id, jpeg) VALUES ($1, $2)",
+            &[&id, &jpeg],
+        )
+        .map_err(|e| self.err(e))?;
         tx.execute("UPDATE evidence SET file = $2 WHERE id = $1", &[&id, &file])
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
@@ -858,5 +919,50 @@ impl CaseStore for PgStore {
 
     fn data_dir(&self) -> &Path {
         &self.dir
+    }
+
+    fn evidence_jpeg(&self, case_id: i64, evidence_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = {
+            let mut client = self.conn()?;
+            client
+                .query_opt(
+                    "SELECT j.jpeg FROM evidence e LEFT JOIN evidence_jpeg j ON j.evidence_id = e.id
+                     WHERE e.id = $1 AND e.case_id = $2",
+                    &[&evidence_id, &case_id],
+                )
+                .map_err(|e| self.err(e))?
+        };
+        match row {
+            None => Ok(None),
+            Some(r) => match r.get::<_, Option<Vec<u8>>>(0) {
+                Some(b) => Ok(Some(b)),
+                // written as a file by a node before schema 2: on that node's disk
+                None => {
+                    let path = self
+                        .dir
+                        .join(format!("evidence/{case_id}/{evidence_id}.jpg"));
+                    Ok(std::fs::read(path).ok())
+                }
+            },
+        }
+    }
+
+    fn prune_evidence(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut client = self.conn()?;
+        let files: Vec<String> = client
+            .query(
+                "DELETE FROM evidence e USING cases c
+                 WHERE e.case_id = c.id AND c.last_seen_ms < $1
+                 RETURNING e.file",
+                &[&before_ms],
+            )
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        drop(client);
+        // files written before schema 2 by this node
+        super::remove_evidence_files(&self.dir, &files);
+        Ok(files.len() as u64)
     }
 }

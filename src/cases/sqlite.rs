@@ -786,6 +786,28 @@ impl CaseStore for SqliteStore {
     fn data_dir(&self) -> &Path {
         &self.dir
     }
+
+    fn prune_evidence(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut conn = self.conn.lock().expect("store lock");
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let files: Vec<String> = {
+            let mut stmt = tx
+                .prepare(
+                    "DELETE FROM evidence WHERE case_id IN (SELECT id FROM cases WHERE last_seen_ms < ?1)
+                     RETURNING file",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map([before_ms], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        tx.commit().map_err(|e| self.err(e))?;
+        super::remove_evidence_files(&self.dir, &files);
+        Ok(files.len() as u64)
+    }
 }
 
 impl SqliteStore {

@@ -3,6 +3,7 @@
 //! store → outbox → workflow API; and one HTTP server for the API, the review page,
 //! evidence and (by default) the built-in Open311 inbox.
 
+pub mod cluster;
 pub mod metrics;
 pub mod scene;
 
@@ -52,6 +53,10 @@ pub struct ServiceState {
     pub data_dir: std::path::PathBuf,
     /// Camera ids in config order.
     pub cameras: Vec<String>,
+    /// This node's name.
+    pub node: String,
+    /// With a PostgreSQL store: the cameras shared among the nodes.
+    pub cluster: Option<Arc<cluster::Membership>>,
 }
 
 fn camera_config(c: &CameraEntry) -> anyhow::Result<CameraConfig> {
@@ -298,6 +303,60 @@ fn detection_loop(
     }
 }
 
+/// Keeps the cameras this node holds running: a heartbeat every third of the lease
+/// TTL, then the pool is brought in line with the leases (cameras taken are started,
+/// cameras lost or handed over are stopped). Until `stop`.
+async fn cluster_loop(
+    membership: Arc<cluster::Membership>,
+    pool: Arc<Pool>,
+    cameras: Vec<CameraConfig>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let by_id: HashMap<String, CameraConfig> =
+        cameras.into_iter().map(|c| (c.id.clone(), c)).collect();
+    let mut running: std::collections::BTreeSet<String> = Default::default();
+    let mut failing = false;
+    loop {
+        let m = membership.clone();
+        match tokio::task::spawn_blocking(move || m.beat()).await {
+            Ok(Ok(())) => {
+                if failing {
+                    tracing::info!("cluster: heartbeat works again");
+                }
+                failing = false;
+            }
+            Ok(Err(e)) => {
+                if !failing {
+                    tracing::warn!("{e}; cameras run on until their leases run out");
+                }
+                failing = true;
+            }
+            Err(_) => tracing::error!("cluster: heartbeat task panicked"),
+        }
+        let held = membership.held();
+        for id in running.difference(&held).cloned().collect::<Vec<_>>() {
+            pool.remove(&id).await;
+            running.remove(&id);
+            tracing::info!(camera = id.as_str(), "camera stopped on this node");
+        }
+        for id in held.difference(&running).cloned().collect::<Vec<_>>() {
+            if let Some(c) = by_id.get(&id) {
+                match pool.add(c.clone()) {
+                    Ok(()) => {
+                        running.insert(id);
+                    }
+                    Err(e) => tracing::error!(camera = id.as_str(), "starting: {e}"),
+                }
+            }
+        }
+        // wake in time to drop cameras whose leases run out unrenewed
+        tokio::select! {
+            _ = tokio::time::sleep(membership.heartbeat()) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+}
+
 /// Violations found but not yet in the store, oldest first. When the store cannot be
 /// reached (a PostgreSQL restart, a network cut) they wait here and are recorded in
 /// order once it answers again, tried at most once a second; the queue is bounded
@@ -478,6 +537,16 @@ pub async fn run(
         open_writes: cfg.api.open_writes,
         data_dir: cfg.data_dir.clone(),
         cameras: cfg.cameras.iter().map(|c| c.id.clone()).collect(),
+        node: cfg.cluster.node_name(),
+        cluster: cfg.store_url().map(|url| {
+            Arc::new(cluster::Membership::new(
+                &url,
+                &cfg.cluster.node_name(),
+                Some(public.clone()),
+                cfg.cameras.iter().map(|c| c.id.clone()).collect(),
+                cfg.cluster.lease_ttl,
+            ))
+        }),
     });
     let mut app = crate::api::router(state.clone());
     if let Some(inbox) = inbox {
@@ -497,9 +566,50 @@ pub async fn run(
         let rx = stop_rx.clone();
         tokio::spawn(async move { outbox.run(rx).await })
     };
-    for c in loaded.cameras.iter().cloned() {
-        pool.add(c)?;
-    }
+    let (cluster_stop_tx, cluster_stop) = watch::channel(false);
+    let cluster_task = match &state.cluster {
+        Some(membership) => {
+            tracing::info!(
+                node = membership.node(),
+                "sharing {} cameras with the other nodes of the store (lease {:?})",
+                loaded.cameras.len(),
+                cfg.cluster.lease_ttl
+            );
+            Some(tokio::spawn(cluster_loop(
+                membership.clone(),
+                pool.clone(),
+                loaded.cameras.clone(),
+                cluster_stop,
+            )))
+        }
+        None => {
+            for c in loaded.cameras.iter().cloned() {
+                pool.add(c)?;
+            }
+            None
+        }
+    };
+    let retention_task = {
+        let store = store.clone();
+        let keep = cfg.cases.evidence_retention;
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let before = crate::cases::now_ms() - keep.as_millis() as i64;
+                let s = store.clone();
+                match tokio::task::spawn_blocking(move || s.prune_evidence(before)).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!("retention: deleted {n} evidence images of cases not seen for {keep:?}"),
+                    Ok(Err(e)) => tracing::warn!("retention: {e}"),
+                    Err(_) => {}
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        })
+    };
     let stop_loop = Arc::new(AtomicBool::new(false));
     let mut detect_threads = Vec::new();
     for (i, (detector, scenes)) in loaded.workers.into_iter().enumerate() {
@@ -524,7 +634,18 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down: stopping cameras, finishing the frame in hand");
     state.ready.store(false, Ordering::Relaxed);
+    let _ = cluster_stop_tx.send(true);
+    if let Some(t) = cluster_task {
+        let _ = t.await;
+    }
     pool.shutdown().await;
+    if let Some(membership) = state.cluster.clone() {
+        // the cameras are stopped: hand them over now rather than after the TTL
+        match tokio::task::spawn_blocking(move || membership.leave()).await {
+            Ok(Err(e)) => tracing::warn!("giving back the camera leases: {e}"),
+            _ => tracing::info!("camera leases given back"),
+        }
+    }
     stop_loop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || {
         for t in detect_threads {
@@ -536,6 +657,7 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), outbox.round()).await;
     let _ = stop_tx.send(true);
     let _ = outbox_task.await;
+    let _ = retention_task.await;
     let _ = server.await;
     let counts_store = store.clone();
     let c = tokio::task::spawn_blocking(move || counts_store.delivery_counts())

@@ -1,0 +1,469 @@
+//! Many gridwatch nodes over one real PostgreSQL (a throwaway cluster on 127.0.0.1):
+//! the camera leases directly (three nodes share 30 cameras, a dead node's cameras are
+//! taken over after its TTL, a clean leave hands them over at once, a node name used
+//! twice is refused), and three `gridwatch run` processes over 30 file cameras: every
+//! camera on exactly one node, one case for the van every node's cameras see, a node
+//! killed with SIGKILL and its cameras picked up by the others, PostgreSQL restarted
+//! mid-run, the workflow receiver down and then back — every case filed exactly once.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cases::dedup;
+use common::pg::Pg;
+use gridwatch::cases::postgres::PgStore;
+use gridwatch::cases::{CaseStore, DeliveryState};
+use gridwatch::service::cluster::Membership;
+use serde_json::Value;
+
+fn cameras(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("cam-{i:02}")).collect()
+}
+
+/// Which node holds each camera (by the nodes' own reckoning), panicking on a camera
+/// held twice.
+fn owners(nodes: &[&Membership]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for n in nodes {
+        for c in n.held() {
+            if let Some(other) = out.insert(c.clone(), n.node().to_string()) {
+                panic!("{c} held by both {other} and {}", n.node());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn leases_share_the_cameras_and_move_only_a_dead_or_leaving_nodes_share() {
+    let pg = Pg::start();
+    let url = pg.database();
+    let tmp = tempfile::tempdir().unwrap();
+    drop(PgStore::open(&url, tmp.path(), dedup()).unwrap()); // migrations
+    let ttl = Duration::from_secs(3);
+    let cams = cameras(30);
+    let node = |name: &str| Membership::new(&url, name, None, cams.clone(), ttl);
+    let (a, b, c) = (node("gw-a"), node("gw-b"), node("gw-c"));
+    for _ in 0..2 {
+        for n in [&a, &b, &c] {
+            n.beat().unwrap();
+        }
+    }
+    let before = owners(&[&a, &b, &c]);
+    assert_eq!(before.len(), 30, "every camera held: {before:?}");
+    for n in [&a, &b, &c] {
+        let share = n.held().len();
+        assert!((4..=16).contains(&share), "{}: {share} of 30", n.node());
+        assert_eq!(n.live_nodes(), ["gw-a", "gw-b", "gw-c"]);
+    }
+    a.beat().unwrap(); // a's view of the table as of now
+    let holders = a.holders();
+    for (cam, node) in &before {
+        assert_eq!(&holders[cam].node, node, "the lease table agrees");
+    }
+
+    // a second process claiming to be gw-a is refused
+    let twin = node("gw-a");
+    let err = twin.beat().unwrap_err();
+    assert!(err.contains("another gridwatch process"), "{err}");
+    assert!(twin.held().is_empty());
+
+    // gw-c dies (stops beating): it stops its own cameras when its leases run out by
+    // its own clock, and the others take them at their first beat after that
+    let c_share = c.held();
+    let died = Instant::now();
+    while !c.held().is_empty() {
+        assert!(died.elapsed() < ttl + Duration::from_millis(200));
+        a.beat().unwrap();
+        b.beat().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let taken = loop {
+        a.beat().unwrap();
+        b.beat().unwrap();
+        let o = owners(&[&a, &b, &c]);
+        if o.len() == 30 {
+            break died.elapsed();
+        }
+        assert!(
+            died.elapsed() < ttl * 2,
+            "after {:?} only {} cameras held",
+            died.elapsed(),
+            o.len()
+        );
+        std::thread::sleep(ttl / 3);
+    };
+    assert!(taken >= ttl - Duration::from_millis(500), "{taken:?}");
+    let after = owners(&[&a, &b, &c]);
+    for (cam, node) in &before {
+        if !c_share.contains(cam) {
+            assert_eq!(&after[cam], node, "{cam} moved though its node lived");
+        }
+    }
+
+    // gw-b leaves cleanly: gw-a has everything at its next beat, no TTL wait
+    b.leave().unwrap();
+    assert!(b.held().is_empty());
+    a.beat().unwrap();
+    assert_eq!(a.held().len(), 30);
+    assert_eq!(a.live_nodes(), ["gw-a"]);
+}
+
+/// One `gridwatch run` node, its log in a file.
+struct Node {
+    name: String,
+    child: Child,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl Node {
+    fn start(name: &str, cfg: &std::path::Path, store: &str, dir: &std::path::Path) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let mut child = common::gridwatch(&["run", "--config", cfg.to_str().unwrap()])
+            .env("GW_TEST_STORE", store)
+            .env("GRIDWATCH_NODE", name)
+            .env("GRIDWATCH_LOG", "gridwatch=info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name} did not start: {line}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
+            .trim_end_matches('/')
+            .to_string();
+        Self {
+            name: name.into(),
+            child,
+            url,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The cameras running on this node, from its /api/cameras.
+    fn running(&self) -> BTreeSet<String> {
+        let v = get(&format!("{}/api/cameras", self.url)).unwrap_or(Value::Null);
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["node"] == self.name.as_str() && c["state"] != "elsewhere")
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let text = get_text(&format!("{}/metrics", self.url)).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get_text(url: &str) -> Option<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        r.text().await.ok()
+    })
+}
+
+fn get(url: &str) -> Option<Value> {
+    serde_json::from_str(&get_text(url)?).ok()
+}
+
+/// Waits for `cond`, up to `limit`, polling every 250 ms; panics with `what()`.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < limit, "after {limit:?}: {}", what());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn three_nodes_share_thirty_cameras_survive_a_kill_a_restart_and_file_each_case_once() {
+    let pg = Pg::start();
+    let store_url = pg.database();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |rel: &str| common::path(rel).display().to_string();
+    let inbox_port = free_port();
+    let mut cfg = format!(
+        r#"data_dir = "{data}"
+store_env = "GW_TEST_STORE"
+[api]
+listen = "127.0.0.1:0"
+[cluster]
+lease_ttl = "3s"
+[geo]
+zones = "{zones}"
+grid = "{grid}"
+[rules]
+override_zone_dwell = true
+parking = {{ dwell = "10s" }}
+dumping = {{ dwell = "10m" }}
+construction = {{ dwell = "10m" }}
+[delivery]
+target = "open311"
+url = "http://127.0.0.1:{inbox_port}/open311/v2"
+retry_initial = "300ms"
+retry_max = "1s"
+"#,
+        data = tmp.path().join("data").display(),
+        zones = p("samples/geo/zones.geojson"),
+        grid = p("samples/geo/grid.geojson"),
+    );
+    // 30 cameras of the same street (two clips of it), one frame every 4 s: the van
+    // parked there is seen by cameras on every node
+    for (i, cam) in cameras(30).iter().enumerate() {
+        let clip = if i % 2 == 0 {
+            "samples/street.mp4"
+        } else {
+            "tests/fixtures/clips/street-dumping.mp4"
+        };
+        cfg.push_str(&format!(
+            "[[camera]]\nid = \"{cam}\"\nsource = \"{}\"\nevery = \"4s\"\ncalibration = \"{}\"\n",
+            p(clip),
+            p("calibration/street.toml")
+        ));
+    }
+    let cfg_path = tmp.path().join("gridwatch.toml");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let mut nodes: Vec<Node> = ["gw-a", "gw-b", "gw-c"]
+        .iter()
+        .map(|n| {
+            // each node its own data directory (nothing on disk is shared)
+            let dir = tmp.path().join(n);
+            std::fs::create_dir_all(&dir).unwrap();
+            Node::start(n, &cfg_path, &store_url, &dir)
+        })
+        .collect();
+    let store = PgStore::open(&store_url, tmp.path(), dedup()).unwrap();
+    let all: BTreeSet<String> = cameras(30).into_iter().collect();
+
+    // every camera on exactly one node
+    let shares = |nodes: &[Node]| -> Vec<BTreeSet<String>> {
+        nodes.iter().map(Node::running).collect()
+    };
+    let covered_once = |s: &[BTreeSet<String>]| {
+        let total: usize = s.iter().map(BTreeSet::len).sum();
+        let union: BTreeSet<String> = s.iter().flatten().cloned().collect();
+        total == 30 && union == all
+    };
+    wait_for(
+        Duration::from_secs(30),
+        || covered_once(&shares(&nodes)),
+        || format!("shares {:?}", shares(&nodes)),
+    );
+    let first = shares(&nodes);
+    for (n, s) in nodes.iter().zip(&first) {
+        assert!(!s.is_empty(), "{} holds no camera: {first:?}", n.name);
+    }
+    // every node's /api/cameras names the holder of the cameras it does not run
+    let view = get(&format!("{}/api/cameras", nodes[0].url)).unwrap();
+    for c in view.as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        let holder = nodes.iter().zip(&first).find(|(_, s)| s.contains(id)).unwrap();
+        assert_eq!(c["node"], holder.0.name.as_str(), "{c}");
+    }
+
+    // the van: one parking case, seen by cameras held on different nodes
+    let node_of = |cam: &str, s: &[BTreeSet<String>]| {
+        s.iter().position(|x| x.contains(cam)).unwrap_or(usize::MAX)
+    };
+    wait_for(
+        Duration::from_secs(120),
+        || {
+            store.cases(None, 50).unwrap().iter().any(|c| {
+                c.kind == "illegal_parking"
+                    && c.cameras
+                        .iter()
+                        .map(|cam| node_of(cam, &first))
+                        .collect::<BTreeSet<_>>()
+                        .len()
+                        >= 2
+            })
+        },
+        || {
+            format!(
+                "cases {:?}\n{}",
+                store.cases(None, 50).unwrap(),
+                nodes[0].log()
+            )
+        },
+    );
+
+    // SIGKILL one node: its cameras go to the other two within the TTL (+ a heartbeat)
+    let killed = nodes.pop().unwrap();
+    let killed_share = first[2].clone();
+    unsafe {
+        libc::kill(killed.child.id() as i32, libc::SIGKILL);
+    }
+    let t = Instant::now();
+    wait_for(
+        Duration::from_secs(10),
+        || covered_once(&shares(&nodes)),
+        || format!("after the kill: {:?}", shares(&nodes)),
+    );
+    eprintln!("a killed node's {} cameras were running elsewhere {:?} after SIGKILL", killed_share.len(), t.elapsed());
+    let second = shares(&nodes);
+    for i in 0..2 {
+        assert!(
+            first[i].is_subset(&second[i]),
+            "{} lost cameras though it lived: {:?} → {:?}",
+            nodes[i].name,
+            first[i],
+            second[i]
+        );
+    }
+    drop(killed);
+
+    // PostgreSQL restarts mid-run: the nodes reconnect and carry on
+    let frames_before: Vec<f64> = nodes
+        .iter()
+        .map(|n| n.metric("gridwatch_detect_frames_total"))
+        .collect();
+    pg.restart();
+    std::thread::sleep(Duration::from_secs(2));
+    wait_for(
+        Duration::from_secs(20),
+        || covered_once(&shares(&nodes)),
+        || format!("after the restart: {:?}", shares(&nodes)),
+    );
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            nodes.iter().zip(&frames_before).all(|(n, b)| {
+                n.metric("gridwatch_detect_frames_total") > b + 10.0
+                    && n.metric("gridwatch_violations_waiting") == 0.0
+            })
+        },
+        || format!("{}\n{}", nodes[0].log(), nodes[1].log()),
+    );
+    for n in &nodes {
+        assert_eq!(n.metric("gridwatch_violations_lost_total"), 0.0);
+    }
+    // the store still decides: still one parking case, absorbing new sightings
+    let parking = |s: &PgStore| {
+        s.cases(None, 50)
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.kind == "illegal_parking")
+            .collect::<Vec<_>>()
+    };
+    let seen = parking(&store)[0].count;
+    wait_for(
+        Duration::from_secs(60),
+        || parking(&store)[0].count > seen,
+        || format!("no sighting recorded after the restart: {:?}", parking(&store)),
+    );
+    assert_eq!(parking(&store).len(), 1, "one van, one case: {:?}", parking(&store));
+
+    // the receiver was down all along: nothing delivered yet, attempts recorded
+    let cases = store.cases(None, 100).unwrap();
+    assert!(!cases.is_empty());
+    for c in &cases {
+        let d = &store.deliveries(Some(c.id)).unwrap()[0];
+        assert_eq!(d.state, DeliveryState::Pending, "{d:?}");
+    }
+    // … then it comes up: each case filed exactly once, by whichever node
+    let mut inbox = common::gridwatch(&[
+        "inbox",
+        "--data",
+        tmp.path().join("inbox").to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{inbox_port}"),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let creates_delivered = || {
+        store.cases(None, 100).unwrap().iter().all(|c| {
+            store.deliveries(Some(c.id)).unwrap()[0].state == DeliveryState::Delivered
+        })
+    };
+    wait_for(
+        Duration::from_secs(30),
+        creates_delivered,
+        || format!("{:?}", store.deliveries(None).unwrap()),
+    );
+    let requests = get(&format!(
+        "http://127.0.0.1:{inbox_port}/open311/v2/requests.json"
+    ))
+    .unwrap();
+    let requests = requests.as_array().unwrap();
+    let cases = store.cases(None, 100).unwrap();
+    assert_eq!(
+        requests.len(),
+        cases.len(),
+        "one request per case: {requests:?}"
+    );
+    let mut ids: Vec<&str> = requests
+        .iter()
+        .map(|r| r["service_request_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), cases.len(), "no request twice");
+    let _ = inbox.kill();
+    let _ = inbox.wait();
+
+    // a clean stop gives the leases back
+    for mut n in nodes {
+        unsafe {
+            libc::kill(n.child.id() as i32, libc::SIGTERM);
+        }
+        let status = n.child.wait().unwrap();
+        assert!(status.success(), "{}:\n{}", n.name, n.log());
+        assert!(n.log().contains("camera leases given back"), "{}", n.log());
+    }
+    let mut c = postgres::Client::connect(&store_url, postgres::NoTls).unwrap();
+    let left: i64 = c
+        .query_one("SELECT count(*) FROM camera_leases", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}
