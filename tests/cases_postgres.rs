@@ -360,9 +360,17 @@ fn the_store_reconnects_after_the_server_restarts() {
     // ones reconnect
     let mut results = Vec::new();
     for i in 0..3 {
-        let r = store.record(&violation("illegal_parking", "c1", "cam2", t + (i + 1) * MIN));
+        let r = store.record(&violation(
+            "illegal_parking",
+            "c1",
+            "cam2",
+            t + (i + 1) * MIN,
+        ));
         if let Err(e) = &r {
-            assert!(e.to_string().contains("postgres://gridwatch@127.0.0.1"), "{e}");
+            assert!(
+                e.to_string().contains("postgres://gridwatch@127.0.0.1"),
+                "{e}"
+            );
         }
         results.push(r);
     }
@@ -371,6 +379,54 @@ fn the_store_reconnects_after_the_server_restarts() {
         "{results:?}"
     );
     let last = results.pop().unwrap().unwrap();
-    assert_eq!(last, (case, Outcome::Absorbed), "the same case after the restart");
+    assert_eq!(
+        last,
+        (case, Outcome::Absorbed),
+        "the same case after the restart"
+    );
     assert_eq!(store.case(case).unwrap().cameras, ["cam1", "cam2"]);
+}
+
+#[test]
+fn evidence_lives_in_the_database_for_every_node_and_retention_prunes_it() {
+    let pg = Pg::start();
+    let url = pg.database();
+    let tmp = tempfile::tempdir().unwrap();
+    let node_a = PgStore::open(&url, &tmp.path().join("a"), dedup()).unwrap();
+    let node_b = PgStore::open(&url, &tmp.path().join("b"), dedup()).unwrap();
+    let jpeg = std::fs::read(common::path("samples/dog.jpg")).unwrap();
+    let t = 1_795_000_000_000i64;
+    let (old, _) = node_a
+        .record(&violation("dumping", "c1", "cam1", t))
+        .unwrap();
+    let (new, _) = node_a
+        .record(&violation("dumping", "c2", "cam1", t + 60 * MIN))
+        .unwrap();
+    let e_old = node_a
+        .add_evidence(old, "cam1", t, &jpeg, 3)
+        .unwrap()
+        .unwrap();
+    let e_new = node_a
+        .add_evidence(new, "cam1", t + 60 * MIN, &jpeg[..1000], 3)
+        .unwrap()
+        .unwrap();
+    // nothing on node a's disk; node b serves the same bytes
+    assert!(!tmp.path().join("a").join(&e_old.file).exists());
+    assert_eq!(node_b.evidence_jpeg(old, e_old.id).unwrap().unwrap(), jpeg);
+    assert_eq!(
+        node_b.evidence_jpeg(new, e_new.id).unwrap().unwrap(),
+        &jpeg[..1000]
+    );
+    assert_eq!(
+        node_b.evidence_jpeg(new, e_old.id).unwrap(),
+        None,
+        "not that case's"
+    );
+    assert_eq!(node_b.evidence_jpeg(old, 999).unwrap(), None);
+    // retention: cases last seen before the cut lose their evidence, others keep it
+    assert_eq!(node_b.prune_evidence(t + 30 * MIN).unwrap(), 1);
+    assert_eq!(node_a.evidence_jpeg(old, e_old.id).unwrap(), None);
+    assert!(node_a.evidence(old).unwrap().is_empty());
+    assert_eq!(node_a.evidence(new).unwrap(), [e_new.clone()]);
+    assert_eq!(node_a.prune_evidence(t + 30 * MIN).unwrap(), 0);
 }

@@ -290,3 +290,37 @@ fn a_version_1_store_is_migrated_and_its_active_cases_queued_for_delivery() {
     // keys are unique to this store and stable
     assert!(ds[0].idempotency_key.starts_with("gw-") && ds[0].idempotency_key.ends_with("-1-1"));
 }
+
+#[test]
+fn retention_deletes_the_evidence_files_of_cases_not_seen_since() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(tmp.path(), dedup()).unwrap();
+    let jpeg = std::fs::read(common::path("samples/dog.jpg")).unwrap();
+    let t = 1_795_000_000_000i64;
+    let (old, _) = store
+        .record(&violation("dumping", "c1", "cam1", t))
+        .unwrap();
+    let (new, _) = store
+        .record(&violation("dumping", "c2", "cam1", t + 60 * MIN))
+        .unwrap();
+    let e_old = store
+        .add_evidence(old, "cam1", t, &jpeg, 3)
+        .unwrap()
+        .unwrap();
+    let e_new = store
+        .add_evidence(new, "cam1", t + 60 * MIN, &jpeg, 3)
+        .unwrap()
+        .unwrap();
+    assert!(tmp.path().join(&e_old.file).is_file());
+    assert_eq!(store.evidence_jpeg(old, e_old.id).unwrap().unwrap(), jpeg);
+    assert_eq!(store.prune_evidence(t + 30 * MIN).unwrap(), 1);
+    assert!(!tmp.path().join(&e_old.file).exists(), "file removed");
+    assert!(
+        !tmp.path().join(format!("evidence/{old}")).exists(),
+        "empty case folder removed"
+    );
+    assert_eq!(store.evidence_jpeg(old, e_old.id).unwrap(), None);
+    assert!(store.evidence(old).unwrap().is_empty());
+    assert!(tmp.path().join(&e_new.file).is_file());
+    assert_eq!(store.prune_evidence(t + 30 * MIN).unwrap(), 0);
+}

@@ -202,6 +202,26 @@ fn get_text(url: &str) -> Option<String> {
     })
 }
 
+/// The body of a 200 answer.
+fn get_bytes(url: &str) -> Option<Vec<u8>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.bytes().await.ok().map(|b| b.to_vec())
+    })
+}
+
 fn get(url: &str) -> Option<Value> {
     serde_json::from_str(&get_text(url)?).ok()
 }
@@ -284,29 +304,51 @@ retry_max = "1s"
     let all: BTreeSet<String> = cameras(30).into_iter().collect();
 
     // every camera on exactly one node
-    let shares = |nodes: &[Node]| -> Vec<BTreeSet<String>> {
-        nodes.iter().map(Node::running).collect()
-    };
+    let shares =
+        |nodes: &[Node]| -> Vec<BTreeSet<String>> { nodes.iter().map(Node::running).collect() };
     let covered_once = |s: &[BTreeSet<String>]| {
         let total: usize = s.iter().map(BTreeSet::len).sum();
         let union: BTreeSet<String> = s.iter().flatten().cloned().collect();
         total == 30 && union == all
     };
+    // (the first node up holds everything until the others join, then hands over)
+    // (settled: the same for longer than a heartbeat)
+    let mut last = (Vec::new(), Instant::now());
     wait_for(
         Duration::from_secs(30),
-        || covered_once(&shares(&nodes)),
+        || {
+            let s = shares(&nodes);
+            if s != last.0 {
+                last = (s, Instant::now());
+                return false;
+            }
+            covered_once(&s)
+                && s.iter().all(|x| x.len() >= 4)
+                && last.1.elapsed() > Duration::from_millis(1500)
+        },
         || format!("shares {:?}", shares(&nodes)),
     );
     let first = shares(&nodes);
-    for (n, s) in nodes.iter().zip(&first) {
-        assert!(!s.is_empty(), "{} holds no camera: {first:?}", n.name);
-    }
-    // every node's /api/cameras names the holder of the cameras it does not run
-    let view = get(&format!("{}/api/cameras", nodes[0].url)).unwrap();
-    for c in view.as_array().unwrap() {
-        let id = c["id"].as_str().unwrap();
-        let holder = nodes.iter().zip(&first).find(|(_, s)| s.contains(id)).unwrap();
-        assert_eq!(c["node"], holder.0.name.as_str(), "{c}");
+    // every node's /api/cameras names the holder of the cameras it does not run (as
+    // of its last heartbeat)
+    for n in &nodes {
+        let consistent = || {
+            let view = get(&format!("{}/api/cameras", n.url)).unwrap();
+            let view = view.as_array().unwrap();
+            view.len() == 30
+                && view.iter().all(|c| {
+                    let id = c["id"].as_str().unwrap();
+                    let holder = nodes.iter().zip(&first).find(|(_, s)| s.contains(id));
+                    holder.is_some_and(|h| c["node"] == h.0.name.as_str())
+                })
+        };
+        wait_for(Duration::from_secs(5), consistent, || {
+            format!(
+                "{}'s view: {:?}",
+                n.name,
+                get(&format!("{}/api/cameras", n.url))
+            )
+        });
     }
 
     // the van: one parking case, seen by cameras held on different nodes
@@ -335,6 +377,24 @@ retry_max = "1s"
         },
     );
 
+    // its evidence is served by every node, whichever node recorded it
+    let van = store
+        .cases(None, 50)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.kind == "illegal_parking")
+        .unwrap();
+    let ev = store.evidence(van.id).unwrap();
+    assert!(!ev.is_empty());
+    let served: Vec<Vec<u8>> = nodes
+        .iter()
+        .map(|n| get_bytes(&format!("{}/{}", n.url, ev[0].file)).unwrap_or_default())
+        .collect();
+    for (n, b) in nodes.iter().zip(&served) {
+        assert!(b.starts_with(&[0xFF, 0xD8]), "{} served no JPEG", n.name);
+        assert_eq!(b, &served[0], "{} served other bytes", n.name);
+    }
+
     // SIGKILL one node: its cameras go to the other two within the TTL (+ a heartbeat)
     let killed = nodes.pop().unwrap();
     let killed_share = first[2].clone();
@@ -347,7 +407,11 @@ retry_max = "1s"
         || covered_once(&shares(&nodes)),
         || format!("after the kill: {:?}", shares(&nodes)),
     );
-    eprintln!("a killed node's {} cameras were running elsewhere {:?} after SIGKILL", killed_share.len(), t.elapsed());
+    eprintln!(
+        "a killed node's {} cameras were running elsewhere {:?} after SIGKILL",
+        killed_share.len(),
+        t.elapsed()
+    );
     let second = shares(&nodes);
     for i in 0..2 {
         assert!(
@@ -366,6 +430,8 @@ retry_max = "1s"
         .map(|n| n.metric("gridwatch_detect_frames_total"))
         .collect();
     pg.restart();
+    // this test's own connection went with the restart: its next call reconnects
+    let _ = store.cases(None, 1);
     std::thread::sleep(Duration::from_secs(2));
     wait_for(
         Duration::from_secs(20),
@@ -397,9 +463,19 @@ retry_max = "1s"
     wait_for(
         Duration::from_secs(60),
         || parking(&store)[0].count > seen,
-        || format!("no sighting recorded after the restart: {:?}", parking(&store)),
+        || {
+            format!(
+                "no sighting recorded after the restart: {:?}",
+                parking(&store)
+            )
+        },
     );
-    assert_eq!(parking(&store).len(), 1, "one van, one case: {:?}", parking(&store));
+    assert_eq!(
+        parking(&store).len(),
+        1,
+        "one van, one case: {:?}",
+        parking(&store)
+    );
 
     // the receiver was down all along: nothing delivered yet, attempts recorded
     let cases = store.cases(None, 100).unwrap();
@@ -407,6 +483,7 @@ retry_max = "1s"
     for c in &cases {
         let d = &store.deliveries(Some(c.id)).unwrap()[0];
         assert_eq!(d.state, DeliveryState::Pending, "{d:?}");
+        assert!(d.attempts >= 1, "tried while the receiver was down: {d:?}");
     }
     // … then it comes up: each case filed exactly once, by whichever node
     let mut inbox = common::gridwatch(&[
@@ -421,15 +498,15 @@ retry_max = "1s"
     .spawn()
     .unwrap();
     let creates_delivered = || {
-        store.cases(None, 100).unwrap().iter().all(|c| {
-            store.deliveries(Some(c.id)).unwrap()[0].state == DeliveryState::Delivered
-        })
+        store
+            .cases(None, 100)
+            .unwrap()
+            .iter()
+            .all(|c| store.deliveries(Some(c.id)).unwrap()[0].state == DeliveryState::Delivered)
     };
-    wait_for(
-        Duration::from_secs(30),
-        creates_delivered,
-        || format!("{:?}", store.deliveries(None).unwrap()),
-    );
+    wait_for(Duration::from_secs(30), creates_delivered, || {
+        format!("{:?}", store.deliveries(None).unwrap())
+    });
     let requests = get(&format!(
         "http://127.0.0.1:{inbox_port}/open311/v2/requests.json"
     ))

@@ -96,7 +96,6 @@ pub struct Membership {
     live: Mutex<Vec<String>>,
 }
 
-
 impl Membership {
     /// A membership for `node` over the store at `url` (whose migrations made the
     /// tables), sharing `cameras`. Connects at the first heartbeat.
@@ -307,10 +306,7 @@ impl Membership {
     /// Gives back every lease and leaves the live set (blocking), so the other nodes
     /// take the cameras at their next heartbeat instead of after the TTL.
     pub fn leave(&self) -> Result<(), String> {
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let node = self.node.clone();
         self.with_client(|c| {
             c.execute("DELETE FROM camera_leases WHERE node = $1", &[&node])?;

@@ -599,7 +599,9 @@ pub async fn run(
                 let s = store.clone();
                 match tokio::task::spawn_blocking(move || s.prune_evidence(before)).await {
                     Ok(Ok(0)) => {}
-                    Ok(Ok(n)) => tracing::info!("retention: deleted {n} evidence images of cases not seen for {keep:?}"),
+                    Ok(Ok(n)) => tracing::info!(
+                        "retention: deleted {n} evidence images of cases not seen for {keep:?}"
+                    ),
                     Ok(Err(e)) => tracing::warn!("retention: {e}"),
                     Err(_) => {}
                 }
