@@ -427,6 +427,6 @@ fn evidence_lives_in_the_database_for_every_node_and_retention_prunes_it() {
     assert_eq!(node_b.prune_evidence(t + 30 * MIN).unwrap(), 1);
     assert_eq!(node_a.evidence_jpeg(old, e_old.id).unwrap(), None);
     assert!(node_a.evidence(old).unwrap().is_empty());
-    assert_eq!(node_a.evidence(new).unwrap(), [e_new.clone()]);
+    assert_eq!(node_a.evidence(new).unwrap(), [e_new]);
     assert_eq!(node_a.prune_evidence(t + 30 * MIN).unwrap(), 0);
 }
