@@ -79,3 +79,8 @@ then
   .venv/bin/pip install -q --disable-pip-version-check \
     "onnxruntime==$ORT_VERSION" "onnx==$ONNX_VERSION" "numpy<2" >/dev/null
 fi
+# the Kubernetes manifests under deploy/ are checked against the API's schemas
+if [ ! -x .venv/bin/kubernetes-validate ]; then
+  say "installing kubernetes-validate==1.37.0 into .venv (schema checks of deploy/)"
+  .venv/bin/pip install -q --disable-pip-version-check "kubernetes-validate==1.37.0" >/dev/null
+fi
