@@ -204,7 +204,17 @@ async fn metrics(State(s): St) -> Result<Response, ApiError> {
 /// `node_url`, `state: "elsewhere"`) or `state: "unassigned"` while nobody does.
 async fn cameras(State(s): St) -> Json<serde_json::Value> {
     let status = s.pool.status();
-    let holders = s.cluster.as_ref().map(|c| c.holders()).unwrap_or_default();
+    let holders = match s.cluster.clone() {
+        Some(c) => match tokio::task::spawn_blocking(move || c.holders()).await {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => {
+                tracing::warn!("api: camera holders: {e}");
+                Default::default()
+            }
+            Err(_) => Default::default(),
+        },
+        None => Default::default(),
+    };
     let list: Vec<_> = s
         .cameras
         .iter()

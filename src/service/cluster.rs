@@ -90,8 +90,11 @@ pub struct Membership {
     client: Mutex<Option<Client>>,
     /// Cameras held, with when each lease runs out by this node's clock.
     held: Mutex<BTreeMap<String, Instant>>,
-    /// Every camera's holder, from the last heartbeat.
-    holders: Mutex<BTreeMap<String, Holder>>,
+    /// Every camera's holder, read on demand and kept for a heartbeat.
+    holders: Mutex<Option<(Instant, BTreeMap<String, Holder>)>>,
+    /// The cameras that prefer this node, for the live set they were computed from
+    /// (computed again only when the live set changes).
+    preferred: Mutex<(Vec<String>, Vec<String>)>,
     /// Live nodes at the last heartbeat.
     live: Mutex<Vec<String>>,
 }
@@ -127,7 +130,8 @@ impl Membership {
             instance,
             client: Mutex::new(None),
             held: Mutex::new(BTreeMap::new()),
-            holders: Mutex::new(BTreeMap::new()),
+            holders: Mutex::new(None),
+            preferred: Mutex::new((Vec::new(), Vec::new())),
             live: Mutex::new(Vec::new()),
         }
     }
@@ -154,12 +158,53 @@ impl Membership {
             .collect()
     }
 
-    /// Every camera's holder at the last heartbeat (absent: nobody holds it).
-    pub fn holders(&self) -> BTreeMap<String, Holder> {
-        self.holders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// Every camera's holder (absent: nobody holds it), read from the lease table at
+    /// most once a heartbeat (blocking: call from a blocking thread).
+    pub fn holders(&self) -> Result<BTreeMap<String, Holder>, String> {
+        let mut cache = self.holders.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, h)) = cache.as_ref() {
+            if at.elapsed() < self.heartbeat() {
+                return Ok(h.clone());
+            }
+        }
+        let holders: BTreeMap<String, Holder> = self.with_client(|c| {
+            Ok(c.query(
+                "SELECT l.camera, l.node, n.url, l.expires_ms - now_ms.t
+                 FROM camera_leases l LEFT JOIN cluster_nodes n ON n.node = l.node,
+                      (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t) now_ms
+                 WHERE l.expires_ms > now_ms.t",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    Holder {
+                        node: r.get(1),
+                        node_url: r.get(2),
+                        expires_in_ms: r.get(3),
+                    },
+                )
+            })
+            .collect())
+        })?;
+        *cache = Some((Instant::now(), holders.clone()));
+        Ok(holders)
+    }
+
+    /// The cameras that prefer this node among `live`.
+    fn preferred_among(&self, live: &[String]) -> Vec<String> {
+        let mut p = self.preferred.lock().unwrap_or_else(|p| p.into_inner());
+        if p.0 != live {
+            let want = self
+                .cameras
+                .iter()
+                .filter(|cam| preferred(cam, live) == Some(self.node.as_str()))
+                .cloned()
+                .collect();
+            *p = (live.to_vec(), want);
+        }
+        p.1.clone()
     }
 
     /// The live nodes at the last heartbeat.
@@ -192,10 +237,9 @@ impl Membership {
         let started = Instant::now();
         let ttl_ms = self.ttl.as_millis() as i64;
         let (node, node_url) = (self.node.clone(), self.node_url.clone());
-        let cameras = self.cameras.clone();
         let (instance, digest) = (self.instance.clone(), self.digest.clone());
         let mut clash = None;
-        let (live, got, holders) = self.with_client(|c| {
+        let (live, got) = self.with_client(|c| {
             let mut tx = c.transaction()?;
             let now: i64 = tx
                 .query_one(
@@ -210,7 +254,7 @@ impl Membership {
                 let (other, url): (String, Option<String>) = (r.get(0), r.get(1));
                 if other != instance {
                     clash = Some(url.unwrap_or_default());
-                    return Ok((Vec::new(), BTreeSet::new(), BTreeMap::new()));
+                    return Ok((Vec::new(), BTreeSet::new()));
                 }
             }
             tx.execute(
@@ -228,11 +272,7 @@ impl Membership {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            let want: Vec<String> = cameras
-                .iter()
-                .filter(|cam| preferred(cam, &live) == Some(node.as_str()))
-                .cloned()
-                .collect();
+            let want = self.preferred_among(&live);
             tx.execute(
                 "DELETE FROM camera_leases WHERE node = $1 AND NOT (camera = ANY($2))",
                 &[&node, &want],
@@ -252,32 +292,13 @@ impl Membership {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            let holders: BTreeMap<String, Holder> = tx
-                .query(
-                    "SELECT l.camera, l.node, n.url, l.expires_ms - $1
-                     FROM camera_leases l LEFT JOIN cluster_nodes n ON n.node = l.node
-                     WHERE l.expires_ms > $1",
-                    &[&now],
-                )?
-                .iter()
-                .map(|r| {
-                    (
-                        r.get::<_, String>(0),
-                        Holder {
-                            node: r.get(1),
-                            node_url: r.get(2),
-                            expires_in_ms: r.get(3),
-                        },
-                    )
-                })
-                .collect();
             // nodes gone for a day are forgotten
             tx.execute(
                 "DELETE FROM cluster_nodes WHERE seen_ms < $1",
                 &[&(now - 86_400_000)],
             )?;
             tx.commit()?;
-            Ok((live, got, holders))
+            Ok((live, got))
         })?;
         if let Some(url) = clash {
             return Err(format!(
@@ -298,7 +319,6 @@ impl Membership {
                 }
             }
         }
-        *self.holders.lock().unwrap_or_else(|p| p.into_inner()) = holders;
         *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;
         Ok(())
     }
