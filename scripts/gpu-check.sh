@@ -33,6 +33,9 @@ export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:-}"
 
 cargo build --release --quiet --features cuda,tensorrt
 g=target/release/gridwatch
+# the fp16 copy of the bundled model, for the CUDA provider (TensorRT makes its own)
+.venv/bin/python scripts/make-fp16-model.py models/nanodet-coco-416.toml .cache/fp16 >/dev/null
+fp16=.cache/fp16/nanodet-coco-416-fp16.toml
 for clip in samples/street.mp4 1080p; do
   echo "== $clip, every 2s, CPU"
   env -u ORT_DYLIB_PATH $g bench --clip "$clip" --every 2s --compare-baseline
@@ -40,4 +43,8 @@ for clip in samples/street.mp4 1080p; do
     echo "== $clip, every 2s, $p"
     $g bench --clip "$clip" --every 2s --provider "$p" || echo "gpu-check: $p failed (above)"
   done
+  echo "== $clip, every 2s, cuda, fp16 model"
+  $g bench --clip "$clip" --every 2s --provider cuda --model "$fp16" || echo "gpu-check: cuda fp16 failed (above)"
+  echo "== $clip, every 2s, 8 frames per call (batching across cameras), cuda"
+  $g bench --clip "$clip" --every 2s --provider cuda --model tests/fixtures/models/yolov8-test.toml --batch 8 || echo "gpu-check: batched cuda failed (above)"
 done

@@ -79,6 +79,11 @@ then
   .venv/bin/pip install -q --disable-pip-version-check \
     "onnxruntime==$ORT_VERSION" "onnx==$ONNX_VERSION" "numpy<2" >/dev/null
 fi
+# fp16 copies of models (scripts/make-fp16-model.py, tests/fp16.rs)
+if ! .venv/bin/python -c "import onnxconverter_common" >/dev/null 2>&1; then
+  say "installing onnxconverter-common==1.16.0 into .venv (fp16 models)"
+  .venv/bin/pip install -q --disable-pip-version-check "onnxconverter-common==1.16.0" "numpy<2" >/dev/null
+fi
 # the Kubernetes manifests under deploy/ are checked against the API's schemas
 if [ ! -x .venv/bin/kubernetes-validate ]; then
   say "installing kubernetes-validate==1.37.0 into .venv (schema checks of deploy/)"

@@ -307,7 +307,14 @@ impl FileDecoder {
                 100.0
             };
             let slack = (2.0 * frame_ms).max(500.0) as i64;
-            if self.last_pts_ms + slack < duration {
+            // the furthest packet read, not the last frame decoded: with keyframe
+            // sampling the frames after the last keyframe are read but never decoded
+            let read_ms = if self.max_read_pts > i64::MIN {
+                ts_to_ms(self.max_read_pts - self.start_pts, self.time_base)
+            } else {
+                self.last_pts_ms
+            };
+            if self.last_pts_ms.max(read_ms) + slack < duration {
                 self.stats.truncated = true;
             }
         }
