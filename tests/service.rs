@@ -376,6 +376,7 @@ calibration = "{cal}"
     b.click(&b.find("#tab-cams", long));
     let cam = b.find(".cam[data-camera='street']", long);
     assert!(b.text(&cam).contains("street"));
+    assert!(b.text(&cam).contains("· node "), "{}", b.text(&cam));
 
     // writes over the API without the token are refused too
     let (code, _) = http(
