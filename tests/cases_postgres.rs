@@ -248,7 +248,6 @@ fn migrations_run_once_and_a_newer_schema_is_refused() {
 /// same scene: the van both see is one case, seen by both cameras, filed once.
 #[test]
 fn two_nodes_seeing_the_same_cell_file_one_case() {
-    use std::io::BufRead;
     let pg = Pg::start();
     let url = pg.database();
     let tmp = tempfile::tempdir().unwrap();
@@ -283,19 +282,7 @@ calibration = "{cal}"
             ),
         )
         .unwrap();
-        let mut child = common::gridwatch(&["run", "--config", cfg.to_str().unwrap()])
-            .env("GW_TEST_STORE", &url)
-            .env("GRIDWATCH_NODE", name)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(tmp.path().join(format!("{name}.log"))).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains("http://"), "{name} did not start: {line}");
-        child
+        common::node::Node::start(name, &cfg, &url, tmp.path())
     };
     let mut a = node("street", "samples/street.mp4");
     let mut b = node("street-east", "tests/fixtures/clips/street-dumping.mp4");
@@ -336,12 +323,16 @@ calibration = "{cal}"
         1,
         "one attempt, by one node"
     );
-    for (c, name) in [(&mut a, "street"), (&mut b, "street-east")] {
+    for n in [&mut a, &mut b] {
         unsafe {
-            libc::kill(c.id() as i32, libc::SIGTERM);
+            libc::kill(n.child.id() as i32, libc::SIGTERM);
         }
-        let log = || std::fs::read_to_string(tmp.path().join(format!("{name}.log"))).unwrap();
-        assert!(c.wait().unwrap().success(), "{name}:\n{}", log());
+        assert!(
+            n.child.wait().unwrap().success(),
+            "{}:\n{}",
+            n.name,
+            n.log()
+        );
     }
 }
 

@@ -9,16 +9,15 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::cases::dedup;
+use common::node::{get, get_bytes, Node};
 use common::pg::Pg;
 use gridwatch::cases::postgres::PgStore;
 use gridwatch::cases::{CaseStore, DeliveryState};
 use gridwatch::service::cluster::Membership;
-use serde_json::Value;
 
 fn cameras(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("cam-{i:02}")).collect()
@@ -137,119 +136,6 @@ fn leases_share_the_cameras_and_move_only_a_dead_or_leaving_nodes_share() {
     a.beat().unwrap();
     assert_eq!(a.held().len(), 30);
     assert_eq!(a.live_nodes(), ["gw-a"]);
-}
-
-/// One `gridwatch run` node, its log in a file.
-struct Node {
-    name: String,
-    child: Child,
-    url: String,
-    log: std::path::PathBuf,
-}
-
-impl Node {
-    fn start(name: &str, cfg: &std::path::Path, store: &str, dir: &std::path::Path) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let mut child = common::gridwatch(&["run", "--config", cfg.to_str().unwrap()])
-            .env("GW_TEST_STORE", store)
-            .env("GRIDWATCH_NODE", name)
-            .env("GRIDWATCH_LOG", "gridwatch=info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| {
-                panic!(
-                    "{name} did not start: {line}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            })
-            .trim_end_matches('/')
-            .to_string();
-        Self {
-            name: name.into(),
-            child,
-            url,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The cameras running on this node, from its /api/cameras.
-    fn running(&self) -> BTreeSet<String> {
-        let v = get(&format!("{}/api/cameras", self.url)).unwrap_or(Value::Null);
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["node"] == self.name.as_str() && c["state"] != "elsewhere")
-            .map(|c| c["id"].as_str().unwrap().to_string())
-            .collect()
-    }
-
-    fn metric(&self, name: &str) -> f64 {
-        let text = get_text(&format!("{}/metrics", self.url)).unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(f64::NAN)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn get_text(url: &str) -> Option<String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let r = reqwest::Client::new()
-            .get(url)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .ok()?;
-        r.text().await.ok()
-    })
-}
-
-/// The body of a 200 answer.
-fn get_bytes(url: &str) -> Option<Vec<u8>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let r = reqwest::Client::new()
-            .get(url)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        r.bytes().await.ok().map(|b| b.to_vec())
-    })
-}
-
-fn get(url: &str) -> Option<Value> {
-    serde_json::from_str(&get_text(url)?).ok()
 }
 
 /// Waits for `cond`, up to `limit`, polling every 250 ms; panics with `what()`.

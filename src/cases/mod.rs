@@ -410,6 +410,23 @@ pub struct CaseQuery {
 
 /// Writes an evidence file under the data dir (via a temporary name, so a reader never
 /// sees half a file); the store records it in the same transaction.
+/// The evidence file `evidence/<case>/<id>.jpg` under `dir`; `None` when absent.
+pub(crate) fn read_evidence_file(
+    dir: &std::path::Path,
+    case_id: i64,
+    evidence_id: i64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let path = dir.join(format!("evidence/{case_id}/{evidence_id}.jpg"));
+    match std::fs::read(&path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::Db {
+            store: path.display().to_string(),
+            message: e.to_string(),
+        }),
+    }
+}
+
 /// Removes evidence files (paths under `dir`) whose records are gone, and their case
 /// folders once empty; a file already gone is no error.
 pub(crate) fn remove_evidence_files(dir: &std::path::Path, files: &[String]) {
@@ -478,19 +495,7 @@ pub trait CaseStore: Send + Sync {
     /// default read from `evidence/<case>/<id>.jpg` under the data directory (the
     /// PostgreSQL store keeps the bytes in the database, for every node to serve).
     fn evidence_jpeg(&self, case_id: i64, evidence_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        let path = self
-            .data_dir()
-            .join("evidence")
-            .join(case_id.to_string())
-            .join(format!("{evidence_id}.jpg"));
-        match std::fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::Db {
-                store: path.display().to_string(),
-                message: e.to_string(),
-            }),
-        }
+        read_evidence_file(self.data_dir(), case_id, evidence_id)
     }
     /// Retention: deletes the evidence (records and images) of every case last seen
     /// before `before_ms`; returns how many images went.

@@ -937,12 +937,7 @@ impl CaseStore for PgStore {
             Some(r) => match r.get::<_, Option<Vec<u8>>>(0) {
                 Some(b) => Ok(Some(b)),
                 // written as a file by a node before schema 2: on that node's disk
-                None => {
-                    let path = self
-                        .dir
-                        .join(format!("evidence/{case_id}/{evidence_id}.jpg"));
-                    Ok(std::fs::read(path).ok())
-                }
+                None => super::read_evidence_file(&self.dir, case_id, evidence_id),
             },
         }
     }

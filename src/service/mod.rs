@@ -527,6 +527,7 @@ pub async fn run(
     ));
     let pool = Arc::new(Pool::new(PoolOptions::default()));
     let metrics = Arc::new(Metrics::default());
+    let node = cfg.cluster.node_name();
     let state = Arc::new(ServiceState {
         store: store.clone(),
         pool: pool.clone(),
@@ -537,11 +538,11 @@ pub async fn run(
         open_writes: cfg.api.open_writes,
         data_dir: cfg.data_dir.clone(),
         cameras: cfg.cameras.iter().map(|c| c.id.clone()).collect(),
-        node: cfg.cluster.node_name(),
+        node: node.clone(),
         cluster: cfg.store_url().map(|url| {
             Arc::new(cluster::Membership::new(
                 &url,
-                &cfg.cluster.node_name(),
+                &node,
                 Some(public.clone()),
                 cfg.cameras.iter().map(|c| c.id.clone()).collect(),
                 cfg.cluster.lease_ttl,

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod node;
 pub mod pg;
 pub mod rtsp;
 pub mod webdriver;
