@@ -4,7 +4,9 @@
 //! twice is refused), and three `gridwatch run` processes over 30 file cameras: every
 //! camera on exactly one node, one case for the van every node's cameras see, a node
 //! killed with SIGKILL and its cameras picked up by the others, PostgreSQL restarted
-//! mid-run, the workflow receiver down and then back — every case filed exactly once.
+//! mid-run, the workflow receiver down and then back — every case filed exactly once;
+//! and a node whose network to the database goes silent (a freezable proxy) stops its
+//! cameras before the other node takes them, and takes its share back afterwards.
 
 mod common;
 
@@ -455,4 +457,166 @@ retry_max = "1s"
         .unwrap()
         .get(0);
     assert_eq!(left, 0);
+}
+
+/// A TCP forwarder to PostgreSQL that can be frozen: connections stay open but nothing
+/// passes, as when a network path silently drops packets.
+struct Proxy {
+    port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    fn start(target: u16) -> Self {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let f = frozen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let f = f.clone();
+                    std::thread::spawn(move || {
+                        from.set_read_timeout(Some(Duration::from_millis(50)))
+                            .unwrap();
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            if f.load(Ordering::Relaxed) {
+                                std::thread::sleep(Duration::from_millis(50));
+                                continue;
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                                Err(e)
+                                    if matches!(
+                                        e.kind(),
+                                        std::io::ErrorKind::WouldBlock
+                                            | std::io::ErrorKind::TimedOut
+                                    ) => {}
+                                Err(_) => break,
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self { port, frozen }
+    }
+
+    fn freeze(&self, on: bool) {
+        self.frozen.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_node_cut_off_from_the_database_stops_its_cameras_before_another_takes_them() {
+    let pg = Pg::start();
+    let direct = pg.database();
+    let port: u16 = direct
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let proxy = Proxy::start(port);
+    let via_proxy = direct.replace(&format!(":{port}/"), &format!(":{}/", proxy.port));
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |rel: &str| common::path(rel).display().to_string();
+    let mut cfg = format!(
+        "data_dir = \"{}\"\nstore_env = \"GW_TEST_STORE\"\n[api]\nlisten = \"127.0.0.1:0\"\n[cluster]\nlease_ttl = \"6s\"\n",
+        tmp.path().join("data").display()
+    );
+    for cam in cameras(8) {
+        cfg.push_str(&format!(
+            "[[camera]]\nid = \"{cam}\"\nsource = \"{}\"\nevery = \"4s\"\ncalibration = \"{}\"\n",
+            p("samples/street.mp4"),
+            p("calibration/street.toml")
+        ));
+    }
+    let cfg_path = tmp.path().join("gridwatch.toml");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let cut = Node::start("gw-cut", &cfg_path, &via_proxy, tmp.path());
+    let ok = Node::start("gw-ok", &cfg_path, &direct, tmp.path());
+    let mut last = (Vec::new(), Instant::now());
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            let s = vec![cut.running(), ok.running()];
+            if s != last.0 {
+                last = (s, Instant::now());
+                return false;
+            }
+            s[0].len() + s[1].len() == 8
+                && !s[0].is_empty()
+                && !s[1].is_empty()
+                && last.1.elapsed() > Duration::from_millis(1500)
+        },
+        || format!("{:?} {:?}", cut.running(), ok.running()),
+    );
+    let cut_share = cut.running();
+
+    // the network to the database goes silent for gw-cut
+    proxy.freeze(true);
+    let t = Instant::now();
+    let mut stopped_after = None;
+    loop {
+        let (a, b) = (cut.running(), ok.running());
+        assert!(
+            a.is_disjoint(&b),
+            "{:?} after the cut, a camera ran on both nodes: {a:?} {b:?}",
+            t.elapsed()
+        );
+        if a.is_empty() && stopped_after.is_none() {
+            stopped_after = Some(t.elapsed());
+        }
+        if b.len() == 8 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "gw-ok has {b:?}, gw-cut {a:?}\n{}",
+            cut.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stopped_after = stopped_after.expect("gw-cut stopped its cameras");
+    let taken_after = t.elapsed();
+    eprintln!(
+        "cut off: gw-cut stopped its {} cameras after {stopped_after:?}, gw-ok ran them after {taken_after:?}",
+        cut_share.len()
+    );
+    // TTL 6 s: renewed every 2 s, kept locally for 5 s after the last renewal
+    assert!(stopped_after <= Duration::from_secs(7), "{stopped_after:?}");
+    assert!(cut
+        .log()
+        .contains("cameras run on until their leases run out"));
+
+    // the network comes back: gw-cut takes its share back, each camera on one node
+    proxy.freeze(false);
+    wait_for(
+        Duration::from_secs(60),
+        || {
+            let (a, b) = (cut.running(), ok.running());
+            a.is_disjoint(&b) && a.len() + b.len() == 8 && !a.is_empty()
+        },
+        || format!("{:?} {:?}\n{}", cut.running(), ok.running(), cut.log()),
+    );
 }

@@ -218,6 +218,24 @@ impl Describe for String {
     }
 }
 
+/// Connects to `url`, with limits so that a dead server or a cut network fails a call
+/// instead of hanging it (and with it a detection loop or a heartbeat): unless the URL
+/// sets them, 10 s to connect, TCP keepalives after 15 s idle, and 30 s for sent data
+/// to be acknowledged.
+pub(crate) fn connect(url: &str) -> Result<Client, postgres::Error> {
+    let mut cfg: postgres::Config = url.parse()?;
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    if cfg.get_tcp_user_timeout().is_none() {
+        cfg.tcp_user_timeout(std::time::Duration::from_secs(30));
+    }
+    if !url.contains("keepalives_idle") {
+        cfg.keepalives_idle(std::time::Duration::from_secs(15));
+    }
+    cfg.connect(NoTls)
+}
+
 /// The URL without its password, for errors and logs.
 pub(crate) fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
@@ -238,7 +256,7 @@ impl PgStore {
             store: name.clone(),
             message: e.describe(),
         };
-        let mut client = Client::connect(url, NoTls).map_err(|e| err(&e))?;
+        let mut client = connect(url).map_err(|e| err(&e))?;
         {
             let mut tx = client.transaction().map_err(|e| err(&e))?;
             // one node migrates at a time
@@ -295,7 +313,7 @@ impl PgStore {
         if guard.0.as_ref().is_none_or(|c| c.is_closed()) {
             // dropped on its own thread (see Conn)
             drop(Conn(guard.0.take()));
-            let client = Client::connect(&self.connect_url, NoTls)
+            let client = connect(&self.connect_url)
                 .map_err(|e| self.err(format!("reconnecting: {}", e.describe())))?;
             tracing::info!("case store {}: connected again", self.url);
             guard.0 = Some(client);

@@ -17,9 +17,9 @@
 //!    nodes briefly disagree about who is alive.
 //!
 //! The node runs exactly the cameras it holds. It keeps a camera only while its lease
-//! is valid by its own monotonic clock (renewal time + TTL, a little inside the lease's
-//! expiry in the database), so a node cut off from the database stops its cameras
-//! before anyone else can take them. A node that dies (even by SIGKILL) stops renewing;
+//! is valid by its own monotonic clock (renewal time + 5/6 of the TTL, inside the
+//! lease's expiry in the database), so a node cut off from the database stops its
+//! cameras before anyone else can take them. A node that dies (even by SIGKILL) stops renewing;
 //! its leases expire after at most one TTL and the other nodes take its cameras at
 //! their next heartbeat. On a clean stop a node gives its leases back at once.
 //!
@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 use crate::cases::postgres::Describe;
 use serde::Serialize;
@@ -158,16 +158,44 @@ impl Membership {
             .collect()
     }
 
+    /// When the first lease held runs out unless renewed (by this node's clock).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|t| **t > Instant::now())
+            .min()
+            .copied()
+    }
+
     /// Every camera's holder (absent: nobody holds it), read from the lease table at
-    /// most once a heartbeat (blocking: call from a blocking thread).
+    /// most once a heartbeat (blocking: call from a blocking thread). Never waits
+    /// behind a heartbeat stuck on an unanswering database: then the last reading is
+    /// returned, or an error.
     pub fn holders(&self) -> Result<BTreeMap<String, Holder>, String> {
-        let mut cache = self.holders.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, h)) = cache.as_ref() {
+        // (the cache's lock is not held while the database is asked)
+        let cached = self
+            .holders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((at, h)) = &cached {
             if at.elapsed() < self.heartbeat() {
                 return Ok(h.clone());
             }
         }
-        let holders: BTreeMap<String, Holder> = self.with_client(|c| {
+        let guard = match self.client.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return match cached {
+                    Some((_, h)) => Ok(h),
+                    None => Err(format!("cluster: {}: busy with a heartbeat", self.name)),
+                }
+            }
+        };
+        let holders: BTreeMap<String, Holder> = self.with_guard(guard, |c| {
             Ok(c.query(
                 "SELECT l.camera, l.node, n.url, l.expires_ms - now_ms.t
                  FROM camera_leases l LEFT JOIN cluster_nodes n ON n.node = l.node,
@@ -188,7 +216,8 @@ impl Membership {
             })
             .collect())
         })?;
-        *cache = Some((Instant::now(), holders.clone()));
+        *self.holders.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), holders.clone()));
         Ok(holders)
     }
 
@@ -216,14 +245,22 @@ impl Membership {
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
     ) -> Result<T, String> {
-        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        self.with_guard(guard, f)
+    }
+
+    fn with_guard<T>(
+        &self,
+        mut guard: std::sync::MutexGuard<'_, Option<Client>>,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, String> {
         if guard.as_ref().is_none_or(|c| c.is_closed()) {
             if let Some(old) = guard.take() {
                 // the blocking client must not be dropped on an async thread
                 let _ = std::thread::spawn(move || drop(old)).join();
             }
             *guard = Some(
-                Client::connect(&self.connect_url, NoTls)
+                crate::cases::postgres::connect(&self.connect_url)
                     .map_err(|e| format!("cluster: {}: {}", self.name, e.describe()))?,
             );
         }
@@ -306,7 +343,10 @@ impl Membership {
                 self.node
             ));
         }
-        let until = started + self.ttl;
+        // a sixth of the TTL short of the lease's expiry in the database: the margin in
+        // which a node that can no longer renew stops its cameras before another node
+        // may take them
+        let until = started + self.ttl - self.ttl / 6;
         {
             let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
             for lost in held.keys().filter(|c| !got.contains(*c)) {

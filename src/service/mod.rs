@@ -316,26 +316,51 @@ async fn cluster_loop(
         cameras.into_iter().map(|c| (c.id.clone(), c)).collect();
     let mut running: std::collections::BTreeSet<String> = Default::default();
     let mut failing = false;
+    // a heartbeat still waiting on the database (it is not started twice)
+    let mut beating: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
     loop {
-        let m = membership.clone();
-        match tokio::task::spawn_blocking(move || m.beat()).await {
-            Ok(Ok(())) => {
-                if failing {
-                    tracing::info!("cluster: heartbeat works again");
-                }
+        let mut task = beating.take().unwrap_or_else(|| {
+            let m = membership.clone();
+            tokio::task::spawn_blocking(move || m.beat())
+        });
+        // a database that does not answer must not keep cameras running past their
+        // leases: give the heartbeat a third of the TTL at most, and never past the
+        // moment the first lease held runs out; then go on without it
+        let mut budget = membership.heartbeat();
+        if let Some(t) = membership.next_expiry() {
+            budget = budget.min(t.saturating_duration_since(std::time::Instant::now()));
+        }
+        let outcome = tokio::time::timeout(budget, &mut task).await;
+        let err = match outcome {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(e))) => Some(e),
+            Ok(Err(_)) => Some("cluster: the heartbeat task panicked".to_string()),
+            Err(_) => {
+                beating = Some(task);
+                Some(format!(
+                    "cluster: the heartbeat got no answer within {budget:?}"
+                ))
+            }
+        };
+        match err {
+            None if failing => {
+                tracing::info!("cluster: heartbeat works again");
                 failing = false;
             }
-            Ok(Err(e)) => {
+            None => {}
+            Some(e) => {
                 if !failing {
                     tracing::warn!("{e}; cameras run on until their leases run out");
                 }
                 failing = true;
             }
-            Err(_) => tracing::error!("cluster: heartbeat task panicked"),
         }
         let held = membership.held();
-        for id in running.difference(&held).cloned().collect::<Vec<_>>() {
-            pool.remove(&id).await;
+        // cameras whose leases are gone stop together (each removal waits for its
+        // camera's task; one slow camera does not hold back the others)
+        let gone: Vec<String> = running.difference(&held).cloned().collect();
+        futures::future::join_all(gone.iter().map(|id| pool.remove(id))).await;
+        for id in gone {
             running.remove(&id);
             tracing::info!(camera = id.as_str(), "camera stopped on this node");
         }
@@ -349,9 +374,14 @@ async fn cluster_loop(
                 }
             }
         }
-        // wake in time to drop cameras whose leases run out unrenewed
+        // the next heartbeat, or sooner when a lease runs out unrenewed before it, so
+        // that the camera stops before another node may take it
+        let mut wait = membership.heartbeat();
+        if let Some(t) = membership.next_expiry() {
+            wait = wait.min(t.saturating_duration_since(std::time::Instant::now()));
+        }
         tokio::select! {
-            _ = tokio::time::sleep(membership.heartbeat()) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|s| *s) => break,
         }
     }

@@ -55,9 +55,15 @@ impl Node {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The cameras running on this node, from its /api/cameras.
+    /// The cameras running on this node, from its /api/cameras (which must answer).
     pub fn running(&self) -> BTreeSet<String> {
-        let v = get(&format!("{}/api/cameras", self.url)).unwrap_or(Value::Null);
+        let v = get(&format!("{}/api/cameras", self.url)).unwrap_or_else(|| {
+            panic!(
+                "{}'s /api/cameras did not answer\n{}",
+                self.name,
+                self.log()
+            )
+        });
         v.as_array()
             .into_iter()
             .flatten()
