@@ -12,8 +12,12 @@ use crate::config::Config;
     after_help = "Without --config it runs the built-in default: the bundled street clip \
 as a looping camera, the bundled model, the sample scene's calibration, zones and grid, the \
 embedded store and the built-in Open311 inbox, with the review page on http://127.0.0.1:8080/. \
-The config is documented field by field in docs/config.md.\n\nExamples:\n  gridwatch run\n  \
-gridwatch run --config /etc/gridwatch/gridwatch.toml\n  gridwatch run --listen 0.0.0.0:8080"
+The config is documented field by field in docs/config.md.\n\nWith a PostgreSQL store \
+(store_env in the config), every node running the same config shares the cameras with the \
+others through leases in the database; give each node its own name (GRIDWATCH_NODE or \
+cluster.node). See docs/scaling.md.\n\nExamples:\n  gridwatch run\n  \
+gridwatch run --config /etc/gridwatch/gridwatch.toml\n  gridwatch run --listen 0.0.0.0:8080\n  \
+GRIDWATCH_NODE=gw-2 GRIDWATCH_STORE_URL=postgres://… gridwatch run --config cluster.toml"
 )]
 pub struct RunArgs {
     /// The config file (TOML). Default: the built-in demo config.

@@ -146,25 +146,22 @@ impl Membership {
         self.ttl / 3
     }
 
-    /// The cameras this node may run now (leases valid by its own clock).
+    /// The cameras this node may run now (leases valid by its own clock); leases
+    /// run out are forgotten.
     pub fn held(&self) -> BTreeSet<String> {
         let now = Instant::now();
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|(_, until)| **until > now)
-            .map(|(c, _)| c.clone())
-            .collect()
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(|_, until| *until > now);
+        held.keys().cloned().collect()
     }
 
-    /// When the first lease held runs out unless renewed (by this node's clock).
+    /// When the first lease held runs out unless renewed (by this node's clock); in
+    /// the past for a lease run out that [`Membership::held`] has not yet dropped.
     pub fn next_expiry(&self) -> Option<Instant> {
         self.held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .filter(|t| **t > Instant::now())
             .min()
             .copied()
     }
@@ -339,8 +336,8 @@ impl Membership {
         })?;
         if let Some(url) = clash {
             return Err(format!(
-                "cluster: another gridwatch process is running as node {:?} (its API: {url}); give every node its own cluster.node (or GRIDWATCH_NODE)",
-                self.node
+                "cluster: another gridwatch process is running as node {:?} (its API: {url}), or one that stopped less than {:?} ago; give every node its own cluster.node (or GRIDWATCH_NODE) — a restarted node takes over once the old one's TTL has passed",
+                self.node, self.ttl
             ));
         }
         // a sixth of the TTL short of the lease's expiry in the database: the margin in
