@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::cases::dedup;
-use common::node::{get, get_bytes, Node};
+use common::node::{get, get_bytes, status, Node};
 use common::pg::Pg;
 use gridwatch::cases::postgres::PgStore;
 use gridwatch::cases::{CaseStore, DeliveryState};
@@ -612,6 +612,11 @@ fn a_node_cut_off_from_the_database_stops_its_cameras_before_another_takes_them(
     assert!(cut
         .log()
         .contains("cameras run on until their leases run out"));
+    // not ready (the load balancer stops sending it the review page), but alive
+    let url = |n: &Node, path: &str| format!("{}{path}", n.url);
+    assert_eq!(status(&url(&cut, "/readyz")), Some(503));
+    assert_eq!(status(&url(&cut, "/healthz")), Some(200));
+    assert_eq!(status(&url(&ok, "/readyz")), Some(200));
 
     // the network comes back: gw-cut takes its share back, each camera on one node
     proxy.freeze(false);
@@ -623,4 +628,5 @@ fn a_node_cut_off_from_the_database_stops_its_cameras_before_another_takes_them(
         },
         || format!("{:?} {:?}\n{}", cut.running(), ok.running(), cut.log()),
     );
+    assert_eq!(status(&url(&cut, "/readyz")), Some(200));
 }

@@ -80,11 +80,20 @@ pub fn router(state: Arc<ServiceState>) -> Router {
         .with_state(state)
 }
 
+/// Ready once started and until stopping; with several nodes, also only while the
+/// shared store answers this node's heartbeats (so a load balancer sends the review
+/// page's traffic to nodes that can serve it; liveness, /healthz, stays up).
 async fn readyz(State(s): St) -> Response {
-    if s.ready.load(Ordering::Relaxed) {
-        "ready\n".into_response()
-    } else {
+    if !s.ready.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n").into_response()
+    } else if s.cluster.as_ref().is_some_and(|c| !c.healthy()) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the shared case store does not answer\n",
+        )
+            .into_response()
+    } else {
+        "ready\n".into_response()
     }
 }
 

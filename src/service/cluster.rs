@@ -97,6 +97,8 @@ pub struct Membership {
     preferred: Mutex<(Vec<String>, Vec<String>)>,
     /// Live nodes at the last heartbeat.
     live: Mutex<Vec<String>>,
+    /// When the last heartbeat went through.
+    last_ok: Mutex<Option<Instant>>,
 }
 
 impl Membership {
@@ -133,6 +135,7 @@ impl Membership {
             holders: Mutex::new(None),
             preferred: Mutex::new((Vec::new(), Vec::new())),
             live: Mutex::new(Vec::new()),
+            last_ok: Mutex::new(None),
         }
     }
 
@@ -357,7 +360,17 @@ impl Membership {
             }
         }
         *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;
+        *self.last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
         Ok(())
+    }
+
+    /// Whether a heartbeat went through within the last two heartbeat periods: the
+    /// shared store answers this node (readiness).
+    pub fn healthy(&self) -> bool {
+        self.last_ok
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| t.elapsed() < 2 * self.heartbeat())
     }
 
     /// Gives back every lease and leaves the live set (blocking), so the other nodes

@@ -108,6 +108,23 @@ pub fn get_bytes(url: &str) -> Option<Vec<u8>> {
     })
 }
 
+/// The HTTP status of a GET, if one came back.
+pub fn status(url: &str) -> Option<u16> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        Some(r.status().as_u16())
+    })
+}
+
 /// The body of a 200 answer, as text.
 pub fn get_text(url: &str) -> Option<String> {
     String::from_utf8(get_bytes(url)?).ok()
