@@ -13,16 +13,6 @@ use std::process::Command;
 use gridwatch::config::Config;
 use serde_json::Value;
 
-fn venv(bin: &str) -> PathBuf {
-    let p = common::path(".venv/bin").join(bin);
-    assert!(
-        p.is_file(),
-        "{} is missing: run scripts/setup.sh (it installs kubernetes-validate)",
-        p.display()
-    );
-    p
-}
-
 fn manifests() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(common::path("deploy/kubernetes"))
         .unwrap()
@@ -34,7 +24,7 @@ fn manifests() -> Vec<PathBuf> {
 }
 
 fn validate(files: &[PathBuf]) -> (bool, String) {
-    let out = Command::new(venv("kubernetes-validate"))
+    let out = Command::new(common::venv("kubernetes-validate"))
         .arg("--strict")
         .args(files)
         .output()
@@ -51,7 +41,7 @@ fn validate(files: &[PathBuf]) -> (bool, String) {
 
 /// Every document of every manifest, as JSON (PyYAML reads the YAML).
 fn documents() -> Vec<Value> {
-    let out = Command::new(venv("python"))
+    let out = Command::new(common::venv("python"))
         .args([
             "-c",
             "import json, sys, yaml\nprint(json.dumps([d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]))",

@@ -37,9 +37,7 @@ fn detect(model: &str, input: &str, out: &std::path::Path, extra: &[&str]) -> Ve
 #[test]
 fn the_fp16_model_finds_what_the_fp32_model_finds() {
     let tmp = tempfile::tempdir().unwrap();
-    let python = common::path(".venv/bin/python");
-    assert!(python.is_file(), "run scripts/setup.sh");
-    let out = std::process::Command::new(&python)
+    let out = std::process::Command::new(common::venv("python"))
         .arg(common::path("scripts/make-fp16-model.py"))
         .arg(common::path("models/nanodet-coco-416.toml"))
         .arg(tmp.path().join("fp16"))

@@ -20,6 +20,18 @@ pub fn path(rel: &str) -> PathBuf {
     root().join(rel)
 }
 
+/// A program in the project's `.venv/bin` (which scripts/setup.sh makes), or a
+/// failure that says to run the setup.
+pub fn venv(bin: &str) -> PathBuf {
+    let p = path(".venv/bin").join(bin);
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/setup.sh",
+        p.display()
+    );
+    p
+}
+
 /// The gridwatch binary with the given arguments, run from the checkout.
 pub fn gridwatch(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridwatch"));

@@ -88,8 +88,8 @@ impl Drop for Node {
     }
 }
 
-/// The body of a 200 answer.
-pub fn get_bytes(url: &str) -> Option<Vec<u8>> {
+/// A GET with a 5 s limit: the status and the body, if an answer came back.
+fn fetch(url: &str) -> Option<(u16, Vec<u8>)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -101,28 +101,19 @@ pub fn get_bytes(url: &str) -> Option<Vec<u8>> {
             .send()
             .await
             .ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        r.bytes().await.ok().map(|b| b.to_vec())
+        let status = r.status().as_u16();
+        Some((status, r.bytes().await.ok()?.to_vec()))
     })
+}
+
+/// The body of a 200 answer.
+pub fn get_bytes(url: &str) -> Option<Vec<u8>> {
+    fetch(url).and_then(|(status, body)| (200..300).contains(&status).then_some(body))
 }
 
 /// The HTTP status of a GET, if one came back.
 pub fn status(url: &str) -> Option<u16> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let r = reqwest::Client::new()
-            .get(url)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .ok()?;
-        Some(r.status().as_u16())
-    })
+    fetch(url).map(|(status, _)| status)
 }
 
 /// The body of a 200 answer, as text.
