@@ -33,8 +33,82 @@ pub mod rules;
 pub mod service;
 pub mod track;
 
-/// The directory this crate was built from: the default home of the bundled models,
-/// samples and the project-local ONNX Runtime (`.venv`).
+/// gridwatch's home: the folder holding the bundled model (`models/`), the sample clips
+/// (`samples/`), the helper scripts (`scripts/`) and the project-local ONNX Runtime
+/// (`.venv/`). The built-in defaults resolve against it. In order:
+///
+/// 1. `GRIDWATCH_HOME`, when set (an installed layout such as `/opt/gridwatch`, or a
+///    binary carried to another machine);
+/// 2. the folder above the executable's folder, or the one above that
+///    (`/opt/gridwatch/bin/gridwatch`, `target/release/gridwatch`), when it holds
+///    `models/nanodet-coco-416.toml`;
+/// 3. the checkout the binary was built from.
+///
+/// Found once per process.
 pub fn source_dir() -> &'static std::path::Path {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    static HOME: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        find_home(
+            std::env::var_os("GRIDWATCH_HOME").map(std::path::PathBuf::from),
+            std::env::current_exe().ok(),
+        )
+    })
+}
+
+/// The marker of a gridwatch home: the bundled model's manifest.
+const HOME_MARKER: &str = "models/nanodet-coco-416.toml";
+
+fn find_home(
+    env: Option<std::path::PathBuf>,
+    exe: Option<std::path::PathBuf>,
+) -> std::path::PathBuf {
+    if let Some(dir) = env.filter(|d| !d.as_os_str().is_empty()) {
+        return dir;
+    }
+    if let Some(exe) = exe {
+        let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+        if let Some(found) = exe
+            .ancestors()
+            .skip(2)
+            .take(2)
+            .find(|d| d.join(HOME_MARKER).is_file())
+        {
+            return found.to_path_buf();
+        }
+    }
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[cfg(test)]
+mod home_tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn the_environment_wins_then_the_executable_then_the_build_checkout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("opt/gridwatch");
+        std::fs::create_dir_all(home.join("models")).unwrap();
+        std::fs::create_dir_all(home.join("bin")).unwrap();
+        std::fs::write(home.join(HOME_MARKER), "").unwrap();
+        let exe = home.join("bin/gridwatch");
+        std::fs::write(&exe, "").unwrap();
+        let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+
+        let other = tmp.path().join("elsewhere");
+        assert_eq!(find_home(Some(other.clone()), Some(exe.clone())), other);
+        assert_eq!(find_home(Some(PathBuf::new()), Some(exe.clone())), home);
+        assert_eq!(find_home(None, Some(exe.clone())), home);
+        // two levels up: target/release/gridwatch
+        let deep = home.join("target/release");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("gridwatch"), "").unwrap();
+        assert_eq!(find_home(None, Some(deep.join("gridwatch"))), home);
+        // no model next to it: the checkout it was built from
+        let lone = tmp.path().join("usr/local/bin");
+        std::fs::create_dir_all(&lone).unwrap();
+        std::fs::write(lone.join("gridwatch"), "").unwrap();
+        assert_eq!(find_home(None, Some(lone.join("gridwatch"))), built);
+        assert_eq!(find_home(None, None), built);
+    }
 }

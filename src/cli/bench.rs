@@ -41,7 +41,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// Also run scripts/bench-python-baseline.py (OpenCV VideoCapture + onnxruntime in
-    /// Python) on the same clip, model and sampling, and report the ratio.
+    /// Python) on the same clip, model and sampling, and report the ratio. It runs
+    /// under .venv/bin/python, or the interpreter GRIDWATCH_PYTHON names.
     #[arg(long)]
     pub compare_baseline: bool,
     /// FFmpeg threads decoding the clip (0: one per core plus one). One thread leaves
@@ -219,10 +220,15 @@ fn run_baseline(
         ),
     };
     let root = crate::source_dir();
-    let python = root.join(".venv/bin/python");
+    // GRIDWATCH_PYTHON: another interpreter with OpenCV and onnxruntime (a machine
+    // where scripts/setup.sh cannot run, e.g. one without network access)
+    let python = std::env::var_os("GRIDWATCH_PYTHON")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
     anyhow::ensure!(
         python.is_file(),
-        "{} is missing: run scripts/setup.sh",
+        "{} is missing: run scripts/setup.sh (or set GRIDWATCH_PYTHON to a Python with opencv-python and onnxruntime)",
         python.display()
     );
     let out = std::process::Command::new(&python)

@@ -19,7 +19,12 @@ use crate::detect::{Detector, EngineOptions, ModelManifest, Provider};
 /// vending, dumping and illegal construction, and files each problem once as a case
 /// in the city's case workflow.
 #[derive(Debug, Parser)]
-#[command(name = "gridwatch", version, propagate_version = true)]
+#[command(
+    name = "gridwatch",
+    version,
+    propagate_version = true,
+    after_long_help = ENVIRONMENT
+)]
 pub struct Cli {
     /// More log output (-v: debug, -vv: trace). GRIDWATCH_LOG overrides, e.g.
     /// GRIDWATCH_LOG=gridwatch=debug.
@@ -31,6 +36,19 @@ pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// The environment variables every command reads (`gridwatch --help`).
+const ENVIRONMENT: &str = "\
+Environment:
+  GRIDWATCH_HOME    the folder with models/, samples/, scripts/ and .venv/ that the
+                    built-in defaults use (default: the folder above the executable's
+                    when it holds models/nanodet-coco-416.toml, else the checkout the
+                    binary was built from)
+  ORT_DYLIB_PATH    the libonnxruntime.so to load (default: .venv in the home, or
+                    lib/ beside the executable or in the home)
+  GRIDWATCH_LOG     a log filter, e.g. gridwatch=debug (overrides -v and -q)
+  GRIDWATCH_NODE    this node's name in a cluster (gridwatch run; docs/scaling.md)
+  GRIDWATCH_PYTHON  the Python for bench --compare-baseline (default: .venv/bin/python)";
 
 impl Cli {
     /// The tracing filter the flags ask for.

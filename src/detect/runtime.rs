@@ -6,9 +6,11 @@
 //!
 //! 1. `ORT_DYLIB_PATH`, when set: that file and nothing else.
 //! 2. `.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*` under, in
-//!    turn, the checkout this binary was built from, the directory two levels above the
-//!    executable (`target/release/..`), and the current directory.
-//! 3. `lib/libonnxruntime.so*` beside the executable (an installed layout).
+//!    turn, gridwatch's home ([`crate::source_dir`]: `GRIDWATCH_HOME`, the folder above
+//!    the executable's, or the checkout it was built from), the directory two levels
+//!    above the executable (`target/release/..`), and the current directory.
+//! 3. `lib/libonnxruntime.so*` beside the executable or in gridwatch's home (an
+//!    installed layout: `/opt/gridwatch/{bin/gridwatch,lib/libonnxruntime.so.1.31.1}`).
 //!
 //! A missing library is an error that says what to run, never a bare dlopen panic.
 
@@ -93,6 +95,7 @@ pub fn locate() -> Result<PathBuf, DetectError> {
     if let Some(p) = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().and_then(|d| find_lib_in(&d.join("lib"))))
+        .or_else(|| find_lib_in(&crate::source_dir().join("lib")))
     {
         return Ok(p);
     }
@@ -125,7 +128,10 @@ pub fn environment() -> Result<(Environment, PathBuf), DetectError> {
         });
         std::panic::set_hook(hook);
         match loaded {
-            Ok(Ok(env)) => Ok((env, path)),
+            Ok(Ok(env)) => {
+                tracing::debug!(library = %path.display(), "ONNX Runtime loaded");
+                Ok((env, path))
+            }
             Ok(Err(msg)) => Err(format!(
                 "cannot load ONNX Runtime from {}: {msg}; {HOW_TO_INSTALL}",
                 path.display()

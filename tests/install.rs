@@ -1,0 +1,106 @@
+//! gridwatch outside the checkout it was built from: an installed layout
+//! (`/opt/gridwatch/{bin,lib,models}`) and `GRIDWATCH_HOME` decide where the built-in
+//! defaults (the bundled model, ONNX Runtime) come from.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{expect_clean_failure, path, run};
+
+/// An installed layout under `dir`: bin/gridwatch (a copy of the built binary),
+/// lib/libonnxruntime.so.* (a link to the project's), models/ with the bundled
+/// manifest and class list but, for now, no ONNX file.
+fn install(dir: &Path) -> PathBuf {
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    fs::create_dir_all(dir.join("lib")).unwrap();
+    fs::create_dir_all(dir.join("models")).unwrap();
+    let exe = dir.join("bin/gridwatch");
+    fs::copy(env!("CARGO_BIN_EXE_gridwatch"), &exe).unwrap();
+    let capi = fs::read_dir(path(".venv/lib"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("site-packages/onnxruntime/capi"))
+        .find(|p| p.is_dir())
+        .expect(".venv has onnxruntime: run scripts/setup.sh");
+    let lib = fs::read_dir(&capi)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("libonnxruntime.so.")
+        })
+        .expect("libonnxruntime.so.* in .venv");
+    symlink(&lib, dir.join("lib").join(lib.file_name().unwrap())).unwrap();
+    for f in ["nanodet-coco-416.toml", "coco80.txt"] {
+        fs::copy(path("models").join(f), dir.join("models").join(f)).unwrap();
+    }
+    exe
+}
+
+/// The installed binary, run from a folder that is not the checkout, with no
+/// project variables set.
+fn installed(exe: &Path, cwd: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_remove("GRIDWATCH_HOME")
+        .env_remove("ORT_DYLIB_PATH")
+        .env_remove("GRIDWATCH_LOG");
+    cmd
+}
+
+#[test]
+fn an_installed_binary_uses_its_own_models_and_runtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("opt/gridwatch");
+    let exe = install(&home);
+    let work = tmp.path().join("work");
+    fs::create_dir_all(&work).unwrap();
+    let dog = path("samples/dog.jpg");
+    let dog = dog.to_str().unwrap();
+    let out = work.join("out");
+    let out_s = out.to_str().unwrap();
+
+    // the installed manifest is the one read: its ONNX file is not there yet
+    let missing = home.join("models/nanodet-coco-416.onnx");
+    expect_clean_failure(
+        &mut installed(&exe, &work, &["detect", dog, "--out", out_s]),
+        &[&missing.display().to_string()],
+    );
+
+    // with the model in place it detects, loading ONNX Runtime from lib/
+    symlink(path("models/nanodet-coco-416.onnx"), &missing).unwrap();
+    let (o, _stdout, stderr) = run(&mut installed(
+        &exe,
+        &work,
+        &["-v", "detect", dog, "--out", out_s],
+    ));
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&home.join("lib/libonnxruntime.so").display().to_string()),
+        "ONNX Runtime not loaded from the installed lib/: {stderr}"
+    );
+    let lines = common::read_lines(&out.join("detections.jsonl"));
+    assert!(
+        lines.iter().any(|l| l.class == "dog"),
+        "no dog found: {lines:?}"
+    );
+
+    // GRIDWATCH_HOME wins over the executable's folder
+    let other = tmp.path().join("other-home");
+    fs::create_dir_all(other.join("models")).unwrap();
+    expect_clean_failure(
+        installed(&exe, &work, &["detect", dog, "--out", out_s]).env("GRIDWATCH_HOME", &other),
+        &[&other
+            .join("models/nanodet-coco-416.toml")
+            .display()
+            .to_string()],
+    );
+}
