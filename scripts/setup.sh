@@ -9,7 +9,8 @@
 #                    server with its parsers and payloaders (the tests' RTSP peer),
 #                    the ffmpeg command (makes the ingest benchmark's 1080p clip),
 #                    Chromium and chromedriver (the review page's browser tests),
-#                    the PostgreSQL server (tests start throwaway clusters of their own)
+#                    the PostgreSQL server (tests start throwaway clusters of their own),
+#                    patchelf (scripts/make-bundle.sh points the binary at its lib/)
 #   .venv/           ONNX Runtime 1.31.1 from the PyPI wheel (its libonnxruntime.so is
 #                    what gridwatch loads), onnx (writes the small test models)
 #   Rust             cargo/rustc 1.92 or newer must be on PATH (rustup)
@@ -28,6 +29,7 @@ APT_PACKAGES=(
   ffmpeg
   chromium chromium-driver
   postgresql
+  patchelf
 )
 
 say() { echo "setup: $*" >&2; }

@@ -104,3 +104,101 @@ fn an_installed_binary_uses_its_own_models_and_runtime() {
             .to_string()],
     );
 }
+
+#[test]
+fn the_bundle_runs_with_nothing_but_its_own_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("dist/gridwatch");
+    let status = Command::new("bash")
+        .arg(path("scripts/make-bundle.sh"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--binary")
+        .arg(env!("CARGO_BIN_EXE_gridwatch"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "make-bundle.sh failed");
+    let exe = out.join("bin/gridwatch");
+
+    // every library the loader resolves comes from the bundle, but the C library's
+    // and the C++ runtime's
+    let trace = Command::new(&exe)
+        .env_clear()
+        .env("LD_TRACE_LOADED_OBJECTS", "1")
+        .output()
+        .unwrap();
+    let trace = String::from_utf8_lossy(&trace.stdout);
+    // $ORIGIN/../lib, as the loader spells it
+    let lib = out.join("bin/../lib").display().to_string();
+    let system = [
+        "linux-vdso",
+        "libc.so",
+        "libm.so",
+        "libdl.so",
+        "libpthread.so",
+        "librt.so",
+        "libresolv.so",
+        "libutil.so",
+        "ld-linux",
+        "libstdc++.so",
+        "libgcc_s.so",
+    ];
+    let mut bundled = 0;
+    for line in trace.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        assert!(!line.contains("not found"), "unresolved: {line}");
+        if line.contains(&lib) {
+            bundled += 1;
+        } else {
+            assert!(
+                system
+                    .iter()
+                    .any(|s| line.starts_with(s) || line.contains(&format!("/{s}"))),
+                "resolved outside the bundle: {line}"
+            );
+        }
+    }
+    for l in [
+        "libavcodec.so",
+        "libavformat.so",
+        "libswscale.so",
+        "libopencv_core.so",
+    ] {
+        assert!(
+            trace.contains(&format!("{lib}/{l}")),
+            "{l} not bundled:\n{trace}"
+        );
+    }
+    assert!(bundled > 20, "only {bundled} bundled libraries:\n{trace}");
+    // their licences travel with them
+    for pkg in ["libavcodec59", "libopencv-core406"] {
+        assert!(
+            out.join("licences").join(pkg).is_file(),
+            "no licence file for {pkg}"
+        );
+    }
+
+    // it detects with an empty environment, from a folder that is not the checkout
+    let work = tmp.path().join("elsewhere");
+    fs::create_dir_all(&work).unwrap();
+    let (o, _stdout, stderr) = run(Command::new(&exe)
+        .env_clear()
+        .current_dir(&work)
+        .args(["detect", "samples-missing-on-purpose.jpg"]));
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("samples-missing-on-purpose.jpg"),
+        "{stderr}"
+    );
+    let (o, _stdout, stderr) = run(Command::new(&exe)
+        .env_clear()
+        .current_dir(&work)
+        .arg("detect")
+        .arg(out.join("samples/street.mp4"))
+        .args(["--every", "4s", "--out", "det"]));
+    assert!(o.status.success(), "{stderr}");
+    let lines = common::read_lines(&work.join("det/detections.jsonl"));
+    assert!(
+        lines.iter().filter(|l| l.class == "car").count() > 10,
+        "too few cars: {lines:?}"
+    );
+}

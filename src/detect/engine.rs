@@ -224,7 +224,8 @@ fn register_provider(
             .unwrap_or_default();
         unavailable(format!(
             "{e} (ONNX Runtime was loaded from {lib}; GPU providers need the onnxruntime-gpu==1.31.1 \
-             build with its CUDA libraries, with ORT_DYLIB_PATH pointing at its libonnxruntime.so)"
+             build — ORT_DYLIB_PATH pointing at its libonnxruntime.so, or in gridwatch's lib/ — and \
+             the CUDA 13 and cuDNN 9 libraries on LD_LIBRARY_PATH; scripts/gpu-check.sh sets both)"
         ))
     };
     match provider {
