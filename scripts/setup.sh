@@ -10,7 +10,8 @@
 #                    the ffmpeg command (makes the ingest benchmark's 1080p clip),
 #                    Chromium and chromedriver (the review page's browser tests),
 #                    the PostgreSQL server (tests start throwaway clusters of their own),
-#                    patchelf (scripts/make-bundle.sh points the binary at its lib/)
+#                    patchelf (scripts/make-bundle.sh points the binary at its lib/),
+#                    OpenSSL (https delivery; the tests' private CA) and the CA store
 #   .venv/           ONNX Runtime 1.31.1 from the PyPI wheel (its libonnxruntime.so is
 #                    what gridwatch loads), onnx (writes the small test models)
 #   Rust             cargo/rustc 1.92 or newer must be on PATH (rustup)
@@ -30,6 +31,7 @@ APT_PACKAGES=(
   chromium chromium-driver
   postgresql
   patchelf
+  libssl-dev openssl ca-certificates
 )
 
 say() { echo "setup: $*" >&2; }

@@ -465,6 +465,9 @@ impl Config {
         if let Some(p) = &mut self.geo.grid {
             fix(p);
         }
+        if let Some(d) = &mut self.delivery {
+            d.resolve(base);
+        }
         for c in &mut self.cameras {
             if let Some(p) = &mut c.calibration {
                 fix(p);

@@ -1020,3 +1020,166 @@ async fn the_outbox_outlives_a_failing_store() {
     assert_eq!(all_requests(&inbox).len(), 1);
     let _ = stop.send(());
 }
+
+/// A private CA and a certificate it signed for 127.0.0.1 / localhost, made with the
+/// openssl command: (CA certificate PEM path, server certificate PEM, server key PEM).
+fn private_ca(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>, Vec<u8>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs (scripts/setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=gridwatch test city CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        std::fs::read(dir.join("server.pem")).unwrap(),
+        std::fs::read(dir.join("server.key")).unwrap(),
+    )
+}
+
+/// A TLS front for a plain HTTP server (what a city's API gateway does): accepts TLS
+/// on a free port with the given certificate and passes the bytes to `backend`.
+async fn tls_front(cert: &[u8], key: &[u8], backend: SocketAddr) -> SocketAddr {
+    let identity = native_tls::Identity::from_pkcs8(cert, key).unwrap();
+    let acceptor =
+        tokio_native_tls::TlsAcceptor::from(native_tls::TlsAcceptor::new(identity).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // a client that refuses the certificate ends the handshake: not an error here
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_receivers_are_verified_against_the_system_and_the_configured_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(&tmp.path().join("pki"));
+    let (url, inbox, stop) = start_default_inbox(&tmp.path().join("inbox")).await;
+    let backend: SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/open311/v2")
+        .parse()
+        .unwrap();
+    let front = tls_front(&cert, &key, backend).await;
+    let https = format!("https://127.0.0.1:{}/open311/v2", front.port());
+
+    let store = store(&tmp.path().join("gw"), Duration::from_secs(3600));
+    for i in 0..3 {
+        store
+            .record(&violation("dumping", &format!("C{i}"), "cam1", T0 + i))
+            .unwrap();
+    }
+
+    // without the city's CA the certificate is refused: nothing sent, nothing lost
+    let ob = outbox(&store, &config(&https));
+    let r = ob.round().await.unwrap();
+    assert_eq!((r.attempted, r.delivered), (3, 0));
+    assert_eq!(store.delivery_counts().unwrap().pending, 3);
+    let d = &store.deliveries(Some(1)).unwrap()[0];
+    let err = d.last_error.as_deref().unwrap();
+    assert!(err.contains("certificate"), "{err}");
+    assert!(all_requests(&inbox).is_empty());
+
+    // a config naming the CA file, relative to the config's folder
+    let conf = tmp.path().join("pki/delivery.toml");
+    std::fs::write(
+        &conf,
+        format!("[delivery]\ntarget = \"open311\"\nurl = \"{https}\"\nca_file = \"ca.pem\"\nretry_initial = \"50ms\"\n"),
+    )
+    .unwrap();
+    let cfg = DeliveryConfig::load(&conf).unwrap();
+    assert_eq!(cfg.ca_file.as_deref(), Some(ca.as_path()));
+    let ob = outbox(&store, &cfg);
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(ob
+        .drain(Some(Instant::now() + Duration::from_secs(20)))
+        .await
+        .unwrap());
+    let reqs = all_requests(&inbox);
+    assert_each_case_filed_once(&store, &reqs);
+
+    // a CA file that is missing or not PEM is a config error naming it
+    std::fs::write(tmp.path().join("pki/bad.pem"), "not a certificate").unwrap();
+    for (file, needle) in [("missing.pem", "missing.pem"), ("bad.pem", "bad.pem")] {
+        std::fs::write(
+            &conf,
+            format!("[delivery]\ntarget = \"open311\"\nurl = \"{https}\"\nca_file = \"{file}\"\n"),
+        )
+        .unwrap();
+        let e = DeliveryConfig::load(&conf).unwrap_err().to_string();
+        assert!(e.contains("ca_file") && e.contains(needle), "{e}");
+    }
+    let _ = stop.send(());
+}

@@ -3,7 +3,7 @@
 //! Every field is documented in `docs/cases.md`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -70,6 +70,10 @@ pub struct DeliveryConfig {
     /// Deliveries in flight at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// PEM file of CA certificates trusted for `https` receivers besides the system's
+    /// (a city's own CA). Relative to the config file's folder.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Service code per violation kind; kinds not named keep their default.
     #[serde(default)]
     pub service_codes: BTreeMap<String, String>,
@@ -131,6 +135,7 @@ impl DeliveryConfig {
             retry_max: default_retry_max(),
             concurrency: default_concurrency(),
             service_codes: BTreeMap::new(),
+            ca_file: None,
         }
     }
 
@@ -141,11 +146,56 @@ impl DeliveryConfig {
             file: file.clone(),
             message: e.to_string(),
         })?;
-        Self::parse(&text, &file)
+        let mut cfg = Self::parse_unchecked(&text, &file)?;
+        cfg.resolve(path.parent().unwrap_or(Path::new(".")));
+        cfg.check()
+            .map_err(|message| ConfigError { file, message })?;
+        Ok(cfg)
     }
 
-    /// Parses the `[delivery]` table of TOML text; `file` names it in errors.
+    /// Makes relative paths (`ca_file`) relative to `base`, the config file's folder.
+    pub fn resolve(&mut self, base: &Path) {
+        if let Some(p) = &mut self.ca_file {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    /// The CA certificates of `ca_file`, read and parsed; empty without one.
+    pub fn extra_roots(&self) -> Result<Vec<reqwest::Certificate>, String> {
+        let Some(path) = &self.ca_file else {
+            return Ok(Vec::new());
+        };
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("[delivery] ca_file {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            format!(
+                "[delivery] ca_file {}: not PEM certificates ({e})",
+                path.display()
+            )
+        })?;
+        if certs.is_empty() {
+            return Err(format!(
+                "[delivery] ca_file {}: no certificate in it (expected PEM \"BEGIN CERTIFICATE\" blocks)",
+                path.display()
+            ));
+        }
+        Ok(certs)
+    }
+
+    /// Parses the `[delivery]` table of TOML text; `file` names it in errors, relative
+    /// paths stay relative to the current folder.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let cfg = Self::parse_unchecked(text, file)?;
+        cfg.check().map_err(|message| ConfigError {
+            file: file.to_string(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    fn parse_unchecked(text: &str, file: &str) -> Result<Self, ConfigError> {
         #[derive(Deserialize)]
         struct Doc {
             delivery: Option<toml::Value>,
@@ -161,7 +211,6 @@ impl DeliveryConfig {
         let cfg: Self = table
             .try_into()
             .map_err(|e: toml::de::Error| err(format!("[delivery]: {}", e.message())))?;
-        cfg.check().map_err(err)?;
         Ok(cfg)
     }
 
@@ -187,6 +236,7 @@ impl DeliveryConfig {
                 ));
             }
         }
+        self.extra_roots()?;
         if self.concurrency == 0 {
             return Err("[delivery] concurrency must be at least 1".into());
         }

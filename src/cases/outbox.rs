@@ -158,14 +158,17 @@ pub(crate) fn transport_error(e: &reqwest::Error) -> AttemptResult {
 }
 
 /// The HTTP client of a delivery config: its timeout for connecting and for the whole
-/// request, gridwatch's user agent.
+/// request, gridwatch's user agent, TLS (OpenSSL) trusting the system's CAs and those of
+/// `ca_file`. Certificates are always verified.
 pub(crate) fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(cfg.timeout)
         .connect_timeout(cfg.timeout)
-        .user_agent(concat!("gridwatch/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))
+        .user_agent(concat!("gridwatch/", env!("CARGO_PKG_VERSION")));
+    for cert in cfg.extra_roots()? {
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().map_err(|e| format!("HTTP client: {e}"))
 }
 
 /// An HTTP answer, read whole.

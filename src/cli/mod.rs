@@ -48,7 +48,10 @@ Environment:
                     lib/ beside the executable or in the home)
   GRIDWATCH_LOG     a log filter, e.g. gridwatch=debug (overrides -v and -q)
   GRIDWATCH_NODE    this node's name in a cluster (gridwatch run; docs/scaling.md)
-  GRIDWATCH_PYTHON  the Python for bench --compare-baseline (default: .venv/bin/python)";
+  GRIDWATCH_PYTHON  the Python for bench --compare-baseline (default: .venv/bin/python)
+  SSL_CERT_FILE, SSL_CERT_DIR
+                    the CA store for https delivery (default: the system's, e.g.
+                    /etc/ssl/certs; [delivery] ca_file adds a city's own CA)";
 
 impl Cli {
     /// The tracing filter the flags ask for.
