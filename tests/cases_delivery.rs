@@ -1021,78 +1021,6 @@ async fn the_outbox_outlives_a_failing_store() {
     let _ = stop.send(());
 }
 
-/// A private CA and a certificate it signed for 127.0.0.1 / localhost, made with the
-/// openssl command: (CA certificate PEM path, server certificate PEM, server key PEM).
-fn private_ca(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>, Vec<u8>) {
-    std::fs::create_dir_all(dir).unwrap();
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl runs (scripts/setup.sh installs it)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=gridwatch test city CA",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName = IP:127.0.0.1, DNS:localhost\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    (
-        dir.join("ca.pem"),
-        std::fs::read(dir.join("server.pem")).unwrap(),
-        std::fs::read(dir.join("server.key")).unwrap(),
-    )
-}
-
 /// A TLS front for a plain HTTP server (what a city's API gateway does): accepts TLS
 /// on a free port with the given certificate and passes the bytes to `backend`.
 async fn tls_front(cert: &[u8], key: &[u8], backend: SocketAddr) -> SocketAddr {
@@ -1125,7 +1053,12 @@ async fn tls_front(cert: &[u8], key: &[u8], backend: SocketAddr) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_receivers_are_verified_against_the_system_and_the_configured_ca() {
     let tmp = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = private_ca(&tmp.path().join("pki"));
+    let pki = common::tls::private_ca(&tmp.path().join("pki"), "IP:127.0.0.1, DNS:localhost");
+    let (ca, cert, key) = (
+        pki.ca.clone(),
+        std::fs::read(&pki.cert).unwrap(),
+        std::fs::read(&pki.key).unwrap(),
+    );
     let (url, inbox, stop) = start_default_inbox(&tmp.path().join("inbox")).await;
     let backend: SocketAddr = url
         .trim_start_matches("http://")

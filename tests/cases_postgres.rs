@@ -421,3 +421,71 @@ fn evidence_lives_in_the_database_for_every_node_and_retention_prunes_it() {
     assert_eq!(node_a.evidence(new).unwrap(), [e_new]);
     assert_eq!(node_a.prune_evidence(t + 30 * MIN).unwrap(), 0);
 }
+
+/// The error of a connection that must fail.
+fn connect_error(url: &str) -> String {
+    match gridwatch::cases::postgres::connect(url) {
+        Ok(_) => panic!("{url} connected"),
+        Err(e) => e,
+    }
+}
+
+/// Whether the connection `url` opens is encrypted, as the server sees it.
+fn server_sees_tls(url: &str) -> bool {
+    let mut c = gridwatch::cases::postgres::connect(url).unwrap();
+    c.query_one(
+        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+#[test]
+fn tls_to_postgres_follows_libpq_sslmode_and_sslrootcert() {
+    let tmp = tempfile::tempdir().unwrap();
+    // a certificate for a name that is not the address connected to: verify-ca passes,
+    // verify-full must not
+    let pki = common::tls::private_ca(&tmp.path().join("pki"), "DNS:db.city.example");
+    let pg = Pg::start_tls(&pki);
+    let url = pg.database();
+    let with = |q: &str| format!("{url}?{q}");
+    let ca = pki.ca.display().to_string();
+
+    // libpq's default (prefer) encrypts when the server offers it; disable does not
+    assert!(server_sees_tls(&url));
+    assert!(!server_sees_tls(&with("sslmode=disable")));
+    assert!(server_sees_tls(&with("sslmode=require")));
+
+    // the server's CA is not in the system store: verification fails, naming why
+    let e = connect_error(&with("sslmode=verify-ca"));
+    assert!(e.contains("certificate"), "{e}");
+    // with sslrootcert the chain verifies, and the store works over it
+    let verified = with(&format!("sslmode=verify-ca&sslrootcert={ca}"));
+    assert!(server_sees_tls(&verified));
+    let store = PgStore::open(&verified, tmp.path(), dedup()).unwrap();
+    let (_, outcome) = store
+        .record(&violation("dumping", "c1", "cam1", 1_795_000_000_000))
+        .unwrap();
+    assert_eq!(outcome, Outcome::Opened);
+    // require with sslrootcert checks the chain too (as libpq does)
+    assert!(server_sees_tls(&with(&format!(
+        "sslmode=require&sslrootcert={ca}"
+    ))));
+    // verify-full also wants the host's name in the certificate: 127.0.0.1 is not
+    let e = connect_error(&with(&format!("sslmode=verify-full&sslrootcert={ca}")));
+    assert!(e.contains("mismatch"), "{e}");
+    // a wrong CA for require is refused too
+    let other = common::tls::private_ca(&tmp.path().join("other"), "DNS:db.city.example");
+    let e = connect_error(&with(&format!(
+        "sslmode=require&sslrootcert={}",
+        other.ca.display()
+    )));
+    assert!(e.contains("certificate"), "{e}");
+    // a bad sslmode or root file is an error naming it
+    let e = match PgStore::open(&with("sslmode=always"), tmp.path(), dedup()) {
+        Ok(_) => panic!("sslmode=always accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("sslmode=always"), "{e}");
+}

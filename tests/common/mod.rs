@@ -5,6 +5,7 @@ pub mod cases;
 pub mod node;
 pub mod pg;
 pub mod rtsp;
+pub mod tls;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};

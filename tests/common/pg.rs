@@ -35,6 +35,16 @@ fn run(bin: &std::path::Path, args: &[&str]) -> std::process::Output {
 impl Pg {
     /// Starts a fresh cluster.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts a fresh cluster that also takes TLS connections, with `pki`'s server
+    /// certificate and key.
+    pub fn start_tls(pki: &super::tls::Pki) -> Self {
+        Self::start_with(Some(pki))
+    }
+
+    fn start_with(tls: Option<&super::tls::Pki>) -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL server binaries (scripts/setup.sh installs postgresql)")
             .filter_map(|e| e.ok())
@@ -46,6 +56,19 @@ impl Pg {
             .prefix("gridwatch-pg")
             .tempdir()
             .unwrap();
+        let mut ssl = String::new();
+        if let Some(pki) = tls {
+            let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+            std::fs::copy(&pki.cert, &cert).unwrap();
+            std::fs::copy(&pki.key, &key).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            ssl = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            );
+        }
         if is_root() {
             let out = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -79,7 +102,7 @@ impl Pg {
             .unwrap()
             .port();
         let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off{ssl}",
             dir.path().display()
         );
         let log = dir.path().join("log");
