@@ -18,6 +18,7 @@
 #                        its float16 copy (scripts/make-fp16-model.py), for GPUs
 #     samples/           the sample clip, photos and zones (the built-in demo's camera)
 #     calibration/       the sample camera's calibration
+#     tests/fixtures/clips/street-dumping.mp4   the built-in demo's second camera
 #     scripts/           the Python baseline and reference detector (bench)
 #     .cache/bench/      with --bench-clip, the 1080p benchmark clip (`bench --clip
 #                        1080p`; made here with ffmpeg if missing)
@@ -115,6 +116,9 @@ if [ -n "$fp16" ]; then
 fi
 cp -r samples/street.mp4 samples/*.jpg samples/*.md samples/geo "$out/samples/"
 cp calibration/*.toml "$out/calibration/"
+# the built-in demo's second camera (a bag left on the lawn; scripts/make-test-clips.sh)
+mkdir -p "$out/tests/fixtures/clips"
+cp tests/fixtures/clips/street-dumping.mp4 "$out/tests/fixtures/clips/"
 cp scripts/bench-python-baseline.py scripts/reference_detect.py "$out/scripts/"
 if [ -n "$bench_clip" ]; then
   if [ ! -f .cache/bench/street-1080p25-2mbps.mp4 ]; then

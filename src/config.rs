@@ -420,10 +420,16 @@ impl Config {
         Self::parse(&text, &file, base)
     }
 
-    /// The built-in default, with paths from the checkout.
-    pub fn built_in() -> Self {
-        Self::parse(BUILT_IN, "(built-in config)", crate::source_dir())
-            .expect("the built-in config is valid")
+    /// The built-in default: the model, clip and scene from gridwatch's home
+    /// ([`crate::source_dir`]), the data in `./data` — where it is run, not inside an
+    /// installed home that may not be writable.
+    /// Its errors are those of a home that lacks the sample files.
+    pub fn built_in() -> Result<Self, Vec<ConfigError>> {
+        let mut cfg = Self::parse(BUILT_IN, "(built-in config)", crate::source_dir())?;
+        cfg.data_dir = std::env::current_dir()
+            .map(|d| d.join("data"))
+            .unwrap_or_else(|_| PathBuf::from("data"));
+        Ok(cfg)
     }
 
     /// Parses TOML text; `file` names it in errors, `base` resolves relative paths.
@@ -639,10 +645,15 @@ mod tests {
 
     #[test]
     fn the_built_in_config_is_valid() {
-        let c = Config::built_in();
+        let c = Config::built_in().unwrap();
         assert_eq!(c.cameras.len(), 2);
         assert!(c.cameras[0].calibration.as_ref().unwrap().exists());
         assert_eq!(c.rules.parking.dwell, Some(Duration::from_secs(30)));
+        assert_eq!(
+            c.data_dir,
+            std::env::current_dir().unwrap().join("data"),
+            "where it runs"
+        );
     }
 
     #[test]

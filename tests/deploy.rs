@@ -141,6 +141,26 @@ fn the_statefulset_wires_node_names_store_probes_gpu_and_metrics() {
         }
     }
     assert_eq!(sts["spec"]["serviceName"], "gridwatch-nodes");
+    // it runs as the image's user, without root, on a read-only root filesystem with
+    // the data folder and /tmp writable
+    let image = std::fs::read_to_string(common::path("scripts/make-image.sh")).unwrap();
+    let user = image
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("scripts/make-image.sh sets USER");
+    let uid: i64 = user.split(':').next().unwrap().trim().parse().unwrap();
+    let sec = &pod["spec"]["securityContext"];
+    assert_eq!(sec["runAsNonRoot"], true);
+    assert_eq!(sec["runAsUser"], uid);
+    assert_eq!(sec["fsGroup"], uid);
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    let mounts: Vec<&str> = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert!(mounts.contains(&"/tmp"), "{mounts:?}");
 
     // the ConfigMap's config is one gridwatch accepts, and it matches the pod
     let args: Vec<&str> = c["args"]
@@ -221,6 +241,13 @@ fn the_statefulset_wires_node_names_store_probes_gpu_and_metrics() {
         );
     }
     assert_eq!(cfg.store_env.as_deref(), Some("GRIDWATCH_STORE_URL"));
+    assert!(
+        mounts
+            .iter()
+            .any(|m| std::path::Path::new(m) == cfg.data_dir),
+        "data_dir {} is not a writable volume: {mounts:?}",
+        cfg.data_dir.display()
+    );
     assert_eq!(cfg.api.listen, format!("0.0.0.0:{}", port["containerPort"]));
     assert!(cfg.model.provider.starts_with("cuda") || cfg.model.provider.starts_with("tensorrt"));
     assert!(cfg.cameras.len() >= 2);

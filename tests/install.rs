@@ -93,6 +93,16 @@ fn an_installed_binary_uses_its_own_models_and_runtime() {
         "no dog found: {lines:?}"
     );
 
+    // the built-in demo needs the samples, which this home lacks: an error naming it
+    expect_clean_failure(
+        &mut installed(&exe, &work, &["run", "--listen", "127.0.0.1:0"]),
+        &[
+            "built-in demo",
+            &home.display().to_string(),
+            "samples/street.mp4",
+        ],
+    );
+
     // GRIDWATCH_HOME wins over the executable's folder
     let other = tmp.path().join("other-home");
     fs::create_dir_all(other.join("models")).unwrap();
@@ -201,4 +211,47 @@ fn the_bundle_runs_with_nothing_but_its_own_folder() {
         lines.iter().filter(|l| l.class == "car").count() > 10,
         "too few cars: {lines:?}"
     );
+
+    // the built-in demo runs from it: both sample cameras decode and detect, the data
+    // goes to ./data where it is run
+    let mut child = Command::new(&exe)
+        .env_clear()
+        .current_dir(&work)
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(work.join("run.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address: {line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let detecting = loop {
+        let cams = common::node::get(&format!("{url}/api/cameras")).unwrap_or_default();
+        let busy = cams
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["last_frame"].is_string())
+            .count();
+        if busy == 2 || std::time::Instant::now() > deadline {
+            break busy;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let log = fs::read_to_string(work.join("run.log")).unwrap_or_default();
+    assert_eq!(detecting, 2, "both cameras detecting\n{log}");
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(work.join("data/cases.sqlite").is_file(), "{log}");
 }

@@ -82,7 +82,17 @@ pub fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let mut cfg = match &a.config {
         Some(p) => load(p)?,
-        None => Config::built_in(),
+        None => Config::built_in().map_err(|errs| {
+            anyhow::anyhow!(
+                "the built-in demo needs the sample files under gridwatch's home {} \
+                 (a checkout, or a bundle from scripts/make-bundle.sh; GRIDWATCH_HOME names another):\n  {}",
+                crate::source_dir().display(),
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            )
+        })?,
     };
     if let Some(l) = a.listen {
         cfg.api.listen = l;
