@@ -13,9 +13,10 @@
 #             time (the NVIDIA container toolkit). Use with --features and --ort-wheel.
 #
 # Writes the build context to dist/image/ (root/ and Containerfile: any builder takes
-# it) and, when podman is here, builds NAME (default gridwatch:0.1.0) and saves it as
-# dist/gridwatch-image.tar (OCI archive: `podman load`, `skopeo copy
-# oci-archive:dist/gridwatch-image.tar docker://registry/…`).
+# it) and, with podman (installed from Debian when missing and run as root), builds
+# NAME (default gridwatch:0.1.0) and saves it as dist/gridwatch-image.tar (OCI
+# archive: `podman load`, `skopeo copy oci-archive:dist/gridwatch-image.tar
+# docker://registry/…`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tag=gridwatch:0.1.0
@@ -100,6 +101,11 @@ CMD ["--help"]
 EOF
 say "$ctx: build context ($(du -sh "$root" | cut -f1))"
 
+if ! command -v podman >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  say "installing podman (Debian) to build the image"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc >/dev/null ||
+    say "could not install podman"
+fi
 if command -v podman >/dev/null; then
   podman build -q -t "$tag" "$ctx" >/dev/null
   rm -f dist/gridwatch-image.tar
