@@ -208,20 +208,37 @@ async fn metrics(State(s): St) -> Result<Response, ApiError> {
         .into_response())
 }
 
+/// How long `/api/cameras` waits for the lease table before answering from the last
+/// reading.
+const HOLDERS_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// Every configured camera: those running here with their state, counters and last
 /// frame; with several nodes, the others with the node that holds them (`node`,
 /// `node_url`, `state: "elsewhere"`) or `state: "unassigned"` while nobody does.
 async fn cameras(State(s): St) -> Json<serde_json::Value> {
     let status = s.pool.status();
     let holders = match s.cluster.clone() {
-        Some(c) => match tokio::task::spawn_blocking(move || c.holders()).await {
-            Ok(Ok(h)) => h,
-            Ok(Err(e)) => {
-                tracing::warn!("api: camera holders: {e}");
-                Default::default()
+        // the lease table is read on demand; a database that stops answering while it
+        // is asked (its connection was free, so no heartbeat was stuck on it) must not
+        // take the API with it: after HOLDERS_WAIT the last reading answers
+        Some(c) => {
+            let asked = c.clone();
+            let read = tokio::task::spawn_blocking(move || asked.holders());
+            match tokio::time::timeout(HOLDERS_WAIT, read).await {
+                Ok(Ok(Ok(h))) => h,
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!("api: camera holders: {e}");
+                    c.last_holders()
+                }
+                Ok(Err(_)) => c.last_holders(),
+                Err(_) => {
+                    tracing::warn!(
+                        "api: camera holders: the store did not answer within {HOLDERS_WAIT:?}; showing the last reading"
+                    );
+                    c.last_holders()
+                }
             }
-            Err(_) => Default::default(),
-        },
+        }
         None => Default::default(),
     };
     let list: Vec<_> = s

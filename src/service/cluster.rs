@@ -221,6 +221,17 @@ impl Membership {
         Ok(holders)
     }
 
+    /// The last reading of [`Membership::holders`], however old (empty before the
+    /// first): for callers that cannot wait on the database.
+    pub fn last_holders(&self) -> BTreeMap<String, Holder> {
+        self.holders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(_, h)| h.clone())
+            .unwrap_or_default()
+    }
+
     /// The cameras that prefer this node among `live`.
     fn preferred_among(&self, live: &[String]) -> Vec<String> {
         let mut p = self.preferred.lock().unwrap_or_else(|p| p.into_inner());
