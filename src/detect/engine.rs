@@ -222,8 +222,16 @@ fn register_provider(
         let lib = runtime::environment()
             .map(|(_, p)| p.display().to_string())
             .unwrap_or_default();
+        let text = e.to_string();
+        if text.contains("libcuda.so") {
+            // everything of ONNX Runtime's and CUDA's was found but the driver's library
+            return unavailable(format!(
+                "{text} (the NVIDIA driver is not installed here, or not visible to this \
+                 process: in a container the NVIDIA container toolkit provides libcuda.so.1)"
+            ));
+        }
         unavailable(format!(
-            "{e} (ONNX Runtime was loaded from {lib}; GPU providers need the onnxruntime-gpu==1.31.1 \
+            "{text} (ONNX Runtime was loaded from {lib}; GPU providers need the onnxruntime-gpu==1.31.1 \
              build — ORT_DYLIB_PATH pointing at its libonnxruntime.so, or in gridwatch's lib/ — and \
              the CUDA 13 and cuDNN 9 libraries on LD_LIBRARY_PATH; scripts/gpu-check.sh sets both)"
         ))
