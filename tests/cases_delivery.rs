@@ -787,15 +787,9 @@ fn malformed_inbox_requests_get_open311_errors_and_store_nothing() {
 }
 
 fn read_url(child: &mut std::process::Child) -> String {
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    line.trim()
-        .strip_prefix("inbox: ")
-        .expect("inbox prints its URL")
-        .to_string()
+    let (line, url) = common::first_url(child);
+    assert!(line.starts_with("inbox: "), "{line}");
+    url.expect("inbox prints its URL")
 }
 
 fn get_requests(url: &str) -> Vec<StoredRequest> {

@@ -222,18 +222,8 @@ fn the_bundle_runs_with_nothing_but_its_own_folder() {
         .stderr(std::fs::File::create(work.join("run.log")).unwrap())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address: {line:?}"))
-        .trim_end_matches('/')
-        .to_string();
+    let (line, url) = common::first_url(&mut child);
+    let url = url.unwrap_or_else(|| panic!("no address: {line:?}"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let detecting = loop {
         let cams = common::node::get(&format!("{url}/api/cameras")).unwrap_or_default();

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,11 +26,8 @@ impl Service {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) else {
+        let (line, url) = common::first_url(&mut child);
+        let Some(url) = url else {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
             panic!(
@@ -39,7 +35,6 @@ impl Service {
                 String::from_utf8_lossy(&out.stderr)
             )
         };
-        let url = url.trim_end_matches('/').to_string();
         Self { child, url }
     }
 

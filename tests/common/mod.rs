@@ -42,6 +42,22 @@ pub fn gridwatch(args: &[&str]) -> Command {
     cmd
 }
 
+/// The first line a started child prints on its piped stdout, and the first
+/// `http://` address in it without a trailing `/` (gridwatch run and gridwatch inbox
+/// print theirs first).
+pub fn first_url(child: &mut std::process::Child) -> (String, Option<String>) {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().expect("stdout is piped"))
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .map(|u| u.trim_end_matches('/').to_string());
+    (line, url)
+}
+
 /// Runs the command and returns its output, with stdout and stderr as text.
 pub fn run(cmd: &mut Command) -> (Output, String, String) {
     let out = cmd.output().expect("the gridwatch binary runs");

@@ -3,7 +3,6 @@
 //! file, its address read from its first line of output; plain HTTP GETs against it.
 
 use std::collections::BTreeSet;
-use std::io::BufRead;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -28,21 +27,13 @@ impl Node {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| {
-                panic!(
-                    "{name} did not start: {line}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            })
-            .trim_end_matches('/')
-            .to_string();
+        let (line, url) = super::first_url(&mut child);
+        let url = url.unwrap_or_else(|| {
+            panic!(
+                "{name} did not start: {line}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
         Self {
             name: name.into(),
             child,
