@@ -20,23 +20,8 @@ fn install(dir: &Path) -> PathBuf {
     fs::create_dir_all(dir.join("models")).unwrap();
     let exe = dir.join("bin/gridwatch");
     fs::copy(env!("CARGO_BIN_EXE_gridwatch"), &exe).unwrap();
-    let capi = fs::read_dir(path(".venv/lib"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path().join("site-packages/onnxruntime/capi"))
-        .find(|p| p.is_dir())
-        .expect(".venv has onnxruntime: run scripts/setup.sh");
-    let lib = fs::read_dir(&capi)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("libonnxruntime.so.")
-        })
-        .expect("libonnxruntime.so.* in .venv");
+    // the ONNX Runtime the checkout's own builds load (scripts/setup.sh puts it in .venv)
+    let lib = gridwatch::detect::runtime::locate().expect("ONNX Runtime: run scripts/setup.sh");
     symlink(&lib, dir.join("lib").join(lib.file_name().unwrap())).unwrap();
     for f in ["nanodet-coco-416.toml", "coco80.txt"] {
         fs::copy(path("models").join(f), dir.join("models").join(f)).unwrap();

@@ -219,9 +219,6 @@ fn register_provider(
     };
     #[cfg(any(feature = "cuda", feature = "tensorrt"))]
     let gpu_hint = |e: ort::Error<ort::session::builder::SessionBuilder>| {
-        let lib = runtime::environment()
-            .map(|(_, p)| p.display().to_string())
-            .unwrap_or_default();
         let text = e.to_string();
         if text.contains("libcuda.so") {
             // everything of ONNX Runtime's and CUDA's was found but the driver's library
@@ -230,6 +227,9 @@ fn register_provider(
                  process: in a container the NVIDIA container toolkit provides libcuda.so.1)"
             ));
         }
+        let lib = runtime::environment()
+            .map(|(_, p)| p.display().to_string())
+            .unwrap_or_default();
         unavailable(format!(
             "{text} (ONNX Runtime was loaded from {lib}; GPU providers need the onnxruntime-gpu==1.31.1 \
              build — ORT_DYLIB_PATH pointing at its libonnxruntime.so, or in gridwatch's lib/ — and \
