@@ -117,6 +117,20 @@ pub fn write_jpeg(path: &Path, image: &Mat, quality: i32) -> opencv::Result<()> 
     Ok(())
 }
 
+/// Writes a frame as it is, losslessly (PNG).
+pub fn write_png(path: &Path, frame: &Frame) -> opencv::Result<()> {
+    let mat = frame_mat(frame)?;
+    let params = Vector::from_slice(&[imgcodecs::IMWRITE_PNG_COMPRESSION, 1]);
+    let name = path.to_string_lossy();
+    if !imgcodecs::imwrite(name.as_ref(), &mat, &params)? {
+        return Err(opencv::Error::new(
+            opencv::core::StsError,
+            format!("could not write {name}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A frame as JPEG bytes of the given quality.
 pub fn encode_jpeg(frame: &Frame, quality: i32) -> opencv::Result<Vec<u8>> {
     let mat = frame_mat(frame)?;

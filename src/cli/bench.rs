@@ -83,8 +83,10 @@ pub struct BenchReport {
     pub frames: u64,
     /// Frames the codec decoded (including those not sampled).
     pub decoded_frames: u64,
-    /// Keyframe seeks that skipped unneeded frames.
-    pub seeks: u64,
+    /// Video packets read from the clip.
+    pub packets: u64,
+    /// Of those, packets the decoder was given (the others were never decoded).
+    pub fed_packets: u64,
     /// Decoding and colour conversion, ms per detected frame (on the decode thread,
     /// overlapping the detector's work).
     pub decode_ms: f64,
@@ -384,7 +386,8 @@ fn measure(
         sampling: every.to_string(),
         frames: times.frames,
         decoded_frames: stats.decoded,
-        seeks: stats.seeks,
+        packets: stats.packets,
+        fed_packets: stats.fed,
         decode_ms: per(decode_time),
         preprocess_ms: per(times.preprocess),
         inference_ms: per(times.inference),
@@ -439,8 +442,8 @@ fn print_detail(m: &Measured) {
             .map_or(String::new(), |f| format!(", {f} frames"))
     );
     println!(
-        "sampling     {} → {} frames detected, {} decoded, {} keyframe seeks",
-        report.sampling, report.frames, report.decoded_frames, report.seeks
+        "sampling     {} → {} frames detected, {} decoded ({} of {} packets fed)",
+        report.sampling, report.frames, report.decoded_frames, report.fed_packets, report.packets
     );
     println!("stage        ms/frame");
     println!(

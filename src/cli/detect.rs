@@ -13,14 +13,16 @@ use serde::Serialize;
 use super::ModelArgs;
 use crate::decode::{read_image, FileDecoder, Frame, Input, Sampler, Sampling};
 use crate::detect::{Detection, Detector};
-use crate::draw::write_annotated;
+use crate::draw::{write_annotated, write_png};
 
 /// Arguments of `gridwatch detect`.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Output: DIR/detections.jsonl has one JSON object per detection with the keys \
 source, frame, pts_ms, class, class_id, score and box ([x1,y1,x2,y2] in source pixels); \
-DIR also receives one annotated JPEG per image or sampled frame.\n\n\
+DIR/frames.jsonl one per image or sampled frame (source, frame, pts_ms, keyframe, width, \
+height, detections, image); DIR also receives one annotated JPEG per image or sampled \
+frame, and with --raw-frames the frame itself as PNG.\n\n\
 Examples:\n  gridwatch detect samples/street.mp4 --every 1s --out out/street\n  \
 gridwatch detect samples/ --model models/nanodet-coco-416.toml"
 )]
@@ -39,6 +41,10 @@ pub struct DetectArgs {
     /// Write detections only, no annotated JPEGs.
     #[arg(long)]
     pub no_images: bool,
+    /// Also write each sampled frame as it was decoded, without drawing, as a PNG
+    /// (NAME_FRAME.png): for labelling, or for checking decoding against another tool.
+    #[arg(long)]
+    pub raw_frames: bool,
 }
 
 /// One line of detections.jsonl.
@@ -54,27 +60,47 @@ struct Line<'a> {
     bbox: [f32; 4],
 }
 
+/// One line of frames.jsonl.
+#[derive(Serialize)]
+struct FrameLine<'a> {
+    source: &'a str,
+    frame: u64,
+    pts_ms: Option<i64>,
+    keyframe: bool,
+    width: u32,
+    height: u32,
+    detections: usize,
+    image: Option<&'a str>,
+}
+
 /// Writes detections and annotated frames for one run.
 struct Sink {
     out_dir: PathBuf,
     jsonl: BufWriter<File>,
+    frames_jsonl: BufWriter<File>,
     images: bool,
+    raw: bool,
     canvas: Mat,
     frames: u64,
     detections: u64,
 }
 
 impl Sink {
-    fn new(out_dir: &Path, images: bool) -> anyhow::Result<Self> {
+    fn new(out_dir: &Path, images: bool, raw: bool) -> anyhow::Result<Self> {
         fs::create_dir_all(out_dir)
             .with_context(|| format!("cannot create the output directory {}", out_dir.display()))?;
-        let path = out_dir.join("detections.jsonl");
-        let file =
-            File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let create = |name: &str| {
+            let path = out_dir.join(name);
+            File::create(&path)
+                .map(BufWriter::new)
+                .with_context(|| format!("cannot create {}", path.display()))
+        };
         Ok(Self {
             out_dir: out_dir.to_path_buf(),
-            jsonl: BufWriter::new(file),
+            jsonl: create("detections.jsonl")?,
+            frames_jsonl: create("frames.jsonl")?,
             images,
+            raw,
             canvas: Mat::default(),
             frames: 0,
             detections: 0,
@@ -102,18 +128,35 @@ impl Sink {
             serde_json::to_writer(&mut self.jsonl, &line)?;
             self.jsonl.write_all(b"\n")?;
         }
+        let stem = source
+            .file_stem()
+            .map_or("frame".into(), |s| s.to_string_lossy());
+        let name = match frame.pts_ms {
+            Some(_) => format!("{stem}_{:06}", frame.index),
+            None => stem.to_string(),
+        };
         if self.images {
-            let stem = source
-                .file_stem()
-                .map_or("frame".into(), |s| s.to_string_lossy());
-            let name = match frame.pts_ms {
-                Some(_) => format!("{stem}_{:06}.jpg", frame.index),
-                None => format!("{stem}.jpg"),
-            };
-            let path = self.out_dir.join(name);
+            let path = self.out_dir.join(format!("{name}.jpg"));
             write_annotated(&path, frame, dets, classes, 90, &mut self.canvas)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
+        if self.raw {
+            let path = self.out_dir.join(format!("{name}.png"));
+            write_png(&path, frame).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        let image = format!("{name}.jpg");
+        let line = FrameLine {
+            source: &src,
+            frame: frame.index,
+            pts_ms: frame.pts_ms,
+            keyframe: frame.keyframe,
+            width: frame.width,
+            height: frame.height,
+            detections: dets.len(),
+            image: self.images.then_some(image.as_str()),
+        };
+        serde_json::to_writer(&mut self.frames_jsonl, &line)?;
+        self.frames_jsonl.write_all(b"\n")?;
         self.frames += 1;
         self.detections += dets.len() as u64;
         Ok(())
@@ -121,6 +164,7 @@ impl Sink {
 
     fn finish(mut self) -> anyhow::Result<(u64, u64)> {
         self.jsonl.flush()?;
+        self.frames_jsonl.flush()?;
         Ok((self.frames, self.detections))
     }
 }
@@ -129,7 +173,7 @@ impl Sink {
 pub fn run(args: DetectArgs) -> anyhow::Result<()> {
     let input = Input::classify(&args.input)?;
     let mut det = args.model.load()?;
-    let mut sink = Sink::new(&args.out, !args.no_images)?;
+    let mut sink = Sink::new(&args.out, !args.no_images, args.raw_frames)?;
     let classes = det.manifest().classes.clone();
     match &input {
         Input::Image(p) => {
@@ -251,7 +295,8 @@ fn run_clip(
         file = %path.display(),
         decoded = s.decoded,
         converted = s.converted,
-        seeks = s.seeks,
+        fed = s.fed,
+        discontinuities = s.discontinuities,
         corrupt_packets = s.corrupt_packets,
         "clip done"
     );

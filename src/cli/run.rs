@@ -105,12 +105,24 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         anyhow::bail!("{}", problems.join("\n"));
     }
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(crate::service::run(cfg, async {
+    let result = rt.block_on(crate::service::run(cfg, async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
-    }))
+        // a second signal while shutting down ends the process at once
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            eprintln!("gridwatch: second signal, exiting now");
+            std::process::exit(130);
+        });
+    }));
+    // decode jobs left behind by the watchdog must not hold the exit
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }

@@ -1,25 +1,34 @@
 //! Video files through FFmpeg: demux, decode only what sampling needs, convert to BGR.
 //!
-//! Two savings keep decoding proportional to what is looked at:
-//! - frames the sampler does not take are decoded (later frames depend on them) but
-//!   never colour-converted;
-//! - when the next sample lies beyond a keyframe that has not been read yet, and the
-//!   container has an index (MP4, MKV, AVI), the demuxer seeks straight to that
-//!   keyframe: the frames in between are not even decoded. With a keyframe every 2 s
-//!   and `every = 10s`, four GOPs in five are skipped whole.
+//! Every packet of the video stream is read (demuxing is cheap next to decoding, and
+//! works the same for containers with an index and without: MP4, Matroska, MPEG-TS,
+//! raw streams); the [`Planner`] decides which packets the decoder sees, and the
+//! [`Sampler`] picks among the pictures the decoder gives back, in presentation order.
+//! So B-frames, pyramids and open GOPs sample the frame a full decode would give,
+//! while frames nobody looks at are not decoded at all (with a keyframe every 2 s and
+//! `every = 2s`, only keyframes are).
+//!
+//! Timestamps are made one rising timeline: a jump back (concatenated MPEG-TS
+//! segments, a camera's clock reset) or, in formats that allow discontinuities, a jump
+//! forward of more than 10 s continues one frame after the last packet, as FFmpeg's
+//! own command-line tool does.
 //!
 //! The BGR conversion is [`super::convert::BgrConverter`]: frames are bit-identical to
 //! what OpenCV's `VideoCapture` reads.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use ffmpeg::ffi;
 use ffmpeg::media::Type;
+use ffmpeg::packet::{Mut as _, Ref as _};
 use ffmpeg::{codec, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
 use super::convert::BgrConverter;
+use super::nal::{Family, NalReader};
+use super::plan::{Planner, Step, Unit};
 use super::sample::{Sampler, Sampling};
 use super::{DecodeError, Frame};
 
@@ -45,14 +54,18 @@ pub struct ClipInfo {
 pub struct DecodeStats {
     /// Packets read from the container for the video stream.
     pub packets: u64,
+    /// Of those, packets sent to the decoder (the rest were never decoded).
+    pub fed: u64,
     /// Frames the codec decoded.
     pub decoded: u64,
     /// Frames converted to BGR and handed out.
     pub converted: u64,
-    /// Seeks made to skip to a keyframe.
-    pub seeks: u64,
     /// Packets or frames refused as corrupt (skipped).
     pub corrupt_packets: u64,
+    /// Timestamp discontinuities made continuous.
+    pub discontinuities: u64,
+    /// Changes of the picture size mid-stream.
+    pub size_changes: u64,
     /// Whether reading stopped at damaged data before the container's end.
     pub truncated: bool,
 }
@@ -66,8 +79,96 @@ pub fn init_ffmpeg() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         let _ = ffmpeg::init();
-        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Quiet);
+        super::log::install();
     });
+}
+
+/// Packets the decoder may take without giving a picture back before the file is
+/// called undecodable: far above any reorder delay (16 at most in H.264/H.265).
+const MAX_SILENT_FEEDS: u32 = 300;
+
+/// Pictures larger than this (8K UHD) are refused by the decoder: a damaged or hostile
+/// header must not make it allocate gigabytes.
+pub const MAX_PIXELS: i64 = 7680 * 4320;
+
+/// A demuxed packet with the times and flags the planner reads.
+pub(crate) struct FilePacket {
+    packet: Packet,
+    pts_ms: Option<i64>,
+    dts_ms: Option<i64>,
+    key: bool,
+    disposable: bool,
+}
+
+impl Clone for FilePacket {
+    fn clone(&self) -> Self {
+        let mut packet = Packet::empty();
+        // SAFETY: both packets are valid; av_packet_ref shares the reference-counted
+        // data (ffmpeg-next's Clone copies it).
+        unsafe { ffi::av_packet_ref(packet.as_mut_ptr(), self.packet.as_ptr()) };
+        Self {
+            packet,
+            pts_ms: self.pts_ms,
+            dts_ms: self.dts_ms,
+            key: self.key,
+            disposable: self.disposable,
+        }
+    }
+}
+
+impl Unit for FilePacket {
+    fn pts_ms(&self) -> Option<i64> {
+        self.pts_ms
+    }
+    fn dts_ms(&self) -> Option<i64> {
+        self.dts_ms
+    }
+    fn keyframe(&self) -> bool {
+        self.key
+    }
+    fn disposable(&self) -> bool {
+        self.disposable
+    }
+    fn bytes(&self) -> usize {
+        self.packet.size()
+    }
+}
+
+/// Packet timestamps made one rising timeline (see the module notes).
+#[derive(Debug, Clone)]
+struct Timeline {
+    offset: i64,
+    last_dts: Option<i64>,
+    frame_ticks: i64,
+    /// The format allows discontinuities (MPEG-TS): big forward jumps are rebased too.
+    discontinuous_format: bool,
+    jump_ticks: i64,
+}
+
+impl Timeline {
+    /// Shifts the packet onto the timeline; returns whether it rebased.
+    fn fix(&mut self, p: &mut Packet) -> bool {
+        let mut jumped = false;
+        if let Some(dts) = p.dts() {
+            let mut d = dts + self.offset;
+            if let Some(last) = self.last_dts {
+                let back = d < last;
+                let leap = self.discontinuous_format && d > last + self.jump_ticks;
+                if back || leap {
+                    let delta = last + self.frame_ticks - d;
+                    self.offset += delta;
+                    d += delta;
+                    jumped = true;
+                }
+            }
+            self.last_dts = Some(d);
+            p.set_dts(Some(d));
+        }
+        if self.offset != 0 {
+            p.set_pts(p.pts().map(|x| x + self.offset));
+        }
+        jumped
+    }
 }
 
 /// A video file opened for sampled decoding.
@@ -79,19 +180,29 @@ pub struct FileDecoder {
     time_base: Rational,
     start_pts: i64,
     info: ClipInfo,
-    has_index: bool,
-    packet: Packet,
+    nal: Option<NalReader>,
+    planner: Option<Planner<FilePacket>>,
+    steps: VecDeque<Step<FilePacket>>,
+    planned: Vec<Step<FilePacket>>,
+    /// A drain is under way: the decoder was told the input ended.
+    draining: bool,
+    /// The container has no more packets.
+    demuxed: bool,
+    /// The end was signalled to the decoder.
+    ended: bool,
     decoded: ffmpeg::frame::Video,
     bgr: BgrConverter,
+    timeline: Timeline,
     max_read_pts: i64,
-    eof_sent: bool,
     read_errors: u32,
-    keyframes_only: bool,
-    /// The sampling grid falls on keyframes: frames between them are never needed.
-    key_is_sample: bool,
-    /// The keyframe spacing, when the index shows a regular one starting at 0.
-    key_interval_ms: Option<i64>,
+    silent_feeds: u32,
     last_pts_ms: i64,
+    /// The time of the last picture out of the decoder (any, taken or not).
+    last_out_ms: Option<i64>,
+    frame_ms: i64,
+    /// Packets without presentation times were seen: every packet is decoded.
+    untimed: bool,
+    last_size: (u32, u32),
     stats: DecodeStats,
 }
 
@@ -110,25 +221,28 @@ impl FileDecoder {
     /// picks, one per core plus one).
     pub fn open_with_threads(path: &Path, threads: usize) -> Result<Self, DecodeError> {
         init_ffmpeg();
+        super::log::clear();
         let err = |what: &str, e: ffmpeg::Error| DecodeError::Open {
             path: path.to_path_buf(),
-            message: format!("{what}: {e}"),
+            message: super::log::explain(format!("{what}: {e}")),
         };
-        if !path.is_file() {
-            return Err(DecodeError::Open {
-                path: path.to_path_buf(),
-                message: "no such file".into(),
-            });
+        let open_err = |message: &str| DecodeError::Open {
+            path: path.to_path_buf(),
+            message: message.into(),
+        };
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(m) if m.is_dir() => return Err(open_err("a directory, not a video file")),
+            // a FIFO or device is read as a stream (a recorder writing into a pipe)
+            Ok(_) => {}
+            Err(_) => return Err(open_err("no such file")),
         }
         let input =
             ffmpeg::format::input(path).map_err(|e| err("not a video file FFmpeg can read", e))?;
         let stream = input
             .streams()
             .best(Type::Video)
-            .ok_or_else(|| DecodeError::Open {
-                path: path.to_path_buf(),
-                message: "the file has no video stream".into(),
-            })?;
+            .ok_or_else(|| open_err("the file has no video stream"))?;
         let index = stream.index();
         let time_base = stream.time_base();
         let start_pts = if stream.start_time() == ffi::AV_NOPTS_VALUE {
@@ -137,36 +251,36 @@ impl FileDecoder {
             stream.start_time()
         };
         let rate = stream.avg_frame_rate();
-        let fps = if rate.denominator() != 0 {
+        let fps = if rate.denominator() != 0 && rate.numerator() > 0 {
             rate.numerator() as f64 / rate.denominator() as f64
         } else {
             0.0
         };
-        // SAFETY: the stream pointer is valid while `input` lives.
-        let has_index = unsafe { ffi::avformat_index_get_entries_count(stream.as_ptr()) } > 0;
-        let key_interval_ms = if has_index {
-            // SAFETY: as above; index entries are only read
-            let keys: Vec<i64> = unsafe {
-                let st = stream.as_ptr() as *mut ffi::AVStream;
-                (0..ffi::avformat_index_get_entries_count(st))
-                    .filter_map(|i| {
-                        let e = ffi::avformat_index_get_entry(st, i);
-                        (!e.is_null() && (*e).flags() & ffi::AVINDEX_KEYFRAME != 0)
-                            .then(|| ts_to_ms((*e).timestamp - start_pts, time_base))
-                    })
-                    .collect()
-            };
-            regular_interval(&keys)
-        } else {
-            None
+        let params = stream.parameters();
+        let family = match params.id() {
+            codec::Id::H264 => Some(Family::H264),
+            codec::Id::HEVC => Some(Family::H265),
+            _ => None,
         };
-        let mut ctx = codec::context::Context::from_parameters(stream.parameters())
+        // SAFETY: the parameters belong to the open stream; extradata is read only.
+        let extradata = unsafe {
+            let p = params.as_ptr();
+            if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize)
+            }
+        };
+        let nal = family.map(|f| NalReader::new(f, extradata));
+        let mut ctx = codec::context::Context::from_parameters(params)
             .map_err(|e| err("unsupported codec parameters", e))?;
         ctx.set_threading(codec::threading::Config {
             kind: codec::threading::Type::Frame,
             count: threads,
             ..Default::default()
         });
+        // SAFETY: a plain field of a context not yet opened.
+        unsafe { (*ctx.as_mut_ptr()).max_pixels = MAX_PIXELS };
         let decoder = ctx
             .decoder()
             .video()
@@ -189,11 +303,16 @@ impl FileDecoder {
             frames,
         };
         if info.width == 0 || info.height == 0 {
-            return Err(DecodeError::Open {
-                path: path.to_path_buf(),
-                message: "the video stream has no frame size".into(),
-            });
+            return Err(open_err("the video stream has no frame size"));
         }
+        let frame_ticks = if fps > 0.0 {
+            ms_to_ts((1000.0 / fps).round() as i64, time_base).max(1)
+        } else {
+            ms_to_ts(40, time_base).max(1)
+        };
+        // SAFETY: reading the input format's flags.
+        let discontinuous_format =
+            unsafe { (*(*input.as_ptr()).iformat).flags & ffi::AVFMT_TS_DISCONT != 0 };
         Ok(Self {
             path: path.to_path_buf(),
             input,
@@ -202,17 +321,34 @@ impl FileDecoder {
             time_base,
             start_pts,
             info,
-            has_index,
-            packet: Packet::empty(),
+            nal,
+            planner: None,
+            steps: VecDeque::new(),
+            planned: Vec::new(),
+            draining: false,
+            demuxed: false,
+            ended: false,
             decoded: ffmpeg::frame::Video::empty(),
             bgr: BgrConverter::default(),
+            timeline: Timeline {
+                offset: 0,
+                last_dts: None,
+                frame_ticks,
+                discontinuous_format,
+                jump_ticks: ms_to_ts(10_000, time_base),
+            },
             max_read_pts: i64::MIN,
-            eof_sent: false,
             read_errors: 0,
-            keyframes_only: false,
-            key_is_sample: false,
-            key_interval_ms,
+            silent_feeds: 0,
             last_pts_ms: i64::MIN,
+            last_out_ms: None,
+            frame_ms: if fps > 0.0 {
+                (1000.0 / fps).round() as i64
+            } else {
+                40
+            },
+            untimed: false,
+            last_size: (0, 0),
             stats: DecodeStats::default(),
         })
     }
@@ -227,6 +363,13 @@ impl FileDecoder {
         self.stats
     }
 
+    fn decode_error(&self, message: impl Into<String>) -> DecodeError {
+        DecodeError::Decode {
+            path: self.path.clone(),
+            message: super::log::explain(message),
+        }
+    }
+
     /// Decodes up to the next frame `sampler` takes and writes it into `out`.
     /// Returns `Ok(false)` at the end of the file.
     pub fn next_sampled(
@@ -234,43 +377,28 @@ impl FileDecoder {
         sampler: &mut Sampler,
         out: &mut Frame,
     ) -> Result<bool, DecodeError> {
-        self.keyframes_only = sampler.sampling() == Sampling::Keyframes;
-        // a sampling grid that falls on keyframes (every 2 s with a keyframe every 2 s,
-        // or every 4 s): every sample is a keyframe, frames between them are not needed
-        self.key_is_sample = match (sampler.sampling(), self.key_interval_ms) {
-            (Sampling::Every(d), Some(g)) => {
-                let d = d.as_millis() as i64;
-                g > 0 && d >= g && d % g == 0
-            }
-            _ => false,
-        };
+        if self
+            .planner
+            .as_ref()
+            .is_none_or(|p| p.sampling() != sampler.sampling())
+        {
+            self.planner = Some(Planner::new(sampler.sampling()));
+        }
         loop {
             match self.decoder.receive_frame(&mut self.decoded) {
                 Ok(()) => {
-                    self.stats.decoded += 1;
-                    let pts = self.decoded.timestamp().or(self.decoded.pts()).unwrap_or(0);
-                    let pts_ms = ts_to_ms(pts - self.start_pts, self.time_base);
-                    self.last_pts_ms = self.last_pts_ms.max(pts_ms);
-                    if sampler.take(pts_ms, self.decoded.is_key()) {
-                        self.bgr.convert(&self.decoded, out).map_err(|message| {
-                            DecodeError::Decode {
-                                path: self.path.clone(),
-                                message,
-                            }
-                        })?;
-                        out.pts_ms = Some(pts_ms);
-                        out.index = if self.info.fps > 0.0 {
-                            (pts_ms as f64 * self.info.fps / 1000.0).round().max(0.0) as u64
-                        } else {
-                            self.stats.decoded - 1
-                        };
-                        out.keyframe = self.decoded.is_key();
-                        self.stats.converted += 1;
+                    if self.take(sampler, out)? {
                         return Ok(true);
                     }
                     continue;
                 }
                 Err(ffmpeg::Error::Eof) => {
+                    if self.draining {
+                        // a drain is done: the decoder starts clean at the next keyframe
+                        self.decoder.flush();
+                        self.draining = false;
+                        continue;
+                    }
                     self.check_complete();
                     return Ok(false);
                 }
@@ -280,21 +408,169 @@ impl FileDecoder {
                     self.stats.corrupt_packets += 1;
                     continue;
                 }
-                Err(e) => {
-                    return Err(DecodeError::Decode {
-                        path: self.path.clone(),
-                        message: e.to_string(),
-                    })
-                }
+                Err(e) => return Err(self.decode_error(e.to_string())),
             }
-            if self.eof_sent {
+            if self.draining {
+                self.decoder.flush();
+                self.draining = false;
+            }
+            if let Some(step) = self.steps.pop_front() {
+                self.run_step(step)?;
+                continue;
+            }
+            if self.demuxed {
+                if !self.ended {
+                    self.ended = true;
+                    let _ = self.decoder.send_eof();
+                    continue;
+                }
                 self.check_complete();
                 return Ok(false);
             }
-            if let Some(due) = sampler.next_due_ms() {
-                self.skip_to_keyframe_before(due)?;
+            self.read_packet()?;
+        }
+    }
+
+    /// A picture came out of the decoder: hands it on if sampling takes it.
+    fn take(&mut self, sampler: &mut Sampler, out: &mut Frame) -> Result<bool, DecodeError> {
+        self.stats.decoded += 1;
+        self.silent_feeds = 0;
+        let size = (self.decoded.width(), self.decoded.height());
+        if self.last_size != (0, 0) && size != self.last_size {
+            self.stats.size_changes += 1;
+            tracing::info!(file = %self.path.display(), "picture size changed from {}x{} to {}x{}",
+                self.last_size.0, self.last_size.1, size.0, size.1);
+        }
+        self.last_size = size;
+        // a picture without a time, or one that goes back (a stream without
+        // presentation times, the last picture of a drain): one frame after the last
+        let guess = self.last_out_ms.map_or(0, |l| l + self.frame_ms);
+        let pts_ms = match self.decoded.timestamp().or(self.decoded.pts()) {
+            Some(pts) => ts_to_ms(pts - self.start_pts, self.time_base),
+            None => guess,
+        };
+        let pts_ms = match self.last_out_ms {
+            Some(last) if pts_ms < last => guess,
+            _ => pts_ms,
+        };
+        self.last_out_ms = Some(pts_ms);
+        self.last_pts_ms = self.last_pts_ms.max(pts_ms);
+        if !sampler.take(pts_ms, self.decoded.is_key()) {
+            return Ok(false);
+        }
+        if let Some(p) = self.planner.as_mut() {
+            p.sampled(sampler.next_due_ms());
+        }
+        self.bgr
+            .convert(&self.decoded, out)
+            .map_err(|m| self.decode_error(m))?;
+        out.pts_ms = Some(pts_ms);
+        out.index = if self.info.fps > 0.0 {
+            (pts_ms as f64 * self.info.fps / 1000.0).round().max(0.0) as u64
+        } else {
+            self.stats.decoded - 1
+        };
+        out.keyframe = self.decoded.is_key();
+        self.stats.converted += 1;
+        Ok(true)
+    }
+
+    fn run_step(&mut self, step: Step<FilePacket>) -> Result<(), DecodeError> {
+        match step {
+            Step::Drain => {
+                let _ = self.decoder.send_eof();
+                self.draining = true;
             }
-            self.feed()?;
+            Step::Feed(p) => match self.decoder.send_packet(&p.packet) {
+                Ok(()) => {
+                    self.stats.fed += 1;
+                    self.silent_feeds += 1;
+                    if self.silent_feeds > MAX_SILENT_FEEDS {
+                        return Err(self.decode_error(format!(
+                            "the decoder gave no picture for {MAX_SILENT_FEEDS} packets in a \
+                             row ({} decoded before, {} corrupt)",
+                            self.stats.decoded, self.stats.corrupt_packets
+                        )));
+                    }
+                }
+                Err(ffmpeg::Error::InvalidData) => {
+                    self.stats.fed += 1;
+                    self.stats.corrupt_packets += 1;
+                    tracing::debug!(file = %self.path.display(), "skipping a corrupt packet");
+                }
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                    // pictures must be taken out first: try this packet again after
+                    self.steps.push_front(Step::Feed(p));
+                }
+                Err(e) => return Err(self.decode_error(e.to_string())),
+            },
+        }
+        Ok(())
+    }
+
+    /// Reads the next packet of the video stream and plans it (or notes the end).
+    fn read_packet(&mut self) -> Result<(), DecodeError> {
+        loop {
+            let mut packet = Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) => {
+                    if packet.stream() != self.stream {
+                        continue;
+                    }
+                    self.stats.packets += 1;
+                    self.read_errors = 0;
+                    if self.timeline.fix(&mut packet) {
+                        self.stats.discontinuities += 1;
+                        tracing::debug!(file = %self.path.display(), "timestamp discontinuity");
+                    }
+                    if let Some(p) = packet.pts().or(packet.dts()) {
+                        self.max_read_pts = self.max_read_pts.max(p);
+                    }
+                    let key = packet.is_key();
+                    let planner = self.planner.as_mut().expect("planner made first");
+                    if packet.pts().is_none() && !self.untimed {
+                        self.untimed = true;
+                        tracing::debug!(file = %self.path.display(),
+                            "packets without presentation times: decoding every packet");
+                        planner.feed_everything(&mut self.planned);
+                    }
+                    let every = matches!(planner.sampling(), Sampling::Every(_));
+                    let disposable = !key
+                        && every
+                        && (packet.flags().bits() & ffi::AV_PKT_FLAG_DISPOSABLE != 0
+                            || match (self.nal.as_mut(), packet.data()) {
+                                (Some(nal), Some(data)) => nal.disposable(data),
+                                _ => false,
+                            });
+                    let ms = |t: i64| ts_to_ms(t - self.start_pts, self.time_base);
+                    let unit = FilePacket {
+                        pts_ms: packet.pts().map(ms),
+                        dts_ms: packet.dts().map(ms),
+                        key,
+                        disposable,
+                        packet,
+                    };
+                    planner.push(unit, &mut self.planned);
+                    self.steps.extend(self.planned.drain(..));
+                    return Ok(());
+                }
+                Err(ffmpeg::Error::Eof) => {
+                    self.demuxed = true;
+                    return Ok(());
+                }
+                Err(e) => {
+                    // A damaged container: skip what cannot be read; give up on the rest
+                    // after a run of failures (a truncated file ends this way).
+                    self.stats.corrupt_packets += 1;
+                    self.read_errors += 1;
+                    tracing::debug!(file = %self.path.display(), error = %e, "unreadable packet");
+                    if self.read_errors >= MAX_READ_ERRORS {
+                        self.stats.truncated = true;
+                        self.demuxed = true;
+                        return Ok(());
+                    }
+                }
+            }
         }
     }
 
@@ -307,8 +583,8 @@ impl FileDecoder {
                 100.0
             };
             let slack = (2.0 * frame_ms).max(500.0) as i64;
-            // the furthest packet read, not the last frame decoded: with keyframe
-            // sampling the frames after the last keyframe are read but never decoded
+            // the furthest packet read, not the last frame decoded: frames after the
+            // last sample are read but never decoded
             let read_ms = if self.max_read_pts > i64::MIN {
                 ts_to_ms(self.max_read_pts - self.start_pts, self.time_base)
             } else {
@@ -319,114 +595,6 @@ impl FileDecoder {
             }
         }
     }
-
-    /// Reads one packet of the video stream into the decoder (or signals the end).
-    fn feed(&mut self) -> Result<(), DecodeError> {
-        loop {
-            match self.packet.read(&mut self.input) {
-                Ok(()) => {
-                    if self.packet.stream() != self.stream {
-                        continue;
-                    }
-                    self.stats.packets += 1;
-                    self.read_errors = 0;
-                    if let Some(p) = self.packet.pts().or(self.packet.dts()) {
-                        self.max_read_pts = self.max_read_pts.max(p);
-                    }
-                    if (self.keyframes_only || self.key_is_sample) && !self.packet.is_key() {
-                        // keyframe sampling: other frames are never decoded
-                        continue;
-                    }
-                    match self.decoder.send_packet(&self.packet) {
-                        Ok(()) => return Ok(()),
-                        Err(ffmpeg::Error::InvalidData) => {
-                            self.stats.corrupt_packets += 1;
-                            tracing::debug!(file = %self.path.display(), "skipping a corrupt packet");
-                            continue;
-                        }
-                        Err(e) => {
-                            return Err(DecodeError::Decode {
-                                path: self.path.clone(),
-                                message: e.to_string(),
-                            })
-                        }
-                    }
-                }
-                Err(ffmpeg::Error::Eof) => {
-                    self.eof_sent = true;
-                    let _ = self.decoder.send_eof();
-                    return Ok(());
-                }
-                Err(e) => {
-                    // A damaged container: skip what cannot be read; give up on the rest
-                    // after a run of failures (a truncated file ends this way).
-                    self.stats.corrupt_packets += 1;
-                    self.read_errors += 1;
-                    tracing::debug!(file = %self.path.display(), error = %e, "unreadable packet");
-                    if self.read_errors >= MAX_READ_ERRORS {
-                        self.stats.truncated = true;
-                        self.eof_sent = true;
-                        let _ = self.decoder.send_eof();
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Seeks to the last keyframe at or before `due_ms` when it lies beyond what was
-    /// read so far: everything before it is not needed.
-    fn skip_to_keyframe_before(&mut self, due_ms: i64) -> Result<(), DecodeError> {
-        if !self.has_index {
-            return Ok(());
-        }
-        let target = self.start_pts + ms_to_ts(due_ms, self.time_base);
-        let Some(stream) = self.input.stream(self.stream) else {
-            return Ok(());
-        };
-        // SAFETY: the stream belongs to `self.input`; the index lookup only reads it,
-        // and the entry is read before anything else touches the context.
-        let key_ts = unsafe {
-            let st = stream.as_ptr() as *mut ffi::AVStream;
-            let e =
-                ffi::avformat_index_get_entry_from_timestamp(st, target, ffi::AVSEEK_FLAG_BACKWARD);
-            if e.is_null() || (*e).flags() & ffi::AVINDEX_KEYFRAME == 0 {
-                return Ok(());
-            }
-            (*e).timestamp
-        };
-        if key_ts <= self.max_read_pts {
-            return Ok(());
-        }
-        // SAFETY: a valid open format context and stream index.
-        let r = unsafe {
-            ffi::av_seek_frame(
-                self.input.as_mut_ptr(),
-                self.stream as i32,
-                key_ts,
-                ffi::AVSEEK_FLAG_BACKWARD,
-            )
-        };
-        if r < 0 {
-            // keep decoding sequentially; correctness does not depend on the seek
-            self.has_index = false;
-            return Ok(());
-        }
-        self.decoder.flush();
-        self.max_read_pts = key_ts - 1;
-        self.stats.seeks += 1;
-        Ok(())
-    }
-}
-
-/// The spacing of keyframes at `keys` ms when it is the same throughout (within 1 ms)
-/// and they start at 0.
-fn regular_interval(keys: &[i64]) -> Option<i64> {
-    if keys.len() < 2 || keys[0].abs() > 1 {
-        return None;
-    }
-    let g = keys[1] - keys[0];
-    (g > 0 && keys.windows(2).all(|w| ((w[1] - w[0]) - g).abs() <= 1)).then_some(g)
 }
 
 fn ts_to_ms(ts: i64, tb: Rational) -> i64 {

@@ -5,6 +5,9 @@ pub mod convert;
 pub mod file;
 pub mod frame;
 pub mod image;
+pub mod log;
+pub mod nal;
+pub mod plan;
 pub mod sample;
 pub mod stream;
 

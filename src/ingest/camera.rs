@@ -1,51 +1,18 @@
 //! One camera's supervisor: `run` retries `run_once` with exponential backoff and
-//! jitter until the camera is removed; `run_once` opens an RTSP session (every request
-//! under a timeout), reads access units with stall detection, plans what to decode,
-//! and hands decode work to the pool's bounded workers, one job per camera at a time.
+//! jitter until the camera is removed; `run_once` runs one session of the camera's
+//! source — RTSP ([`super::rtsp`]) or a file / image folder ([`super::file`]) on a
+//! watched thread of its own.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use retina::client::{
-    Credentials, PlayOptions, SessionGroup, SessionOptions, SetupOptions, TcpTransportOptions,
-    Transport, UdpTransportOptions,
-};
-use retina::codec::{CodecItem, FrameFormat};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::handoff::{CameraFrame, Recycler, Slot};
-use super::plan::{AccessUnit, DecodeStep, Planner};
-use super::{CameraShared, CameraState, RtspTransport, Source};
-use crate::decode::{Frame, StreamDecoder, VideoCodec};
-
-/// Decode steps that may wait for a worker before the backlog is dropped.
-const MAX_BACKLOG: usize = 250;
-
-/// Why a session ended.
-#[derive(Debug)]
-pub(crate) enum End {
-    /// The camera was removed or the pool shut down.
-    Stop,
-    /// A failure worth retrying.
-    Retry(String),
-    /// A failure retrying cannot fix.
-    Fatal(String),
-    /// A finite source (a file that does not loop) reached its end.
-    Finished,
-}
-
-/// What the pool lends every camera.
-#[derive(Clone)]
-pub(crate) struct Shared {
-    pub decode: Arc<Semaphore>,
-    pub notify: Arc<Notify>,
-    pub group: Arc<SessionGroup>,
-    pub recycler: Arc<super::handoff::Recycler>,
-}
+use super::handoff::Slot;
+use super::session::{End, InFlight, Shared, MAX_STUCK};
+use super::{CameraShared, CameraState, Source};
 
 /// Runs until `stop` turns true.
 pub(crate) async fn run(
@@ -113,292 +80,79 @@ async fn run_once(
     pool: &Shared,
     stop: &mut watch::Receiver<bool>,
 ) -> End {
+    let stuck = cam.stuck.load(Ordering::SeqCst);
+    if stuck >= MAX_STUCK {
+        return End::Fatal(format!(
+            "{stuck} decoder threads of this camera are stuck in calls that never returned: \
+             not restarting it (restart gridwatch to try again)"
+        ));
+    }
     match &cam.config.source {
-        Source::Rtsp { url, transport } => run_rtsp(cam, slot, pool, stop, url, *transport).await,
-        Source::File { .. } | Source::Images { .. } => {
-            let (cam, slot, pool, stop) = (cam.clone(), slot.clone(), pool.clone(), stop.clone());
-            match tokio::task::spawn_blocking(move || {
-                super::file::run_blocking(&cam, &slot, &pool, &stop)
-            })
-            .await
-            {
-                Ok(end) => end,
-                Err(e) => End::Retry(format!("file reader failed: {e}")),
-            }
+        Source::Rtsp { url, transport } => {
+            super::rtsp::run(cam, slot, pool, stop, url, *transport).await
         }
+        Source::File { .. } | Source::Images { .. } => run_file(cam, slot, pool, stop).await,
     }
 }
 
-/// One RTSP session, from DESCRIBE to its end.
-async fn run_rtsp(
+/// A file or image-folder session on a thread of its own (not tokio's blocking pool: a
+/// read or decode that never returns must not hold the runtime's shutdown), watched:
+/// a call running longer than the stall timeout is left behind and the session ends.
+async fn run_file(
     cam: &Arc<CameraShared>,
     slot: &Arc<Slot>,
     pool: &Shared,
     stop: &mut watch::Receiver<bool>,
-    url: &url::Url,
-    transport: RtspTransport,
 ) -> End {
-    let cfg = &cam.config;
-    let limit = cfg.connect_timeout;
-    let mut url = url.clone();
-    let creds = (!url.username().is_empty()).then(|| Credentials {
-        username: percent_decode(url.username()),
-        password: percent_decode(url.password().unwrap_or("")),
-    });
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    if url.scheme() != "rtsp" {
-        return End::Fatal(format!(
-            "unsupported URL scheme `{}` (use rtsp://)",
-            url.scheme()
-        ));
+    let in_flight = Arc::new(InFlight::default());
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    let session = super::file::Session {
+        cam: cam.clone(),
+        slot: slot.clone(),
+        pool: pool.clone(),
+        stop: stop.clone(),
+        in_flight: in_flight.clone(),
+        rt: tokio::runtime::Handle::current(),
+    };
+    let spawned = std::thread::Builder::new()
+        .name(format!("file-{}", cam.config.id))
+        .spawn(move || {
+            let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.run()))
+                .unwrap_or_else(|_| End::Retry("the file reader panicked".into()));
+            let _ = tx.send(end);
+        });
+    if let Err(e) = spawned {
+        return End::Retry(format!("cannot start a reader thread: {e}"));
     }
-    let opts = SessionOptions::default()
-        .creds(creds)
-        .user_agent(format!("gridwatch/{}", env!("CARGO_PKG_VERSION")))
-        .session_group(pool.group.clone());
-
-    macro_rules! step {
-        ($what:expr, $fut:expr) => {
-            tokio::select! {
-                r = tokio::time::timeout(limit, $fut) => match r {
-                    Ok(Ok(v)) => v,
-                    Ok(Err(e)) => return End::Retry(format!("{}: {e}", $what)),
-                    Err(_) => return End::Retry(format!("{}: no answer within {:?}", $what, limit)),
-                },
-                _ = stop.wait_for(|s| *s) => return End::Stop,
-            }
-        };
-    }
-
-    let mut session = step!(
-        "DESCRIBE",
-        retina::client::Session::describe(url.clone(), opts)
-    );
-    let Some((index, codec)) = session.streams().iter().enumerate().find_map(|(i, s)| {
-        (s.media() == "video")
-            .then(|| VideoCodec::from_encoding_name(s.encoding_name()).map(|c| (i, c)))?
-    }) else {
-        let found: Vec<String> = session
-            .streams()
-            .iter()
-            .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
-            .collect();
-        return End::Fatal(format!(
-            "no H.264 or H.265 video stream (the camera offers: {})",
-            if found.is_empty() {
-                "nothing".to_string()
-            } else {
-                found.join(", ")
-            }
-        ));
+    let limit = cam.config.stall_timeout;
+    let mut watchdog = tokio::time::interval(Duration::from_millis(500));
+    let leave = |in_flight: &InFlight| {
+        if in_flight.abandon() {
+            cam.stuck.fetch_add(1, Ordering::SeqCst);
+        }
     };
-    let transport = match transport {
-        RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
-        RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
-    };
-    step!(
-        "SETUP",
-        session.setup(
-            index,
-            SetupOptions::default()
-                .transport(transport)
-                .frame_format(FrameFormat::SIMPLE)
-        )
-    );
-    let playing = step!("PLAY", session.play(PlayOptions::default()));
-    let mut demuxed = match playing.demuxed() {
-        Ok(d) => d,
-        Err(e) => return End::Fatal(format!("cannot read the stream: {e}")),
-    };
-    info!(%codec, "streaming");
-    cam.set_state(CameraState::Streaming);
-
-    let mut planner = Planner::new(cfg.sampling);
-    let mut backlog: VecDeque<DecodeStep> = VecDeque::new();
-    let mut steps = Vec::new();
-    let mut decoder: Option<Box<Decoder>> = None;
-    let mut job: Option<tokio::task::JoinHandle<Box<Decoder>>> = None;
-    let mut reset_decoder = false;
-    let mut last_unit = tokio::time::Instant::now();
-    // since when every decoded unit failed (None while decoding works)
-    let mut failing_since: Option<Instant> = None;
-    let mut first_ts: Option<i64> = None;
-    let mut index_in_session: u64 = 0;
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return End::Stop,
-            _ = tokio::time::sleep_until(last_unit + cfg.stall_timeout) => {
-                return End::Retry(format!("stalled: no frame for {:?}", cfg.stall_timeout));
+            end = &mut rx => {
+                return end.unwrap_or_else(|_| End::Retry("the file reader ended without a word".into()));
             }
-            item = demuxed.next() => {
-                let item = match item {
-                    None => return End::Retry("the server ended the stream".into()),
-                    Some(Err(e)) => return End::Retry(format!("stream error: {e}")),
-                    Some(Ok(i)) => i,
-                };
-                let CodecItem::VideoFrame(f) = item else { continue };
-                last_unit = tokio::time::Instant::now();
-                cam.counters.received.fetch_add(1, Ordering::Relaxed);
-                let ts = f.timestamp();
-                let elapsed = ts.elapsed();
-                let base = *first_ts.get_or_insert(elapsed);
-                let pts_ms = (elapsed - base) * 1000 / i64::from(ts.clock_rate().get());
-                if f.is_random_access_point() {
-                    cam.counters.keyframes.fetch_add(1, Ordering::Relaxed);
-                }
-                let unit = AccessUnit {
-                    keyframe: f.is_random_access_point(),
-                    disposable: f.is_disposable(),
-                    pts_ms,
-                    received: SystemTime::now(),
-                    index: index_in_session,
-                    data: f.into_data(),
-                };
-                index_in_session += 1;
-                planner.push(unit, &mut steps);
-                backlog.extend(steps.drain(..));
-                if backlog.len() > MAX_BACKLOG {
-                    // decoding cannot keep up: drop the backlog, restart at a keyframe
-                    cam.counters.dropped.fetch_add(backlog.len() as u64, Ordering::Relaxed);
-                    backlog.clear();
-                    planner.reset();
-                    reset_decoder = true;
-                }
-                // a stream that arrives but never decodes is broken, not streaming
-                if failing_since.is_some_and(|t| t.elapsed() > cfg.stall_timeout) {
-                    let corrupt = cam.counters.corrupt.load(Ordering::Relaxed);
-                    return End::Retry(format!(
-                        "no decodable picture for {:?} ({corrupt} corrupt access units so far)",
-                        cfg.stall_timeout
+            _ = stop.wait_for(|s| *s) => break,
+            _ = watchdog.tick() => {
+                if let Some(t) = in_flight.running_for().filter(|t| *t > limit) {
+                    leave(&in_flight);
+                    return cam.decoder_fault(format!(
+                        "reading or decoding did not return for {t:.1?} (wedged); its thread is left behind"
                     ));
                 }
             }
-            done = async { job.as_mut().expect("guarded").await }, if job.is_some() => {
-                job = None;
-                match done {
-                    Ok(d) => {
-                        if d.ok > 0 {
-                            failing_since = None;
-                        } else if d.failed > 0 {
-                            failing_since.get_or_insert_with(Instant::now);
-                        }
-                        decoder = Some(d);
-                    }
-                    Err(e) => return End::Retry(format!("decode worker failed: {e}")),
-                }
-            }
-            permit = pool.decode.clone().acquire_owned(), if job.is_none() && !backlog.is_empty() => {
-                let Ok(permit) = permit else { return End::Stop };
-                let mut d = match decoder.take() {
-                    Some(d) => d,
-                    None => match StreamDecoder::new(codec) {
-                        Ok(dec) => Box::new(Decoder { dec, spare: None, ok: 0, failed: 0 }),
-                        Err(e) => return End::Fatal(e),
-                    },
-                };
-                if std::mem::take(&mut reset_decoder) {
-                    d.dec.reset();
-                }
-                let work: Vec<DecodeStep> = backlog.drain(..).collect();
-                let (cam2, slot2, notify, recycler) =
-                    (cam.clone(), slot.clone(), pool.notify.clone(), pool.recycler.clone());
-                job = Some(tokio::task::spawn_blocking(move || {
-                    d.run(&work, &cam2, &slot2, &notify, &recycler);
-                    drop(permit);
-                    d
-                }));
-            }
         }
     }
-}
-
-/// A camera's decoder, moved into a worker for each job and back.
-struct Decoder {
-    dec: StreamDecoder,
-    /// A frame buffer to decode into (given back by the hand-off when a frame was
-    /// replaced before detection took it).
-    spare: Option<Frame>,
-    /// Units of the last job that decoded without error.
-    ok: u64,
-    /// Units of the last job the decoder refused.
-    failed: u64,
-}
-
-impl Decoder {
-    fn run(
-        &mut self,
-        work: &[DecodeStep],
-        cam: &CameraShared,
-        slot: &Slot,
-        notify: &Notify,
-        recycler: &Recycler,
-    ) {
-        self.ok = 0;
-        self.failed = 0;
-        for step in work {
-            cam.counters.decoded.fetch_add(1, Ordering::Relaxed);
-            let mut frame = if step.output {
-                Some(self.spare.take().unwrap_or_else(|| recycler.get()))
-            } else {
-                None
-            };
-            match self.dec.decode(&step.unit.data, frame.as_mut()) {
-                Ok(true) => {
-                    self.ok += 1;
-                    if let Some(mut frame) = frame {
-                        frame.index = step.unit.index;
-                        frame.pts_ms = Some(step.unit.pts_ms);
-                        frame.keyframe = step.unit.keyframe;
-                        let lag = SystemTime::now()
-                            .duration_since(step.unit.received)
-                            .unwrap_or(Duration::ZERO);
-                        cam.counters
-                            .lag_ms
-                            .store(lag.as_millis() as u64, Ordering::Relaxed);
-                        let handed = CameraFrame {
-                            camera: cam.id.clone(),
-                            received: step.unit.received,
-                            frame,
-                            pose: cam.pose_at(step.unit.received),
-                        };
-                        self.spare = slot.put(handed, cam, notify).map(|old| old.frame);
-                    }
-                }
-                Ok(false) => {
-                    self.ok += 1;
-                    self.spare = frame.or(self.spare.take());
-                }
-                Err(e) => {
-                    self.failed += 1;
-                    let n = cam.counters.corrupt.fetch_add(1, Ordering::Relaxed) + 1;
-                    let of = cam.counters.received.load(Ordering::Relaxed);
-                    tracing::debug!(camera = %cam.config.id, error = %e, "corrupt access unit");
-                    cam.set_error(Some(format!(
-                        "corrupt stream: {e} ({n} of {of} access units so far)"
-                    )));
-                    self.spare = frame.or(self.spare.take());
-                }
-            }
-        }
+    // stopped: the reader sees it between frames; one stuck in a call is left behind
+    if tokio::time::timeout(Duration::from_secs(2), &mut rx)
+        .await
+        .is_err()
+    {
+        leave(&in_flight);
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percent_decode;
-
-    #[test]
-    fn credentials_are_percent_decoded() {
-        assert_eq!(percent_decode("p%40ss%3Aword"), "p@ss:word");
-        assert_eq!(percent_decode("plain"), "plain");
-        assert_eq!(percent_decode("bad%zz%4"), "bad%zz%4");
-        assert_eq!(percent_decode("ü%"), "ü%");
-    }
+    End::Stop
 }

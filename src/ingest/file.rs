@@ -1,8 +1,10 @@
 //! Files and image folders as cameras: the demo cameras, tests and offline runs.
 //!
-//! Runs on a blocking thread for the life of the session. Each decode burst holds one
+//! Runs on a thread of its own for the life of the session. Each decode call holds one
 //! of the pool's decode permits, like an RTSP camera's decode job, so file cameras
-//! share the same CPU budget. With `realtime`, frames are handed on at their
+//! share the same CPU budget; the call is registered in the session's
+//! [`InFlight`](super::session::InFlight) so the supervisor's watchdog can leave a call
+//! that never returns behind (a file on a hung network share, a FIFO nobody writes). With `realtime`, frames are handed on at their
 //! timestamps' pace; otherwise as fast as the detector takes them (the hand-off's
 //! newest-frame-wins slot still applies).
 
@@ -12,20 +14,52 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use super::camera::{End, Shared};
 use super::handoff::{CameraFrame, Slot};
+use super::session::{End, InFlight, Shared};
 use super::{CameraShared, CameraState, Source};
 use crate::decode::{read_image, FileDecoder, Frame, Input, Sampler};
 
+/// One session of a file or image-folder camera.
+pub(crate) struct Session {
+    pub cam: Arc<CameraShared>,
+    pub slot: Arc<Slot>,
+    pub pool: Shared,
+    pub stop: watch::Receiver<bool>,
+    pub in_flight: Arc<InFlight>,
+    pub rt: tokio::runtime::Handle,
+}
+
+impl Session {
+    /// Runs `f` as one decode call: with a decode permit, seen by the watchdog. `None`
+    /// when the session was given up on (stopped, or left behind while `f` ran).
+    fn call<T>(&self, f: impl FnOnce() -> T) -> Option<T> {
+        if self.in_flight.abandoned() {
+            return None;
+        }
+        let permit = self
+            .rt
+            .block_on(self.pool.decode.clone().acquire_owned())
+            .ok()?;
+        self.in_flight.begin(permit);
+        let out = f();
+        if self.in_flight.end() {
+            // stuck, then came back after the supervisor had given up on it
+            self.cam.stuck.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        (!self.in_flight.abandoned()).then_some(out)
+    }
+
+    /// Runs until the source's end, an error or stop.
+    pub fn run(&self) -> End {
+        run_blocking(self)
+    }
+}
+
 /// Runs one session of a file or image-folder camera until its end, an error or stop.
-pub(crate) fn run_blocking(
-    cam: &Arc<CameraShared>,
-    slot: &Arc<Slot>,
-    pool: &Shared,
-    stop: &watch::Receiver<bool>,
-) -> End {
-    let rt = tokio::runtime::Handle::current();
-    let stopped = || *stop.borrow();
+fn run_blocking(session: &Session) -> End {
+    let (cam, slot, pool, stop) = (&session.cam, &session.slot, &session.pool, &session.stop);
+    let stopped = || *stop.borrow() || session.in_flight.abandoned();
     let mut spare: Option<Frame> = None;
     let publish = |frame: Frame, received: SystemTime, spare: &mut Option<Frame>| {
         let pose = cam.pose_at(received);
@@ -47,9 +81,10 @@ pub(crate) fn run_blocking(
             let mut offset_ms = 0i64;
             let mut index_offset = 0u64;
             loop {
-                let mut dec = match FileDecoder::open(path) {
-                    Ok(d) => d,
-                    Err(e) => return End::Retry(e.to_string()),
+                let mut dec = match session.call(|| FileDecoder::open(path)) {
+                    Some(Ok(d)) => d,
+                    Some(Err(e)) => return End::Retry(e.to_string()),
+                    None => return End::Stop,
                 };
                 cam.set_state(CameraState::Streaming);
                 let mut sampler = Sampler::new(cam.config.sampling);
@@ -62,9 +97,9 @@ pub(crate) fn run_blocking(
                         return End::Stop;
                     }
                     let mut frame = spare.take().unwrap_or_else(|| pool.recycler.get());
-                    let got = {
-                        let _permit = rt.block_on(pool.decode.acquire());
-                        dec.next_sampled(&mut sampler, &mut frame)
+                    let Some(got) = session.call(|| dec.next_sampled(&mut sampler, &mut frame))
+                    else {
+                        return End::Stop;
                     };
                     let now = dec.stats();
                     let c = &cam.counters;
@@ -139,9 +174,8 @@ pub(crate) fn run_blocking(
                     }
                     let mut frame = spare.take().unwrap_or_else(|| pool.recycler.get());
                     cam.counters.received.fetch_add(1, Ordering::Relaxed);
-                    let read = {
-                        let _permit = rt.block_on(pool.decode.acquire());
-                        read_image(p, &mut frame)
+                    let Some(read) = session.call(|| read_image(p, &mut frame)) else {
+                        return End::Stop;
                     };
                     match read {
                         Ok(()) => {

@@ -6,8 +6,10 @@
 pub mod camera;
 pub mod file;
 pub mod handoff;
-pub mod plan;
+pub mod live;
 pub mod pool;
+pub mod rtsp;
+pub(crate) mod session;
 pub mod telemetry;
 
 use std::fmt;
@@ -193,6 +195,9 @@ pub struct CameraCounters {
     pub reconnects: AtomicU64,
     /// Milliseconds from receipt to hand-off of the newest frame.
     pub lag_ms: AtomicU64,
+    /// Decoders found wedged (a call that never returned) or silent (units in, no
+    /// picture out for the stall timeout).
+    pub decoder_faults: AtomicU64,
 }
 
 /// A camera's shared state.
@@ -206,6 +211,8 @@ pub struct CameraShared {
     pub counters: CameraCounters,
     /// Poses from the telemetry side channel, when the camera has one.
     pub track: Option<std::sync::Arc<telemetry::Track>>,
+    /// Threads of this camera stuck in calls the watchdog left behind.
+    pub(crate) stuck: AtomicU64,
     state: Mutex<(CameraState, Option<String>, SystemTime)>,
 }
 
@@ -217,6 +224,7 @@ impl CameraShared {
             config,
             counters: CameraCounters::default(),
             track,
+            stuck: AtomicU64::new(0),
             state: Mutex::new((CameraState::Connecting, None, SystemTime::now())),
         }
     }
@@ -241,6 +249,20 @@ impl CameraShared {
         self.state.lock().expect("camera state lock").1 = error;
     }
 
+    /// A decoder fault ends the session: counted, retried after the backoff — unless
+    /// too many of this camera's threads are stuck already.
+    pub(crate) fn decoder_fault(&self, message: String) -> session::End {
+        self.counters.decoder_faults.fetch_add(1, Ordering::Relaxed);
+        let stuck = self.stuck.load(Ordering::SeqCst);
+        if stuck >= session::MAX_STUCK {
+            session::End::Fatal(format!(
+                "{message}; {stuck} decoder threads of this camera are stuck: not restarting it"
+            ))
+        } else {
+            session::End::Retry(format!("decoder fault: {message}"))
+        }
+    }
+
     /// State, last error and counters now.
     pub fn status(&self) -> CameraStatus {
         let (state, last_error, since) = self.state.lock().expect("camera state lock").clone();
@@ -261,6 +283,7 @@ impl CameraShared {
             corrupt: get(&c.corrupt),
             reconnects: get(&c.reconnects),
             lag_ms: get(&c.lag_ms),
+            decoder_faults: get(&c.decoder_faults),
         }
     }
 }
@@ -297,6 +320,8 @@ pub struct CameraStatus {
     pub reconnects: u64,
     /// Receipt → hand-off of the newest frame, in ms.
     pub lag_ms: u64,
+    /// Decoders found wedged or silent.
+    pub decoder_faults: u64,
 }
 
 mod humantime_serde_compat {

@@ -9,8 +9,9 @@ use retina::client::SessionGroup;
 use tokio::sync::{watch, Notify, Semaphore};
 use tracing::Instrument;
 
-use super::camera::{self, Shared};
+use super::camera;
 use super::handoff::{CameraFrame, Slot};
+use super::session::Shared;
 use super::{CameraConfig, CameraShared, CameraStatus};
 
 /// Pool-wide settings.
@@ -27,7 +28,7 @@ impl Default for PoolOptions {
     fn default() -> Self {
         Self {
             decode_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            teardown_timeout: Duration::from_secs(5),
+            teardown_timeout: Duration::from_secs(2),
         }
     }
 }

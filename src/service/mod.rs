@@ -497,6 +497,11 @@ impl Unrecorded {
     }
 }
 
+/// How long shutdown may take after the signal before the process exits anyway: a
+/// camera stuck in a call that never returns, or a store that does not answer, must
+/// not keep a stopped service running.
+pub const SHUTDOWN_LIMIT: Duration = Duration::from_millis(3500);
+
 /// Runs the service until `shutdown` resolves; prints the review page's address once
 /// listening. Everything is loaded and checked before anything starts.
 pub async fn run(
@@ -667,31 +672,45 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down: stopping cameras, finishing the frame in hand");
     state.ready.store(false, Ordering::Relaxed);
-    let _ = cluster_stop_tx.send(true);
-    if let Some(t) = cluster_task {
-        let _ = t.await;
-    }
-    pool.shutdown().await;
-    if let Some(membership) = state.cluster.clone() {
-        // the cameras are stopped: hand them over now rather than after the TTL
-        match tokio::task::spawn_blocking(move || membership.leave()).await {
-            Ok(Err(e)) => tracing::warn!("giving back the camera leases: {e}"),
-            _ => tracing::info!("camera leases given back"),
+    let graceful = async {
+        let _ = cluster_stop_tx.send(true);
+        if let Some(t) = cluster_task {
+            let _ = t.await;
         }
-    }
-    stop_loop.store(true, Ordering::Relaxed);
-    let _ = tokio::task::spawn_blocking(move || {
-        for t in detect_threads {
-            let _ = t.join();
+        pool.shutdown().await;
+        if let Some(membership) = state.cluster.clone() {
+            // the cameras are stopped: hand them over now rather than after the TTL
+            match tokio::task::spawn_blocking(move || membership.leave()).await {
+                Ok(Err(e)) => tracing::warn!("giving back the camera leases: {e}"),
+                _ => tracing::info!("camera leases given back"),
+            }
         }
+        stop_loop.store(true, Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in detect_threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+        // one last round so cases recorded just now are not left for the next start
+        let _ = tokio::time::timeout(Duration::from_secs(2), outbox.round()).await;
+    };
+    if tokio::time::timeout(SHUTDOWN_LIMIT, graceful)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown took longer than {SHUTDOWN_LIMIT:?}: exiting anyway (every case is stored; \
+             deliveries still pending go out at the next start)"
+        );
+    }
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        let _ = outbox_task.await;
+        let _ = retention_task.await;
+        let _ = server.await;
     })
     .await;
-    // one last round so cases recorded just now are not left for the next start
-    let _ = tokio::time::timeout(Duration::from_secs(5), outbox.round()).await;
-    let _ = stop_tx.send(true);
-    let _ = outbox_task.await;
-    let _ = retention_task.await;
-    let _ = server.await;
     let counts_store = store.clone();
     let c = tokio::task::spawn_blocking(move || counts_store.delivery_counts())
         .await

@@ -110,3 +110,5 @@ pub fn read_lines(path: &Path) -> Vec<Line> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l}: {e}")))
         .collect()
 }
+
+pub mod corpus;

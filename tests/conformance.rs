@@ -1,0 +1,159 @@
+//! The video conformance corpus (scripts/make-corpus.sh) against FFmpeg's own decode:
+//! for every clip and sampling rule, gridwatch's file decoder takes the frames a full
+//! decode by the `ffmpeg` command gives for that rule — same times, same pixels
+//! (MD5 of the BGR frame) — or, for a clip that cannot be read, fails naming the
+//! file and the reason.
+
+mod common;
+
+use common::corpus::{self, every, RefFrame};
+use gridwatch::decode::{FileDecoder, Frame, Sampler, Sampling};
+
+/// What a clip must give.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    /// Exactly FFmpeg's frames for every rule.
+    Exact,
+    /// Damaged data: the same frame times for every rule, the same pixels where the
+    /// decoder saw every packet FFmpeg saw (`all`); elsewhere concealment may differ.
+    Damaged,
+    /// Unreadable: an error naming the file and containing this.
+    Unreadable(&'static str),
+}
+
+/// Every clip of the corpus and what it must give.
+const CLIPS: &[(&str, Expect)] = &[
+    ("h264-medium.mp4", Expect::Exact),
+    ("h264-slow.mp4", Expect::Exact),
+    ("h264-cam-25fps.mp4", Expect::Exact),
+    ("h264-baseline.mp4", Expect::Exact),
+    ("h264-longgop.mkv", Expect::Exact),
+    ("h264-opengop.mp4", Expect::Exact),
+    ("hevc-opengop.mp4", Expect::Exact),
+    ("hevc-10bit.mkv", Expect::Exact),
+    ("h264-pal-interlaced.ts", Expect::Exact),
+    ("h264-vfr.mp4", Expect::Exact),
+    ("h264-bframes.ts", Expect::Exact),
+    ("h264-audio.mp4", Expect::Exact),
+    ("mjpeg.avi", Expect::Exact),
+    ("mpeg4-asp.avi", Expect::Exact),
+    ("h264-size-change.ts", Expect::Exact),
+    ("h264-ts-discont.ts", Expect::Exact),
+    ("h264-cut.mp4", Expect::Exact),
+    (
+        "h264-cut-noindex.mp4",
+        Expect::Unreadable("moov atom not found"),
+    ),
+    ("h264-corrupt.ts", Expect::Damaged),
+    ("h264-corrupt.mp4", Expect::Damaged),
+];
+
+fn rules() -> Vec<Sampling> {
+    vec![
+        Sampling::All,
+        Sampling::Keyframes,
+        every(100),
+        every(500),
+        every(1000),
+        every(2000),
+        every(3300),
+        every(10_000),
+    ]
+}
+
+/// Decodes the clip with the rule: (ms from the first sample, MD5, keyframe) per frame
+/// taken, and the decoder's counters.
+fn sampled(
+    clip: &std::path::Path,
+    sampling: Sampling,
+) -> (Vec<RefFrame>, gridwatch::decode::DecodeStats) {
+    let mut dec = FileDecoder::open(clip).unwrap_or_else(|e| panic!("{e}"));
+    let mut sampler = Sampler::new(sampling);
+    let mut frame = Frame::default();
+    let mut out = Vec::new();
+    while dec
+        .next_sampled(&mut sampler, &mut frame)
+        .unwrap_or_else(|e| panic!("{e}"))
+    {
+        out.push(RefFrame {
+            ms: frame.pts_ms.unwrap(),
+            md5: corpus::md5_hex(&frame.data),
+            key: frame.keyframe,
+        });
+    }
+    (out, dec.stats())
+}
+
+#[test]
+fn every_clip_samples_the_frames_ffmpeg_decodes() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for &(name, expect) in CLIPS {
+        let clip = corpus::clip(name);
+        if let Expect::Unreadable(why) = expect {
+            let err = FileDecoder::open(&clip).err().map(|e| e.to_string());
+            match err {
+                Some(e) if e.contains(name) && e.contains(why) => {}
+                other => failures.push(format!(
+                    "{name}: expected an error with `{why}`, got {other:?}"
+                )),
+            }
+            continue;
+        }
+        let all = corpus::reference(&clip);
+        assert!(
+            all.len() > 20,
+            "{name}: FFmpeg decodes {} frames",
+            all.len()
+        );
+        for sampling in rules() {
+            let want = corpus::expected(&all, sampling);
+            let (got, stats) = sampled(&clip, sampling);
+            // times from the first frame FFmpeg shows (gridwatch's from the stream start)
+            let base = got.first().map_or(0, |g| g.ms);
+            let got_ms: Vec<i64> = got.iter().map(|g| g.ms - base).collect();
+            let want_ms: Vec<i64> = want.iter().map(|w| w.ms).collect();
+            checked += 1;
+            if got_ms != want_ms {
+                failures.push(format!(
+                    "{name} {sampling}: frame times differ\n  gridwatch {got_ms:?}\n  ffmpeg    {want_ms:?}"
+                ));
+                continue;
+            }
+            let pixels = expect == Expect::Exact || sampling == Sampling::All;
+            if pixels {
+                for (g, w) in got.iter().zip(&want) {
+                    if g.md5 != w.md5 {
+                        failures.push(format!(
+                            "{name} {sampling}: the frame at {} ms has other pixels than FFmpeg's",
+                            w.ms
+                        ));
+                        break;
+                    }
+                }
+            }
+            // never more decoding than a full decode
+            if stats.decoded as usize > all.len() + 1 {
+                failures.push(format!(
+                    "{name} {sampling}: decoded more than a full decode: {stats:?}"
+                ));
+            }
+            // a camera's 1 s GOP sampled every 2 s: the keyframes alone are decoded
+            if name == "h264-cam-25fps.mp4" && sampling == every(2000) {
+                let fed = stats.fed as usize;
+                if fed > got.len() + 4 {
+                    failures.push(format!(
+                        "{name} {sampling}: fed {fed} packets for {} samples",
+                        got.len()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
