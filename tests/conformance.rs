@@ -157,3 +157,130 @@ fn every_clip_samples_the_frames_ffmpeg_decodes() {
         failures.join("\n")
     );
 }
+
+/// The clips an RTSP camera can send (H.264 / H.265), served by GStreamer's RTSP
+/// server without re-encoding: the pool hands on the frames FFmpeg's full decode gives
+/// for the rule, at the same times from the first, with the same pixels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_cameras_hand_on_the_frames_ffmpeg_decodes() {
+    use common::rtsp::RtspServer;
+    use gridwatch::ingest::{CameraConfig, CameraState, Pool, PoolOptions};
+    use std::time::Duration;
+
+    let clips: Vec<(&str, &str)> = vec![
+        ("h264-medium.mp4", "h264"),
+        ("h264-slow.mp4", "h264"),
+        ("h264-cam-25fps.mp4", "h264"),
+        ("h264-baseline.mp4", "h264"),
+        ("h264-longgop.mkv", "h264"),
+        ("h264-opengop.mp4", "h264"),
+        ("hevc-opengop.mp4", "h265"),
+        ("hevc-10bit.mkv", "h265"),
+        ("h264-pal-interlaced.ts", "h264"),
+        ("h264-vfr.mp4", "h264"),
+        ("h264-bframes.ts", "h264"),
+        ("h264-audio.mp4", "h264"),
+        ("h264-size-change.ts", "h264"),
+        ("h264-ts-discont.ts", "h264"),
+    ];
+    let dir = corpus::dir();
+    let mounts: Vec<String> = clips
+        .iter()
+        .enumerate()
+        .map(|(i, (name, codec))| format!("c{i}={codec}:{}", dir.join(name).display()))
+        .collect();
+    let mounts: Vec<&str> = mounts.iter().map(String::as_str).collect();
+    let server = RtspServer::start(&mounts, 0);
+    // enough decode workers that no job has to cover two due times (the hand-off keeps
+    // only the newest frame, and the test must see every one)
+    let pool = Pool::new(PoolOptions {
+        decode_workers: 16,
+        ..PoolOptions::default()
+    });
+    let rules = [every(1000), Sampling::Keyframes, every(300)];
+    let mut ids = Vec::new();
+    for i in 0..clips.len() {
+        for (r, rule) in rules.iter().enumerate() {
+            let id = format!("c{i}-r{r}");
+            let mut c = CameraConfig::new(&id, server.url(&format!("c{i}")), *rule);
+            c.stall_timeout = Duration::from_secs(3);
+            c.backoff_min = Duration::from_secs(30); // one session: the clip once
+            pool.add(c).unwrap();
+            ids.push((id, i, *rule));
+        }
+    }
+    let mut frames = Vec::new();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        pool.take_frames(&mut seen);
+        frames.append(&mut seen);
+        // each camera's session ends with its clip ("the server ended the stream")
+        let ended = ids.iter().all(|(id, ..)| {
+            pool.camera(id).is_some_and(|s| {
+                s.state != CameraState::Streaming && s.reconnects == 0 && s.received > 0
+            })
+        });
+        if ended || std::time::Instant::now() > deadline {
+            break ended;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let status = pool.status();
+    pool.shutdown().await;
+    assert!(done, "every stream played to its end: {status:#?}");
+    let mut failures = Vec::new();
+    for (id, i, rule) in &ids {
+        let (name, _) = clips[*i];
+        let st = status.iter().find(|s| &s.id == id).unwrap();
+        let want = corpus::expected(&corpus::reference(&dir.join(name)), *rule);
+        // the stream starts at the clip's first frame: pts count from it, as the
+        // reference's do. The hand-off keeps the newest frame only, and the server sends
+        // some frames in bursts: every frame handed on must be the reference's at that
+        // time, and as many must have been handed on as the reference has.
+        if st.handed_on as usize != want.len() {
+            let got: Vec<i64> = frames
+                .iter()
+                .filter(|f| &*f.camera == id.as_str())
+                .map(|f| f.frame.pts_ms.unwrap())
+                .collect();
+            let want_ms: Vec<i64> = want.iter().map(|w| w.ms).collect();
+            failures.push(format!(
+                "{name} {rule} over RTSP: {} frames handed on ({} replaced), the reference has {} \
+                 ({} units received, {} decoded, last error {:?})\n  \
+                 seen      {got:?}\n  reference {want_ms:?}",
+                st.handed_on,
+                st.dropped,
+                want.len(),
+                st.received,
+                st.decoded,
+                st.last_error
+            ));
+            continue;
+        }
+        for f in frames.iter().filter(|f| &*f.camera == id.as_str()) {
+            let ms = f.frame.pts_ms.unwrap();
+            match want.iter().find(|w| w.ms == ms) {
+                None => {
+                    failures.push(format!(
+                        "{name} {rule} over RTSP: a frame at {ms} ms, not in the reference"
+                    ));
+                    break;
+                }
+                Some(w) if corpus::md5_hex(&f.frame.data) != w.md5 => {
+                    failures.push(format!(
+                        "{name} {rule} over RTSP: the frame at {ms} ms has other pixels"
+                    ));
+                    break;
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -123,6 +123,35 @@ impl NalReader {
         }
     }
 
+    /// Whether the access unit is a random-access point: an H.265 IRAP picture (IDR,
+    /// CRA, BLA), or an H.264 IDR or a picture with a recovery point SEI that says
+    /// decoding from it is right at once (`recovery_frame_cnt` 0, as x264's open GOPs
+    /// write them). RTP depacketizers tend to count IDR pictures only.
+    pub fn random_access(&mut self, au: &[u8]) -> bool {
+        let family = self.family;
+        let (mut irap, mut other_vcl, mut recovery) = (false, false, false);
+        self.scan(au, |nal| match family {
+            Family::H264 => match nal[0] & 0x1f {
+                5 => irap = true,
+                1..=4 => other_vcl = true,
+                6 => recovery |= sei_recovers_at_once(&nal[1..]),
+                _ => {}
+            },
+            Family::H265 => {
+                let kind = (nal[0] >> 1) & 0x3f;
+                if (16..=23).contains(&kind) {
+                    irap = true;
+                } else if kind <= 31 {
+                    other_vcl = true;
+                }
+            }
+        });
+        match family {
+            Family::H264 => irap || (recovery && other_vcl),
+            Family::H265 => irap && !other_vcl,
+        }
+    }
+
     /// Calls `f` with each NAL unit (header first) of `data`; notes H.265 SPSs.
     fn scan(&mut self, data: &[u8], mut f: impl FnMut(&[u8])) {
         let hevc = self.family == Family::H265;
@@ -183,6 +212,36 @@ impl NalReader {
             }
         }
     }
+}
+
+/// Whether an H.264 SEI payload (after the NAL header) holds a recovery point with
+/// `recovery_frame_cnt` 0.
+fn sei_recovers_at_once(mut p: &[u8]) -> bool {
+    // sei_message()s: payloadType and payloadSize as runs of 0xFF plus a last byte
+    while p.len() >= 2 && p[0] != 0x80 {
+        let mut kind = 0usize;
+        while let Some((&b, rest)) = p.split_first() {
+            p = rest;
+            kind += b as usize;
+            if b != 0xff {
+                break;
+            }
+        }
+        let mut size = 0usize;
+        while let Some((&b, rest)) = p.split_first() {
+            p = rest;
+            size += b as usize;
+            if b != 0xff {
+                break;
+            }
+        }
+        if kind == 6 {
+            // recovery_frame_cnt is ue(v): a leading 1 bit means 0
+            return p.first().is_some_and(|b| b & 0x80 != 0);
+        }
+        p = p.get(size..).unwrap_or(&[]);
+    }
+    false
 }
 
 /// The NAL units of an Annex B byte stream (without their start codes).
@@ -268,6 +327,38 @@ mod tests {
         assert!(!r.disposable(&annexb(&[&trail_n_t0])));
         let trail_n_t1 = [0x00, 0x02, 0xaf];
         assert!(r.disposable(&annexb(&[&trail_n_t1])));
+    }
+
+    #[test]
+    fn random_access_points_of_both_codecs() {
+        let mut h = NalReader::new(Family::H264, &[]);
+        assert!(
+            h.random_access(&annexb(&[&[0x67, 0x64], &[0x65, 0x88]])),
+            "IDR"
+        );
+        assert!(!h.random_access(&annexb(&[&[0x41, 0x9a]])), "a P picture");
+        // SEI: payload type 6 (recovery point), size 1, recovery_frame_cnt 0 (bit 1),
+        // then a non-IDR slice: an open-GOP I-frame as x264 writes it
+        let sei0 = [0x06, 0x06, 0x01, 0x84, 0x80];
+        assert!(h.random_access(&annexb(&[&sei0, &[0x41, 0x88]])));
+        // recovery_frame_cnt 3 (gradual refresh: not right at once)
+        let sei3 = [0x06, 0x06, 0x01, 0x20, 0x80];
+        assert!(!h.random_access(&annexb(&[&sei3, &[0x41, 0x88]])));
+        // another SEI (user data, type 5) before the recovery point
+        let sei = [0x06, 0x05, 0x02, 0xaa, 0xbb, 0x06, 0x01, 0x84, 0x80];
+        assert!(h.random_access(&annexb(&[&sei, &[0x41, 0x88]])));
+        let mut v = NalReader::new(Family::H265, &[]);
+        assert!(v.random_access(&annexb(&[&[0x2a, 0x01, 0xaf]])), "CRA");
+        assert!(
+            v.random_access(&annexb(&[&[0x26, 0x01, 0xaf]])),
+            "IDR_W_RADL"
+        );
+        assert!(v.random_access(&annexb(&[&[0x20, 0x01, 0xaf]])), "BLA_W_LP");
+        assert!(!v.random_access(&annexb(&[&[0x10, 0x01, 0xaf]])), "RASL_R");
+        assert!(
+            !v.random_access(&annexb(&[&[0x40, 0x01], &[0x42, 0x01]])),
+            "parameter sets alone"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Runs on a thread of its own for the life of the session. Each decode call holds one
 //! of the pool's decode permits, like an RTSP camera's decode job, so file cameras
 //! share the same CPU budget; the call is registered in the session's
-//! [`InFlight`](super::session::InFlight) so the supervisor's watchdog can leave a call
+//! `InFlight` (in `session`) so the supervisor's watchdog can leave a call
 //! that never returns behind (a file on a hung network share, a FIFO nobody writes). With `realtime`, frames are handed on at their
 //! timestamps' pace; otherwise as fast as the detector takes them (the hand-off's
 //! newest-frame-wins slot still applies).

@@ -1,7 +1,8 @@
-//! Ingest: the pool of live camera feeds. One supervised task per camera keeps an RTSP
-//! session (retina) alive, samples access units ([`plan`]), decodes them off the async
-//! runtime in a bounded worker pool, and hands the newest frame of each camera to
-//! detection ([`handoff`]), counting what it drops.
+//! Ingest: the pool of live camera feeds. One supervised task per camera ([`camera`])
+//! keeps an RTSP session (retina, [`rtsp`]) or a file alive, plans which access units
+//! to decode ([`crate::decode::plan`]), decodes them off the async runtime in a bounded
+//! worker pool under a watchdog ([`live`], `session`), and hands the newest frame of
+//! each camera to detection ([`handoff`]), counting what it drops.
 
 pub mod camera;
 pub mod file;

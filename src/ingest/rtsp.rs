@@ -1,7 +1,7 @@
 //! One RTSP session of a camera: DESCRIBE, SETUP and PLAY (each under a timeout, each
 //! raced against removal), then access units read with stall detection, planned
 //! ([`Planner`]), and decoded in the pool's bounded workers, one job per camera at a
-//! time, under the watchdog of [`super::session`].
+//! time, under the watchdog of `session`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -120,8 +120,15 @@ pub(crate) async fn run(
         pool,
         codec,
         planner: Planner::new(cfg.sampling),
-        // retina says which H.264 pictures are disposable, not which H.265 ones
-        nal: (codec == VideoCodec::H265).then(|| NalReader::new(Family::H265, &[])),
+        // retina counts IDR pictures only as keyframes, and says which H.264 pictures
+        // are disposable but not which H.265 ones
+        nal: NalReader::new(
+            match codec {
+                VideoCodec::H264 => Family::H264,
+                VideoCodec::H265 => Family::H265,
+            },
+            &[],
+        ),
         backlog: VecDeque::new(),
         backlog_bytes: 0,
         steps: Vec::new(),
@@ -136,10 +143,12 @@ pub(crate) async fn run(
     let mut first_ts: Option<i64> = None;
     let mut index_in_session: u64 = 0;
     let mut watchdog = tokio::time::interval(Duration::from_millis(500));
+    let mut server_ended = false; // or stalled
     let end = loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break End::Stop,
             _ = tokio::time::sleep_until(last_unit + cfg.stall_timeout) => {
+                server_ended = true;
                 break End::Retry(format!("stalled: no frame for {:?}", cfg.stall_timeout));
             }
             _ = watchdog.tick() => {
@@ -149,7 +158,10 @@ pub(crate) async fn run(
             }
             item = demuxed.next() => {
                 let item = match item {
-                    None => break End::Retry("the server ended the stream".into()),
+                    None => {
+                        server_ended = true;
+                        break End::Retry("the server ended the stream".into());
+                    }
                     Some(Err(e)) => break End::Retry(format!("stream error: {e}")),
                     Some(Ok(i)) => i,
                 };
@@ -160,19 +172,23 @@ pub(crate) async fn run(
                 let elapsed = ts.elapsed();
                 let base = *first_ts.get_or_insert(elapsed);
                 let pts_ms = (elapsed - base) * 1000 / i64::from(ts.clock_rate().get());
-                if f.is_random_access_point() {
-                    cam.counters.keyframes.fetch_add(1, Ordering::Relaxed);
-                }
+                let retina_disposable = f.is_disposable();
                 let mut unit = AccessUnit {
                     keyframe: f.is_random_access_point(),
-                    disposable: f.is_disposable(),
+                    disposable: false,
                     pts_ms,
                     received: SystemTime::now(),
                     index: index_in_session,
                     data: f.into_data().into(),
                 };
-                if let Some(nal) = s.nal.as_mut() {
-                    unit.disposable = !unit.keyframe && nal.disposable(&unit.data);
+                unit.keyframe = unit.keyframe || s.nal.random_access(&unit.data);
+                unit.disposable = !unit.keyframe
+                    && match codec {
+                        VideoCodec::H264 => retina_disposable,
+                        VideoCodec::H265 => s.nal.disposable(&unit.data),
+                    };
+                if unit.keyframe {
+                    cam.counters.keyframes.fetch_add(1, Ordering::Relaxed);
                 }
                 index_in_session += 1;
                 s.push(unit);
@@ -192,6 +208,10 @@ pub(crate) async fn run(
             }
         }
     };
+    if server_ended {
+        // no more units are coming: the last pictures are still inside the decoder
+        s.finish().await;
+    }
     if s.job.is_some() && s.in_flight.abandon() {
         // a job still decoding: leave it behind, with its permit given back
         cam.stuck.fetch_add(1, Ordering::SeqCst);
@@ -206,7 +226,7 @@ struct Streaming<'a> {
     pool: &'a Shared,
     codec: VideoCodec,
     planner: Planner<AccessUnit>,
-    nal: Option<NalReader>,
+    nal: NalReader,
     backlog: VecDeque<Step<AccessUnit>>,
     backlog_bytes: usize,
     steps: Vec<Step<AccessUnit>>,
@@ -265,6 +285,34 @@ impl Streaming<'_> {
             )));
         }
         None
+    }
+
+    /// At the end of the stream: decodes what is waiting and drains the decoder, under
+    /// the watchdog's limit.
+    async fn finish(&mut self) {
+        let limit = self.cam.config.stall_timeout;
+        let work = async {
+            if let Some(job) = self.job.take() {
+                match job.await {
+                    Ok(d) => self.job_done(d),
+                    Err(_) => return,
+                }
+            }
+            self.backlog.push_back(Step::Drain);
+            let Ok(permit) = self.pool.decode.clone().acquire_owned().await else {
+                return;
+            };
+            if self.start_job(permit).is_ok() {
+                if let Some(job) = self.job.take() {
+                    if let Ok(d) = job.await {
+                        self.job_done(d);
+                    }
+                }
+            }
+        };
+        if tokio::time::timeout(limit, work).await.is_err() && self.in_flight.abandon() {
+            self.cam.stuck.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     fn job_done(&mut self, d: Box<LiveDecoder>) {
