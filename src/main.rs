@@ -17,6 +17,10 @@ fn main() -> ExitCode {
         .init();
     match gridwatch::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<gridwatch::cli::Interrupted>().is_some() => {
+            eprintln!("gridwatch: {err}");
+            ExitCode::from(130)
+        }
         Err(err) => {
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {

@@ -284,3 +284,69 @@ async fn rtsp_cameras_hand_on_the_frames_ffmpeg_decodes() {
         failures.join("\n")
     );
 }
+
+/// `gridwatch run` with every clip of the corpus as a camera (played once, in real
+/// time, one frame a second): each hands on as many frames as FFmpeg's decode gives
+/// for the rule and finishes; the unreadable one is in backing off, its error naming
+/// the file and FFmpeg's reason; the others are not held up by it.
+#[test]
+fn run_plays_every_clip_as_a_camera() {
+    use common::node::{get, Node};
+    let dir = corpus::dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = format!(
+        "data_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:0\"\nopen_writes = true\n",
+        tmp.path().join("data").display()
+    );
+    for (i, (name, _)) in CLIPS.iter().enumerate() {
+        cfg += &format!(
+            "[[camera]]\nid = \"c{i}\"\nsource = \"{}\"\nevery = \"1s\"\nloop = false\nlocation = [31.23, 121.47]\n",
+            dir.join(name).display()
+        );
+    }
+    let path = tmp.path().join("gridwatch.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let node = Node::start("corpus", &path, "", tmp.path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let cams = loop {
+        let cams = get(&format!("{}/api/cameras", node.url)).expect("/api/cameras answers");
+        let settled = cams.as_array().unwrap().iter().all(|c| {
+            c["state"] == "stopped" || (c["state"] == "backing_off" && !c["last_error"].is_null())
+        });
+        if settled || std::time::Instant::now() > deadline {
+            break cams;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let mut failures = Vec::new();
+    for (i, (name, expect)) in CLIPS.iter().enumerate() {
+        let c = cams
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == format!("c{i}").as_str())
+            .unwrap();
+        match expect {
+            Expect::Unreadable(why) => {
+                let err = c["last_error"].as_str().unwrap_or("");
+                if !(err.contains(name) && err.contains(why)) || c["handed_on"] != 0 {
+                    failures.push(format!("{name}: {c}"));
+                }
+            }
+            _ => {
+                let want = corpus::expected(&corpus::reference(&dir.join(name)), every(1000)).len();
+                if c["state"] != "stopped" || c["handed_on"].as_u64() != Some(want as u64) {
+                    failures.push(format!(
+                        "{name}: expected {want} frames handed on and the end: {c}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n{}",
+        failures.join("\n"),
+        node.log()
+    );
+}

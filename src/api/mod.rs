@@ -107,7 +107,7 @@ async fn metrics(State(s): St) -> Result<Response, ApiError> {
     let mut out = String::with_capacity(8192);
     let cams = s.pool.status();
     type Counter = (&'static str, &'static str, fn(&CameraStatus) -> u64);
-    let counters: [Counter; 7] = [
+    let counters: [Counter; 8] = [
         (
             "gridwatch_camera_received_total",
             "Access units received.",
@@ -136,6 +136,11 @@ async fn metrics(State(s): St) -> Result<Response, ApiError> {
         ("gridwatch_camera_reconnects_total", "Reconnections.", |c| {
             c.reconnects
         }),
+        (
+            "gridwatch_camera_decoder_faults_total",
+            "Decoders found wedged (a call that never returned) or silent (units in, no picture out).",
+            |c| c.decoder_faults,
+        ),
         (
             "gridwatch_camera_lag_ms",
             "Receipt to hand-off of the newest frame, ms.",

@@ -160,6 +160,10 @@ fn spawn_decoder(
         let mut sampler = Sampler::new(every);
         let mut time = Duration::ZERO;
         loop {
+            if super::interrupt::asked() {
+                let _ = tx.send(Decoded::Failed(super::Interrupted(String::new()).into()));
+                return;
+            }
             let mut frame = back_rx.try_recv().unwrap_or_default();
             let t = Instant::now();
             let got = dec.next_sampled(&mut sampler, &mut frame);
@@ -254,6 +258,7 @@ fn run_baseline(
 
 /// Runs `gridwatch bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    super::interrupt::install();
     if let Some(BenchMode::Ingest(a)) = args.mode {
         return super::bench_ingest::run(a);
     }
@@ -362,6 +367,9 @@ fn measure(
     let raw_start = Instant::now();
     let mut raw_frames = 0;
     for _ in 0..calls {
+        if super::interrupt::asked() {
+            return Err(super::Interrupted(String::new()).into());
+        }
         raw_frames += det.infer_only()?;
     }
     let raw = raw_start.elapsed();

@@ -171,6 +171,7 @@ impl Sink {
 
 /// Runs `gridwatch detect`.
 pub fn run(args: DetectArgs) -> anyhow::Result<()> {
+    super::interrupt::install();
     let input = Input::classify(&args.input)?;
     let mut det = args.model.load()?;
     let mut sink = Sink::new(&args.out, !args.no_images, args.raw_frames)?;
@@ -191,6 +192,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
             let bar = progress(paths.len() as u64, "images");
             let mut frames: Vec<Frame> = Vec::new();
             for chunk in paths.chunks(det.batch_size()) {
+                if super::interrupt::asked() {
+                    break;
+                }
                 frames.resize_with(chunk.len(), Frame::default);
                 for (frame, p) in frames.iter_mut().zip(chunk) {
                     read_image(p, frame)?;
@@ -203,6 +207,13 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
         Input::Clip(p) => run_clip(&mut det, &mut sink, &classes, p, args.every)?,
     }
     let (frames, detections) = sink.finish()?;
+    if super::interrupt::asked() {
+        return Err(super::Interrupted(format!(
+            " after {frames} frame(s); {} holds their detections",
+            args.out.join("detections.jsonl").display()
+        ))
+        .into());
+    }
     let t = det.times();
     let per = |d: std::time::Duration| d.as_secs_f64() * 1000.0 / t.frames.max(1) as f64;
     println!(
@@ -274,7 +285,10 @@ fn run_clip(
     let mut out = Vec::new();
     loop {
         let mut filled = 0;
-        while filled < n && dec.next_sampled(&mut sampler, &mut frames[filled])? {
+        while filled < n
+            && !super::interrupt::asked()
+            && dec.next_sampled(&mut sampler, &mut frames[filled])?
+        {
             filled += 1;
         }
         if filled == 0 {
@@ -290,6 +304,9 @@ fn run_clip(
         }
     }
     bar.finish_and_clear();
+    if super::interrupt::asked() {
+        return Ok(());
+    }
     let s = dec.stats();
     tracing::info!(
         file = %path.display(),

@@ -5,6 +5,7 @@ mod bench_ingest;
 mod calibrate;
 mod cases;
 mod detect;
+mod interrupt;
 mod models;
 mod run;
 mod watch;
@@ -12,6 +13,8 @@ mod watch;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use interrupt::Interrupted;
 
 use crate::detect::{Detector, EngineOptions, ModelManifest, Provider};
 
