@@ -197,10 +197,11 @@ fn detect_and_bench_end_on_ctrl_c() {
     assert!(stderr.contains("interrupted after"), "{stderr}");
     // what was written is whole: every line parses, fewer than the clip's 795 frames
     let frames = std::fs::read_to_string(out.join("frames.jsonl")).unwrap();
-    let n = frames
+    let lines: Vec<serde_json::Value> = frames
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a whole JSON line"))
-        .count();
+        .map(|l| serde_json::from_str(l).expect("a whole JSON line"))
+        .collect();
+    let n = lines.len();
     assert!(n > 0 && n < 795, "{n} frames");
     common::read_lines(&out.join("detections.jsonl"));
 
