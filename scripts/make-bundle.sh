@@ -121,12 +121,12 @@ mkdir -p "$out/tests/fixtures/clips"
 cp tests/fixtures/clips/street-dumping.mp4 "$out/tests/fixtures/clips/"
 cp scripts/bench-python-baseline.py scripts/reference_detect.py "$out/scripts/"
 if [ -n "$bench_clip" ]; then
-  if [ ! -f .cache/bench/street-1080p25-2mbps.mp4 ]; then
+  if [ ! -f .cache/bench/street-1080p25-2mbps-bframes.mp4 ]; then
     # gridwatch makes it once with ffmpeg; a short bench run is enough
     "$exe" bench --clip 1080p --every 60s --json >/dev/null
   fi
   mkdir -p "$out/.cache/bench"
-  cp .cache/bench/street-1080p25-2mbps.mp4 "$out/.cache/bench/"
+  cp .cache/bench/street-1080p25-2mbps-bframes.mp4 "$out/.cache/bench/"
 fi
 
 # it must run from there: the bundled libraries, the bundled model, no checkout

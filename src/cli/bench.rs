@@ -23,8 +23,8 @@ pub struct BenchArgs {
     #[arg(long = "and-model", value_name = "MANIFEST")]
     pub and_model: Vec<PathBuf>,
     /// The clip to run over (repeat for more). Defaults to the bundled street clip;
-    /// `1080p` is a 1080p 25 fps H.264 clip with a keyframe every 2 s, made once from it
-    /// with ffmpeg.
+    /// `1080p` is a 1080p 25 fps H.264 clip (x264 defaults: B-frames) with a keyframe
+    /// every 2 s, made once from it with ffmpeg.
     #[arg(long, value_name = "FILE")]
     pub clip: Vec<PathBuf>,
     /// One frame per interval (e.g. 1s), `keyframes`, or `all` (repeat for more).
