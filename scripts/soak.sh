@@ -4,7 +4,10 @@
 # a bad stream does stays bounded and the good cameras keep going. Not part of CI (it
 # takes minutes); docs/ingest.md shows a run.
 #
-#   scripts/soak.sh [MINUTES] [OUT.csv]     (default: 10 minutes, target/soak.csv)
+#   scripts/soak.sh [--good-only] [MINUTES] [OUT.csv]   (default: 10 minutes, target/soak.csv)
+#
+# With --good-only the bad cameras are left out: run both side by side to see what the
+# bad ones cost.
 #
 # Cameras (files from the conformance corpus, played in real time, looping):
 #   good-street     samples/street.mp4 every 1s (the demo's clip, B-frames)
@@ -17,6 +20,8 @@
 # Needs a release build (cargo build --release) and scripts/setup.sh's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+good_only=
+if [ "${1:-}" = "--good-only" ]; then good_only=1; shift; fi
 minutes=${1:-10}
 out=${2:-target/soak.csv}
 exe=target/release/gridwatch
@@ -53,6 +58,7 @@ $(for cam in "good-street|$PWD/samples/street.mp4|1s" "good-dumping|$PWD/tests/f
              "bad-garbage|$PWD/tests/fixtures/clips/garbage.h264|1s" "bad-noindex|$PWD/$c/h264-cut-noindex.mp4|1s" \
              "bad-fifo|$work/stuck.ts|1s"; do
   IFS='|' read -r id src every <<<"$cam"
+  [ -n "$good_only" ] && [ "${id#bad}" != "$id" ] && continue
   printf '[[camera]]\nid = "%s"\nsource = "%s"\nevery = "%s"\ncalibration = "%s"\n' \
     "$id" "$src" "$every" "$PWD/calibration/street.toml"
 done)
@@ -78,7 +84,7 @@ import json, sys
 cams = json.load(sys.stdin)
 good = sum(c.get("handed_on", 0) for c in cams if c["id"].startswith("good"))
 faults = sum(c.get("decoder_faults", 0) for c in cams if c["id"].startswith("bad"))
-states = " ".join(f"{c[\"id\"]}={c[\"state\"]}" for c in cams)
+states = " ".join(c["id"] + "=" + c["state"] for c in cams)
 print(f"{good},{faults},{states}")')
   echo "$t,$rss,$threads,$fds,$line" | tee -a "$out"
   sleep 30

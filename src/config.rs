@@ -342,7 +342,8 @@ pub struct CameraEntry {
     /// Where the camera is, `[lat, lon]`, for cameras without calibration.
     #[serde(default)]
     pub location: Option<[f64; 2]>,
-    /// No frame for this long → reconnect.
+    /// No frame for this long → reconnect; also the limit for one read or decode call
+    /// (one that does not return within it is a decoder fault).
     #[serde(default = "default_stall", deserialize_with = "dur::de")]
     pub stall_timeout: Duration,
 }

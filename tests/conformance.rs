@@ -333,11 +333,22 @@ fn run_plays_every_clip_as_a_camera() {
                     failures.push(format!("{name}: {c}"));
                 }
             }
-            _ => {
+            Expect::Exact => {
                 let want = corpus::expected(&corpus::reference(&dir.join(name)), every(1000)).len();
                 if c["state"] != "stopped" || c["handed_on"].as_u64() != Some(want as u64) {
                     failures.push(format!(
                         "{name}: expected {want} frames handed on and the end: {c}"
+                    ));
+                }
+            }
+            Expect::Damaged => {
+                // cameras skip pictures concealed over damage: fewer, never more, and
+                // the damage counted
+                let want = corpus::expected(&corpus::reference(&dir.join(name)), every(1000)).len();
+                let got = c["handed_on"].as_u64().unwrap_or(0);
+                if c["state"] != "stopped" || got == 0 || got > want as u64 || c["corrupt"] == 0 {
+                    failures.push(format!(
+                        "{name}: expected up to {want} frames handed on, damage counted: {c}"
                     ));
                 }
             }
@@ -349,4 +360,111 @@ fn run_plays_every_clip_as_a_camera() {
         failures.join("\n"),
         node.log()
     );
+}
+
+/// Every clip through `gridwatch detect --every 1s --raw-frames` and `gridwatch bench
+/// --every 1s`: the frames listed in frames.jsonl are the reference's, at the same
+/// times, and each written PNG holds the reference's pixels; bench detects on as many
+/// frames. The unreadable clip fails both commands with its name and FFmpeg's reason.
+#[test]
+fn detect_and_bench_take_every_clip() {
+    use common::{gridwatch, run};
+    let dir = corpus::dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (i, (name, expect)) in CLIPS.iter().enumerate() {
+        let clip = dir.join(name);
+        let clip_s = clip.to_str().unwrap();
+        let out = tmp.path().join(format!("c{i}"));
+        let out_s = out.to_str().unwrap();
+        let (o, _, stderr) = run(&mut gridwatch(&[
+            "detect",
+            clip_s,
+            "--every",
+            "1s",
+            "--raw-frames",
+            "--no-images",
+            "--out",
+            out_s,
+        ]));
+        let (bo, bench, bench_err) = run(&mut gridwatch(&[
+            "bench",
+            "--clip",
+            clip_s,
+            "--every",
+            "1s",
+            "--raw-calls",
+            "2",
+            "--json",
+        ]));
+        if let Expect::Unreadable(why) = expect {
+            for (ok, err) in [
+                (o.status.success(), &stderr),
+                (bo.status.success(), &bench_err),
+            ] {
+                if ok || !err.contains(name) || !err.contains(why) {
+                    failures.push(format!(
+                        "{name}: expected a failure naming it and `{why}`: {err}"
+                    ));
+                }
+            }
+            continue;
+        }
+        if !o.status.success() || !bo.status.success() {
+            failures.push(format!(
+                "{name}: detect or bench failed:\n{stderr}\n{bench_err}"
+            ));
+            continue;
+        }
+        let want = corpus::expected(&corpus::reference(&clip), every(1000));
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("frames.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let base = lines
+            .first()
+            .and_then(|l| l["pts_ms"].as_i64())
+            .unwrap_or(0);
+        let got_ms: Vec<i64> = lines
+            .iter()
+            .map(|l| l["pts_ms"].as_i64().unwrap() - base)
+            .collect();
+        let want_ms: Vec<i64> = want.iter().map(|w| w.ms).collect();
+        if got_ms != want_ms {
+            failures.push(format!(
+                "{name}: detect's frames differ\n  gridwatch {got_ms:?}\n  ffmpeg    {want_ms:?}"
+            ));
+            continue;
+        }
+        if *expect == Expect::Exact {
+            for (l, w) in lines.iter().zip(&want) {
+                let stem = clip.file_stem().unwrap().to_string_lossy();
+                let png = out.join(format!("{stem}_{:06}.png", l["frame"].as_u64().unwrap()));
+                let img = opencv::imgcodecs::imread(
+                    png.to_str().unwrap(),
+                    opencv::imgcodecs::IMREAD_UNCHANGED,
+                )
+                .unwrap();
+                use opencv::prelude::*;
+                if corpus::md5_hex(img.data_bytes().unwrap()) != w.md5 {
+                    failures.push(format!(
+                        "{name}: {} has other pixels than FFmpeg's frame at {} ms",
+                        png.display(),
+                        w.ms
+                    ));
+                    break;
+                }
+            }
+        }
+        let v: serde_json::Value = serde_json::from_str(bench.trim()).unwrap();
+        if v["frames"].as_u64() != Some(want.len() as u64) {
+            failures.push(format!(
+                "{name}: bench detected on {} frames, the reference has {}",
+                v["frames"],
+                want.len()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -315,13 +315,17 @@ fn run_clip(
         fed = s.fed,
         discontinuities = s.discontinuities,
         corrupt_packets = s.corrupt_packets,
+        damaged = s.damaged,
+        size_changes = s.size_changes,
         "clip done"
     );
-    if s.corrupt_packets > 0 || s.truncated {
+    if s.corrupt_packets > 0 || s.truncated || s.damaged > 0 {
         tracing::warn!(
-            "{}: skipped {} corrupt packet(s){}; detections cover the frames that decoded",
+            "{}: skipped {} corrupt packet(s), {} picture(s) concealed over damage{}; \
+             detections cover the frames that decoded",
             path.display(),
             s.corrupt_packets,
+            s.damaged,
             if s.truncated {
                 " and stopped at damaged data (truncated file?)"
             } else {

@@ -66,6 +66,9 @@ pub struct DecodeStats {
     pub discontinuities: u64,
     /// Changes of the picture size mid-stream.
     pub size_changes: u64,
+    /// Pictures the decoder flagged as damaged (concealed), handed on or, with
+    /// [`FileDecoder::drop_damaged`], skipped.
+    pub damaged: u64,
     /// Whether reading stopped at damaged data before the container's end.
     pub truncated: bool,
 }
@@ -202,6 +205,8 @@ pub struct FileDecoder {
     frame_ms: i64,
     /// Packets without presentation times were seen: every packet is decoded.
     untimed: bool,
+    /// Skip pictures the decoder flagged as damaged instead of handing them on.
+    drop_damaged: bool,
     last_size: (u32, u32),
     stats: DecodeStats,
 }
@@ -348,6 +353,7 @@ impl FileDecoder {
                 40
             },
             untimed: false,
+            drop_damaged: false,
             last_size: (0, 0),
             stats: DecodeStats::default(),
         })
@@ -361,6 +367,13 @@ impl FileDecoder {
     /// What the decoder has done so far.
     pub fn stats(&self) -> DecodeStats {
         self.stats
+    }
+
+    /// Skip pictures the decoder flagged as damaged (concealed over corrupt data), as
+    /// live cameras do: a camera should not detect on garbage. Off by default, so that
+    /// `detect` and `bench` show what FFmpeg shows.
+    pub fn drop_damaged(&mut self, yes: bool) {
+        self.drop_damaged = yes;
     }
 
     fn decode_error(&self, message: impl Into<String>) -> DecodeError {
@@ -434,6 +447,18 @@ impl FileDecoder {
     /// A picture came out of the decoder: hands it on if sampling takes it.
     fn take(&mut self, sampler: &mut Sampler, out: &mut Frame) -> Result<bool, DecodeError> {
         self.stats.decoded += 1;
+        // SAFETY: reading two plain fields of the picture just decoded.
+        let damaged = unsafe {
+            let p = self.decoded.as_ptr();
+            (*p).decode_error_flags != 0 || (*p).flags & ffi::AV_FRAME_FLAG_CORRUPT != 0
+        };
+        if damaged {
+            self.stats.damaged += 1;
+            if self.drop_damaged {
+                // not progress: a stream of nothing but damaged pictures is a fault
+                return Ok(false);
+            }
+        }
         self.silent_feeds = 0;
         let size = (self.decoded.width(), self.decoded.height());
         if self.last_size != (0, 0) && size != self.last_size {
@@ -487,9 +512,9 @@ impl FileDecoder {
                     self.silent_feeds += 1;
                     if self.silent_feeds > MAX_SILENT_FEEDS {
                         return Err(self.decode_error(format!(
-                            "the decoder gave no picture for {MAX_SILENT_FEEDS} packets in a \
-                             row ({} decoded before, {} corrupt)",
-                            self.stats.decoded, self.stats.corrupt_packets
+                            "the decoder gave no usable picture for {MAX_SILENT_FEEDS} packets \
+                             in a row ({} decoded before, {} corrupt packets, {} damaged pictures)",
+                            self.stats.decoded, self.stats.corrupt_packets, self.stats.damaged
                         )));
                     }
                 }

@@ -82,7 +82,11 @@ fn run_blocking(session: &Session) -> End {
             let mut index_offset = 0u64;
             loop {
                 let mut dec = match session.call(|| FileDecoder::open(path)) {
-                    Some(Ok(d)) => d,
+                    Some(Ok(mut d)) => {
+                        // a camera does not detect on concealed garbage (as RTSP cameras)
+                        d.drop_damaged(true);
+                        d
+                    }
                     Some(Err(e)) => return End::Retry(e.to_string()),
                     None => return End::Stop,
                 };
@@ -108,7 +112,7 @@ fn run_blocking(session: &Session) -> End {
                     c.decoded
                         .fetch_add(now.decoded - seen.decoded, Ordering::Relaxed);
                     c.corrupt.fetch_add(
-                        now.corrupt_packets - seen.corrupt_packets,
+                        (now.corrupt_packets + now.damaged) - (seen.corrupt_packets + seen.damaged),
                         Ordering::Relaxed,
                     );
                     seen = now;
