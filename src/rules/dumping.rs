@@ -146,6 +146,12 @@ impl DumpingRule {
         )?;
         imgproc::cvt_color_def(&self.small, &mut self.grey, imgproc::COLOR_BGR2GRAY)?;
         self.grey.convert_to_def(&mut self.grey_f, CV_32F)?;
+        if self.long.rows() != h || self.long.cols() != w {
+            // a new picture size (the camera was reconfigured): the scene model starts
+            // again, and candidates in the old picture's pixels are dropped
+            self.last_t = None;
+            self.candidates.clear();
+        }
         let Some(last) = self.last_t.replace(t) else {
             self.grey_f.copy_to(&mut self.long)?;
             self.grey_f.copy_to(&mut self.short)?;
@@ -414,5 +420,22 @@ mod tests {
             rule.appeared().is_empty(),
             "a flat scene has no new regions"
         );
+    }
+
+    #[test]
+    fn a_new_picture_size_starts_the_scene_model_again() {
+        let mut rule = DumpingRule::new(DumpingConfig::default());
+        let mut out = Vec::new();
+        let none = &mut |_: &[f32; 4]| Vec::<ZoneHit>::new();
+        // 4:3, then 16:9 (another working size), then back
+        for (k, (w, h)) in [(384, 288), (384, 288), (640, 360), (640, 360), (384, 288)]
+            .into_iter()
+            .enumerate()
+        {
+            let frame = Frame::filled(w, h, [90, 120, 90]);
+            rule.step(k as i64 * 1000, &frame, &[], none, &mut out)
+                .unwrap_or_else(|e| panic!("frame {k} ({w}x{h}): {e}"));
+        }
+        assert!(out.is_empty());
     }
 }
