@@ -217,24 +217,10 @@ impl NalReader {
 /// Whether an H.264 SEI payload (after the NAL header) holds a recovery point with
 /// `recovery_frame_cnt` 0.
 fn sei_recovers_at_once(mut p: &[u8]) -> bool {
-    // sei_message()s: payloadType and payloadSize as runs of 0xFF plus a last byte
+    // sei_message()s: payloadType and payloadSize, each a run of 0xFF plus a last byte
     while p.len() >= 2 && p[0] != 0x80 {
-        let mut kind = 0usize;
-        while let Some((&b, rest)) = p.split_first() {
-            p = rest;
-            kind += b as usize;
-            if b != 0xff {
-                break;
-            }
-        }
-        let mut size = 0usize;
-        while let Some((&b, rest)) = p.split_first() {
-            p = rest;
-            size += b as usize;
-            if b != 0xff {
-                break;
-            }
-        }
+        let kind = ff_coded(&mut p);
+        let size = ff_coded(&mut p);
         if kind == 6 {
             // recovery_frame_cnt is ue(v): a leading 1 bit means 0
             return p.first().is_some_and(|b| b & 0x80 != 0);
@@ -242,6 +228,19 @@ fn sei_recovers_at_once(mut p: &[u8]) -> bool {
         p = p.get(size..).unwrap_or(&[]);
     }
     false
+}
+
+/// Reads an SEI number: the sum of a run of 0xFF bytes and the byte after it.
+fn ff_coded(p: &mut &[u8]) -> usize {
+    let mut n = 0usize;
+    while let Some((&b, rest)) = p.split_first() {
+        *p = rest;
+        n += b as usize;
+        if b != 0xff {
+            break;
+        }
+    }
+    n
 }
 
 /// The NAL units of an Annex B byte stream (without their start codes).
