@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let inbox = Arc::new(Inbox {
         store: InboxStore::open(&tmp.path().join("inbox")).unwrap(),
-        cfg: InboxConfig::default(),
+        cfg: InboxConfig::default().with_client("gridwatch", "bench-key"),
     });
     let url = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -75,7 +75,8 @@ fn bench(c: &mut Criterion) {
         ));
         url
     });
-    let cfg = DeliveryConfig::open311(&url);
+    let mut cfg = DeliveryConfig::open311(&url);
+    cfg.api_key = Some("bench-key".into());
     let mut g = c.benchmark_group("cases");
     g.throughput(Throughput::Elements(1));
     for (name, store) in stores(tmp.path()) {

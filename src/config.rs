@@ -93,10 +93,28 @@ pub struct ApiConfig {
     /// (default: `http://` + `listen`).
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Host names (optionally with `:port`) requests may be addressed to, besides the
+    /// listen address, `public_url`'s host and, on a loopback address, `localhost`: a
+    /// request for another host (DNS rebinding of a local demo) is refused. Empty on a
+    /// non-loopback address: any host.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// A request's headers must arrive within this (slow clients hold nothing long).
+    #[serde(default = "default_header_timeout", deserialize_with = "dur::de")]
+    pub header_timeout: Duration,
+    /// Connections open at once; past it new ones wait.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_connections() -> usize {
+    512
 }
 
 impl Default for ApiConfig {
@@ -107,6 +125,9 @@ impl Default for ApiConfig {
             token: None,
             open_writes: false,
             public_url: None,
+            allowed_hosts: Vec::new(),
+            header_timeout: default_header_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }

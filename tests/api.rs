@@ -62,6 +62,7 @@ fn fixture(token: Option<&str>, open_writes: bool) -> Fixture {
         cameras: vec![],
         node: "test-node".into(),
         cluster: None,
+        allowed_hosts: gridwatch::api::allowed_hosts("127.0.0.1:8080", &[]),
     });
     Fixture {
         _tmp: tmp,
@@ -77,22 +78,37 @@ async fn call(
     auth: Option<&str>,
     body: Vec<u8>,
 ) -> (StatusCode, Vec<u8>) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json");
-    if let Some(t) = auth {
-        req = req.header("authorization", format!("Bearer {t}"));
+    let bearer = auth.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(b) = &bearer {
+        headers.push(("authorization", b.as_str()));
+    }
+    let (s, _, b) = call_with(f, method, uri, &headers, body).await;
+    (s, b)
+}
+
+/// A request with exactly these headers: status, response headers, body.
+async fn call_with(
+    f: &Fixture,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
     let resp = gridwatch::api::router(f.state.clone())
         .oneshot(req.body(Body::from(body)).unwrap())
         .await
         .unwrap();
     let status = resp.status();
+    let h = resp.headers().clone();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
         .await
         .unwrap();
-    (status, bytes.to_vec())
+    (status, h, bytes.to_vec())
 }
 
 async fn get_json(f: &Fixture, uri: &str) -> (StatusCode, serde_json::Value) {
@@ -309,4 +325,179 @@ async fn metrics_count_cases_and_deliveries() {
         "12 creates + 12 follow-ups: {text}"
     );
     assert!(text.contains("gridwatch_stage_seconds_bucket{stage=\"inference\",le=\"+Inf\"} 0"));
+}
+
+/// The findings of a review as an attacker and a careless operator: each reproduced, each
+/// refused now, and refused writes change nothing.
+#[tokio::test]
+async fn what_an_attacker_tried_is_refused() {
+    // an empty token: no write at all, with or without an Authorization header
+    let empty = fixture(Some(""), false);
+    for headers in [
+        vec![("content-type", "application/json")],
+        vec![
+            ("content-type", "application/json"),
+            ("authorization", "Bearer "),
+        ],
+    ] {
+        let (s, _, b) = call_with(
+            &empty,
+            "POST",
+            "/api/cases/1/review",
+            &headers,
+            review("confirm", ""),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&b));
+    }
+    // with open writes: a cross-site form post (text/plain) and a foreign Origin
+    let open = fixture(None, true);
+    let uri = "/api/cases/1/review";
+    let body = review("reject", "");
+    for (what, headers, code) in [
+        (
+            "text/plain",
+            vec![
+                ("content-type", "text/plain"),
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://evil.example"),
+            ],
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "no content type",
+            vec![("host", "127.0.0.1:8080")],
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "foreign origin",
+            vec![
+                ("content-type", "application/json"),
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://evil.example"),
+            ],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "null origin",
+            vec![
+                ("content-type", "application/json"),
+                ("host", "127.0.0.1:8080"),
+                ("origin", "null"),
+            ],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "rebinding host",
+            vec![
+                ("content-type", "application/json"),
+                ("host", "attacker.example:8080"),
+            ],
+            StatusCode::MISDIRECTED_REQUEST,
+        ),
+    ] {
+        let (s, _, b) = call_with(&open, "POST", uri, &headers, body.clone()).await;
+        assert_eq!(s, code, "{what}: {}", String::from_utf8_lossy(&b));
+        let doc: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert!(doc["error"].is_string(), "{what}: JSON errors");
+    }
+    assert_eq!(
+        open.store.case(1).unwrap().status.as_str(),
+        "open",
+        "nothing changed"
+    );
+    // the page's own origin is fine
+    let same = [
+        ("content-type", "application/json; charset=utf-8"),
+        ("host", "127.0.0.1:8080"),
+        ("origin", "http://127.0.0.1:8080"),
+    ];
+    let (s, _, b) = call_with(&open, "POST", uri, &same, review("confirm", "ok")).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    // reads through a rebound name are refused too: the cases are not for that page
+    let (s, _, _) = call_with(
+        &open,
+        "GET",
+        "/api/cases",
+        &[("host", "attacker.example")],
+        vec![],
+    )
+    .await;
+    assert_eq!(s, StatusCode::MISDIRECTED_REQUEST);
+    let (s, _, _) = call_with(
+        &open,
+        "GET",
+        "/api/cases",
+        &[("host", "localhost:8080")],
+        vec![],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    // a NUL or a bidi override in a name or note: refused, nothing stored
+    let f = fixture(Some("tok"), false);
+    for body in [
+        serde_json::json!({"verdict": "reject", "reviewer": "a\u{0}b\u{202e}<script>"}),
+        serde_json::json!({"verdict": "reject", "reviewer": "ana", "note": "x\u{202e}y"}),
+        serde_json::json!({"verdict": "reject", "reviewer": "ana", "note": "bell\u{7}"}),
+    ] {
+        let (s, b) = call(
+            &f,
+            "POST",
+            "/api/cases/2/review",
+            Some("tok"),
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            String::from_utf8_lossy(&b).contains("U+"),
+            "names the character"
+        );
+    }
+    assert!(f.store.reviews(2).unwrap().is_empty());
+    // paths that cannot be read and unknown paths: JSON like every other error
+    for (uri, code) in [
+        ("/api/cases/%ff", StatusCode::BAD_REQUEST),
+        ("/api/nothing", StatusCode::NOT_FOUND),
+        ("/open311/v2/x", StatusCode::NOT_FOUND),
+    ] {
+        let (s, h, b) = call_with(&f, "GET", uri, &[], vec![]).await;
+        assert_eq!(s, code, "{uri}");
+        assert_eq!(h["content-type"], "application/json", "{uri}");
+        let doc: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert!(
+            doc["error"].is_string(),
+            "{uri}: the API's error shape, not Open311's"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_review_page_cannot_be_framed_and_runs_only_its_own_script() {
+    let f = fixture(None, false);
+    let (s, h, page) = call_with(&f, "GET", "/", &[], vec![]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    // the hash in the policy is the page's script's
+    use base64::Engine;
+    use sha2::Digest;
+    let page = String::from_utf8(page).unwrap();
+    let script = page
+        .split("<script>")
+        .nth(1)
+        .unwrap()
+        .split("</script>")
+        .next()
+        .unwrap();
+    let want =
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script.as_bytes()));
+    assert!(csp.contains(&want), "{csp}");
+    let (_, h, _) = call_with(&f, "GET", "/api/cases", &[], vec![]).await;
+    assert_eq!(h["x-frame-options"], "DENY", "on API answers too");
 }

@@ -52,6 +52,7 @@ fn store(dir: &std::path::Path, followup: Duration) -> Arc<SqliteStore> {
 
 fn config(url: &str) -> DeliveryConfig {
     let mut cfg = DeliveryConfig::open311(url);
+    cfg.api_key = Some(common::cases::INBOX_KEY.into());
     cfg.retry_initial = Duration::from_millis(50);
     cfg.retry_max = Duration::from_millis(400);
     cfg.timeout = Duration::from_secs(5);
@@ -95,7 +96,12 @@ async fn start_inbox(
 async fn start_default_inbox(
     dir: &std::path::Path,
 ) -> (String, Arc<Inbox>, tokio::sync::oneshot::Sender<()>) {
-    start_inbox(dir, InboxConfig::default(), "127.0.0.1:0".parse().unwrap()).await
+    start_inbox(
+        dir,
+        common::cases::inbox_config(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
 }
 
 fn all_requests(inbox: &Inbox) -> Vec<StoredRequest> {
@@ -169,8 +175,12 @@ async fn receiver_down_then_back_delivers_each_case_once() {
     ob.round().await.unwrap();
     assert_eq!(store.delivery_counts().unwrap().pending, 12);
 
-    let (_url, inbox, stop) =
-        start_inbox(&tmp.path().join("inbox"), InboxConfig::default(), addr).await;
+    let (_url, inbox, stop) = start_inbox(
+        &tmp.path().join("inbox"),
+        common::cases::inbox_config(),
+        addr,
+    )
+    .await;
     assert!(ob
         .drain(Some(Instant::now() + Duration::from_secs(20)))
         .await
@@ -214,7 +224,8 @@ async fn scripted_handler(
     if let Some(r) = (s.script)(n) {
         return r;
     }
-    let id = key.rsplit('-').nth(1).unwrap_or("0").to_string();
+    // gw-CASE-SEQ-RANDOM
+    let id = key.split('-').nth(1).unwrap_or("0").to_string();
     (
         StatusCode::CREATED,
         axum::Json(serde_json::json!([{ "service_request_id": format!("R{id}") }])),
@@ -377,7 +388,7 @@ async fn tokens_are_resolved_and_follow_ups_reach_the_request() {
         &tmp.path().join("inbox"),
         InboxConfig {
             answer_with_token: true,
-            ..InboxConfig::default()
+            ..common::cases::inbox_config()
         },
         "127.0.0.1:0".parse().unwrap(),
     )
@@ -610,6 +621,7 @@ fn form_post(url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
         let r = reqwest::Client::new()
             .post(url)
             .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-api-key", common::cases::INBOX_KEY)
             .body(body)
             .send()
             .await
@@ -767,6 +779,7 @@ fn malformed_inbox_requests_get_open311_errors_and_store_nothing() {
             reqwest::Client::new()
                 .post(&post)
                 .header("content-type", "application/x-www-form-urlencoded")
+                .header("x-api-key", common::cases::INBOX_KEY)
                 .header("idempotency-key", "k-1")
                 .body(format!("{ok}&description=%E8%BF%9D%E5%81%9C"))
                 .send()
@@ -824,7 +837,10 @@ fn sigkill_mid_delivery_then_restart_files_every_case_exactly_once() {
         "127.0.0.1:0",
         "--response-delay",
         "400ms",
+        "--client-env",
+        &format!("gridwatch={}", common::cases::INBOX_KEY_ENV),
     ])
+    .env(common::cases::INBOX_KEY_ENV, common::cases::INBOX_KEY)
     .stdout(Stdio::piped())
     .spawn()
     .unwrap();
@@ -862,6 +878,8 @@ fn sigkill_mid_delivery_then_restart_files_every_case_exactly_once() {
             data_s,
             "--open311",
             &url,
+            "--api-key-env",
+            common::cases::INBOX_KEY_ENV,
             "--retry-initial",
             "50ms",
         ];
@@ -869,6 +887,7 @@ fn sigkill_mid_delivery_then_restart_files_every_case_exactly_once() {
             args.extend(["--until-idle", "--for", "60s"]);
         }
         common::gridwatch(&args)
+            .env(common::cases::INBOX_KEY_ENV, common::cases::INBOX_KEY)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -1083,7 +1102,10 @@ async fn https_receivers_are_verified_against_the_system_and_the_configured_ca()
     let conf = tmp.path().join("pki/delivery.toml");
     std::fs::write(
         &conf,
-        format!("[delivery]\ntarget = \"open311\"\nurl = \"{https}\"\nca_file = \"ca.pem\"\nretry_initial = \"50ms\"\n"),
+        format!(
+            "[delivery]\ntarget = \"open311\"\nurl = \"{https}\"\nca_file = \"ca.pem\"\nretry_initial = \"50ms\"\napi_key = \"{}\"\n",
+            common::cases::INBOX_KEY
+        ),
     )
     .unwrap();
     let cfg = DeliveryConfig::load(&conf).unwrap();

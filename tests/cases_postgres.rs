@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::pg::Pg;
 use gridwatch::cases::config::DeliveryConfig;
-use gridwatch::cases::inbox::{Inbox, InboxConfig, InboxStore, RequestFilter};
+use gridwatch::cases::inbox::{Inbox, InboxStore, RequestFilter};
 use gridwatch::cases::outbox::{Client, Outbox};
 use gridwatch::cases::postgres::{PgStore, CLAIM_MS};
 use gridwatch::cases::sqlite::SqliteStore;
@@ -186,7 +186,7 @@ fn two_nodes_deliver_every_case_exactly_once() {
     rt.block_on(async {
         let inbox = Arc::new(Inbox {
             store: InboxStore::open(&tmp.path().join("inbox")).unwrap(),
-            cfg: InboxConfig::default(),
+            cfg: common::cases::inbox_config(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/open311/v2", listener.local_addr().unwrap());
@@ -195,7 +195,8 @@ fn two_nodes_deliver_every_case_exactly_once() {
             inbox.clone(),
             std::future::pending(),
         ));
-        let cfg = DeliveryConfig::open311(&url);
+        let mut cfg = DeliveryConfig::open311(&url);
+        cfg.api_key = Some(common::cases::INBOX_KEY.into());
         let outbox = |s: &Arc<PgStore>| {
             Outbox::new(
                 s.clone(),

@@ -182,6 +182,7 @@ construction = {{ dwell = "10m" }}
 [delivery]
 target = "open311"
 url = "http://127.0.0.1:{inbox_port}/open311/v2"
+api_key_env = "GW_TEST_INBOX_KEY"
 retry_initial = "300ms"
 retry_max = "1s"
 "#,
@@ -406,7 +407,10 @@ retry_max = "1s"
         tmp.path().join("inbox").to_str().unwrap(),
         "--listen",
         &format!("127.0.0.1:{inbox_port}"),
+        "--client-env",
+        &format!("gridwatch={}", common::cases::INBOX_KEY_ENV),
     ])
+    .env(common::cases::INBOX_KEY_ENV, common::cases::INBOX_KEY)
     .stdout(Stdio::null())
     .stderr(Stdio::null())
     .spawn()

@@ -8,25 +8,24 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::json;
 
-use crate::cases::{now_ms, CaseQuery, CaseStatus, Review, StoreError, Verdict};
+mod guard;
+mod review;
+pub mod serve;
+
+use crate::cases::{CaseQuery, CaseStatus, StoreError};
 use crate::ingest::CameraStatus;
 use crate::service::ServiceState;
 
 /// The review page: one self-contained file, nothing from elsewhere.
-const REVIEW_PAGE: &str = include_str!("review.html");
-
-/// Largest review body.
-const MAX_REVIEW_BODY: usize = 16 * 1024;
+pub(crate) const REVIEW_PAGE: &str = include_str!("review.html");
 
 /// An API error: a status and a message fit for the caller.
 #[derive(Debug)]
@@ -51,9 +50,34 @@ impl From<StoreError> for ApiError {
     }
 }
 
-type St = State<Arc<ServiceState>>;
+pub(crate) type St = State<Arc<ServiceState>>;
 
-async fn blocking<T: Send + 'static>(
+/// Path parameters, with a path that cannot be read (`/api/cases/%ff`: not UTF-8)
+/// answered as every other API error is, in JSON.
+pub(crate) struct Seg<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Seg<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(Self(v)),
+            Err(e) => Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("the path cannot be read: {}", e.body_text()),
+            )),
+        }
+    }
+}
+
+pub(crate) async fn blocking<T: Send + 'static>(
     state: &Arc<ServiceState>,
     f: impl FnOnce(&ServiceState) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -66,7 +90,7 @@ async fn blocking<T: Send + 'static>(
 
 /// Every route.
 pub fn router(state: Arc<ServiceState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(|| async { Html(REVIEW_PAGE) }))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -75,9 +99,10 @@ pub fn router(state: Arc<ServiceState>) -> Router {
         .route("/api/cameras/{id}/frame.jpg", get(camera_frame))
         .route("/api/cases", get(cases))
         .route("/api/cases/{id}", get(case))
-        .route("/api/cases/{id}/review", post(review))
+        .route("/api/cases/{id}/review", post(review::review))
         .route("/evidence/{case}/{file}", get(evidence))
-        .with_state(state)
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such resource".into()) });
+    guard::protect(routes, state.clone()).with_state(state)
 }
 
 /// Ready once started and until stopping; with several nodes, also only while the
@@ -279,7 +304,7 @@ async fn cameras(State(s): St) -> Json<serde_json::Value> {
     Json(json!(list))
 }
 
-async fn camera_frame(State(s): St, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn camera_frame(State(s): St, Seg(id): Seg<String>) -> Result<Response, ApiError> {
     let jpeg = s.metrics.last_frame(&id).ok_or_else(|| {
         ApiError(
             StatusCode::NOT_FOUND,
@@ -296,7 +321,7 @@ async fn camera_frame(State(s): St, Path(id): Path<String>) -> Result<Response, 
         .into_response())
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
+pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
@@ -372,12 +397,12 @@ async fn cases(
     })))
 }
 
-fn case_id(id: &str) -> Result<i64, ApiError> {
+pub(crate) fn case_id(id: &str) -> Result<i64, ApiError> {
     id.parse::<i64>()
         .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no case {id:?}")))
 }
 
-async fn case(State(s): St, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn case(State(s): St, Seg(id): Seg<String>) -> Result<Json<serde_json::Value>, ApiError> {
     let id = case_id(&id)?;
     let doc = blocking(&s, move |s| {
         let c = s.store.case(id)?;
@@ -407,101 +432,9 @@ async fn case(State(s): St, Path(id): Path<String>) -> Result<Json<serde_json::V
     Ok(Json(doc))
 }
 
-/// Checks the bearer token (constant time) or the open-writes switch.
-fn authorise(s: &ServiceState, headers: &HeaderMap) -> Result<(), ApiError> {
-    match &s.token {
-        Some(want) => {
-            let got = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
-            let same = got.len() == want.len()
-                && got
-                    .bytes()
-                    .zip(want.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0;
-            if same {
-                Ok(())
-            } else {
-                Err(ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "a valid bearer token is required".into(),
-                ))
-            }
-        }
-        None if s.open_writes => Ok(()),
-        None => Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "writes are disabled: set api.token_env (or api.open_writes)".into(),
-        )),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReviewBody {
-    verdict: String,
-    #[serde(default)]
-    note: String,
-    #[serde(default)]
-    reviewer: Option<String>,
-}
-
-async fn review(
-    State(s): St,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    authorise(&s, &headers)?;
-    let id = case_id(&id)?;
-    let bytes = axum::body::to_bytes(body, MAX_REVIEW_BODY)
-        .await
-        .map_err(|_| {
-            ApiError(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is over {MAX_REVIEW_BODY} bytes"),
-            )
-        })?;
-    let b: ReviewBody = serde_json::from_slice(&bytes).map_err(|e| {
-        bad(format!(
-            "the body must be JSON {{\"verdict\": \"confirm\" | \"reject\", \"note\": \"…\"}}: {e}"
-        ))
-    })?;
-    let verdict = Verdict::parse(&b.verdict).ok_or_else(|| {
-        bad(format!(
-            "verdict: {:?} is neither confirm nor reject",
-            b.verdict
-        ))
-    })?;
-    if b.note.chars().count() > 2000 {
-        return Err(bad("note: at most 2000 characters"));
-    }
-    let reviewer = b.reviewer.unwrap_or_else(|| "analyst".into());
-    if reviewer.is_empty() || reviewer.chars().count() > 100 {
-        return Err(bad("reviewer: 1 to 100 characters"));
-    }
-    let r = Review {
-        case_id: id,
-        verdict,
-        reviewer,
-        note: b.note,
-        at_ms: now_ms(),
-    };
-    let case = blocking(&s, move |s| {
-        s.store.review(&r)?;
-        s.store.case(r.case_id)
-    })
-    .await?;
-    s.outbox_waker.notify_one();
-    Ok(Json(json!({ "case": case })))
-}
-
 async fn evidence(
     State(s): St,
-    Path((case, file)): Path<(String, String)>,
+    Seg((case, file)): Seg<(String, String)>,
 ) -> Result<Response, ApiError> {
     // only `<digits>/<digits>.jpg`: nothing can name a path outside the evidence folder
     let not_found = || ApiError(StatusCode::NOT_FOUND, "no such evidence".into());
@@ -528,3 +461,5 @@ async fn evidence(
     )
         .into_response())
 }
+
+pub use guard::{allowed_hosts, protect};

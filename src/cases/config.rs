@@ -37,9 +37,13 @@ pub struct DeliveryConfig {
     pub target: TargetKind,
     /// The receiver's address.
     pub url: String,
-    /// Open311 `api_key`.
+    /// Open311 `api_key`; better given through `api_key_env` (a config file, or a
+    /// Kubernetes ConfigMap, is no place for a credential).
     #[serde(default)]
     pub api_key: Option<String>,
+    /// Environment variable holding the Open311 `api_key`.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
     /// Open311 `jurisdiction_id`.
     #[serde(default)]
     pub jurisdiction_id: Option<String>,
@@ -125,6 +129,7 @@ impl DeliveryConfig {
             target: TargetKind::Open311,
             url: url.to_string(),
             api_key: None,
+            api_key_env: None,
             jurisdiction_id: None,
             secret: None,
             secret_env: None,
@@ -229,6 +234,19 @@ impl DeliveryConfig {
                 "[delivery] a webhook needs a signing secret: set secret_env (or secret)".into(),
             );
         }
+        if let Some(var) = &self.api_key_env {
+            if self.api_key.is_some() {
+                return Err("[delivery] give api_key or api_key_env, not both".into());
+            }
+            if std::env::var(var)
+                .map(|v| v.trim().is_empty())
+                .unwrap_or(true)
+            {
+                return Err(format!(
+                    "[delivery] api_key_env: environment variable {var} is not set"
+                ));
+            }
+        }
         if let Some(var) = &self.secret_env {
             if std::env::var(var).map(|v| v.is_empty()).unwrap_or(true) {
                 return Err(format!(
@@ -251,7 +269,17 @@ impl DeliveryConfig {
         Ok(())
     }
 
-    /// The webhook secret, from `secret_env` or `secret`.
+    /// The Open311 api_key: from `api_key_env` when set, else `api_key`.
+    pub fn api_key(&self) -> Option<String> {
+        self.api_key_env
+            .as_ref()
+            .and_then(|v| std::env::var(v).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.api_key.clone())
+    }
+
+    /// The webhook secret: from `secret_env` when set, else `secret`.
     pub fn secret(&self) -> Option<String> {
         self.secret_env
             .as_ref()

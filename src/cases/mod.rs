@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod postgres;
 pub mod retry;
 pub mod sqlite;
+pub mod text;
 pub mod webhook;
 
 use std::time::Duration;
@@ -312,6 +313,15 @@ impl DeliveryState {
     }
 }
 
+/// A new delivery's idempotency key: `gw-CASE-SEQ-` and 128 random bits (hex). The
+/// case and the delivery's number in it are for people reading a receiver's records;
+/// the random part makes the key unguessable (a predictable key lets anyone who can
+/// post to the receiver file a request under it first, and the receiver would then
+/// answer gridwatch's request with theirs).
+pub fn new_idempotency_key(case_id: i64, seq: i64) -> String {
+    format!("gw-{case_id}-{seq}-{:032x}", rand::random::<u128>())
+}
+
 /// One entry of the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Delivery {
@@ -322,7 +332,8 @@ pub struct Delivery {
     /// What it carries.
     pub event: Event,
     /// Sent as the `Idempotency-Key` header and in the body; the same on every retry,
-    /// also after a restart.
+    /// also after a restart. Made by [`new_idempotency_key`]: unguessable, so nobody
+    /// can file a request under it before gridwatch does.
     pub idempotency_key: String,
     /// Where it stands.
     pub state: DeliveryState,

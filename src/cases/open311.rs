@@ -12,7 +12,13 @@
 //!   failure reason.
 //!
 //! Every request carries the delivery's idempotency key as the `Idempotency-Key` header
-//! and as `attribute[gridwatch_idempotency_key]`.
+//! and as `attribute[gridwatch_idempotency_key]`. When a create is answered with a
+//! `service_request_id`, that request is read back (`GET {url}/requests/{id}.json`):
+//! if what it shows is not this case's — another `gridwatch_case_id` or idempotency key,
+//! or other coordinates — the receiver answered gridwatch's request with someone else's
+//! (a request filed first under the same key), and the delivery fails for good with
+//! that reason instead of being counted as delivered. What the receiver does not show,
+//! or a read it does not answer, is taken at its word.
 
 use serde::Deserialize;
 
@@ -83,8 +89,8 @@ impl Open311Client {
     pub fn form(&self, out: &Outgoing) -> String {
         let c = &out.case;
         let mut f = form_urlencoded::Serializer::new(String::new());
-        if let Some(k) = &self.cfg.api_key {
-            f.append_pair("api_key", k);
+        if let Some(k) = self.cfg.api_key() {
+            f.append_pair("api_key", &k);
         }
         if let Some(j) = &self.cfg.jurisdiction_id {
             f.append_pair("jurisdiction_id", j);
@@ -161,6 +167,19 @@ impl Open311Client {
                 let a = list.into_iter().next();
                 let remote_id = a.as_ref().and_then(|a| a.service_request_id.clone());
                 let token = a.as_ref().and_then(|a| a.token.clone());
+                if let (Event::Create, Some(id)) = (out.delivery.event, &remote_id) {
+                    if let Some(why) = self.not_ours(out, id).await {
+                        tracing::warn!(
+                            case = out.case.id,
+                            "{url} answered case {}'s request with request {id}, which is not this case's: {why}",
+                            out.case.id
+                        );
+                        return Sent::Failed(crate::cases::retry::AttemptResult::NotOurs(format!(
+                            "the receiver answered with request {id}, which is not this case's \
+                             ({why}): not counted as delivered"
+                        )));
+                    }
+                }
                 if out.delivery.event == Event::Create && remote_id.is_none() && token.is_none() {
                     // taken, but with no way to refer to it: nothing to retry, say so
                     tracing::warn!(
@@ -193,6 +212,26 @@ impl Open311Client {
                 ),
             },
         }
+    }
+
+    /// Reads request `id` back: what in it shows that it is not `out`'s case, if
+    /// anything (nothing when the receiver does not answer or does not show it).
+    async fn not_ours(&self, out: &Outgoing, id: &str) -> Option<String> {
+        let mut url = format!(
+            "{}/requests/{}.json",
+            self.base,
+            percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+        );
+        if let Some(j) = &self.cfg.jurisdiction_id {
+            url.push_str("?jurisdiction_id=");
+            url.extend(form_urlencoded::byte_serialize(j.as_bytes()));
+        }
+        let reply = exchange(self.http.get(&url)).await.ok()?;
+        if !reply.status.is_success() {
+            return None;
+        }
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&reply.body).ok()?;
+        stored_mismatch(out, &list.into_iter().next()?)
     }
 
     async fn resolve(&self, out: &Outgoing) -> Sent {
@@ -231,6 +270,41 @@ impl Open311Client {
             None => Sent::NotYet(format!("token {token} not resolved yet")),
         }
     }
+}
+
+/// What in a stored request (as `GET requests/{id}.json` shows it) differs from the
+/// case `out` carries: its `gridwatch_case_id`, its idempotency key, its coordinates
+/// (more than about a metre off). Fields the receiver does not show are not compared.
+fn stored_mismatch(out: &Outgoing, stored: &serde_json::Value) -> Option<String> {
+    let attr = |k: &str| stored.get("attributes").and_then(|a| a.get(k));
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if let Some(case) = attr("gridwatch_case_id") {
+        if text(case) != out.case.id.to_string() {
+            return Some(format!("its gridwatch_case_id is {}", text(case)));
+        }
+    }
+    if let Some(key) = attr("gridwatch_idempotency_key").or_else(|| stored.get("idempotency_key")) {
+        if !key.is_null() && text(key) != out.delivery.idempotency_key {
+            return Some(format!("its idempotency key is {}", text(key)));
+        }
+    }
+    let num = |k: &str| {
+        stored
+            .get(k)
+            .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()))
+    };
+    if let (Some(lat), Some(lon)) = (num("lat"), num("long")) {
+        if (lat - out.case.lat).abs() > 1e-5 || (lon - out.case.lon).abs() > 1e-5 {
+            return Some(format!(
+                "it is at {lat:.6}, {lon:.6}, the case at {:.6}, {:.6}",
+                out.case.lat, out.case.lon
+            ));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -387,6 +387,7 @@ impl Outbox {
                     AttemptResult::Timeout => ("timeout", None, "no answer in time".to_string()),
                     AttemptResult::Connection(e) => ("connection", None, e.clone()),
                     AttemptResult::Status { code, body, .. } => ("http", Some(*code), body.clone()),
+                    AttemptResult::NotOurs(why) => ("not_ours", None, why.clone()),
                 };
                 let error = match status {
                     Some(code) => format!("HTTP {code}: {detail}"),

@@ -160,7 +160,6 @@ pub struct PgStore {
     dir: PathBuf,
     client: Mutex<Conn>,
     dedup: DedupConfig,
-    install_id: String,
 }
 
 const DELIVERY_COLUMNS: &str =
@@ -451,17 +450,12 @@ impl PgStore {
             .map_err(|e| err(&e))?;
             tx.commit().map_err(|e| err(&e))?;
         }
-        let install_id: String = client
-            .query_one("SELECT value FROM meta WHERE key = 'install_id'", &[])
-            .map_err(|e| err(&e))?
-            .get(0);
         Ok(Self {
             url: name,
             connect_url: url.to_string(),
             dir: dir.to_path_buf(),
             client: Mutex::new(Conn(Some(client))),
             dedup,
-            install_id,
         })
     }
 
@@ -544,7 +538,7 @@ impl PgStore {
             &[
                 &case_id,
                 &event.as_str(),
-                &format!("gw-{}-{case_id}-{seq}", self.install_id),
+                &super::new_idempotency_key(case_id, seq),
                 &next_at_ms,
                 &now_ms(),
             ],

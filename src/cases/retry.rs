@@ -27,6 +27,10 @@ pub enum AttemptResult {
         /// What the receiver said.
         body: String,
     },
+    /// The receiver answered with something that cannot be this delivery's (a request
+    /// another sender filed under the same idempotency key): retrying would get the same
+    /// answer.
+    NotOurs(String),
 }
 
 /// What to do next.
@@ -70,6 +74,7 @@ impl RetryPolicy {
         };
         match result {
             AttemptResult::Delivered => Decision::Delivered,
+            AttemptResult::NotOurs(why) => Decision::Permanent(why.clone()),
             AttemptResult::Timeout | AttemptResult::Connection(_) => backoff(),
             AttemptResult::Status {
                 code,
@@ -186,6 +191,15 @@ mod tests {
                 other => panic!("{code}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn permanent_an_answer_that_is_not_ours() {
+        let why = "the receiver answered with request 7, filed under another key";
+        assert_eq!(
+            P.decide(1, &AttemptResult::NotOurs(why.into()), 0.5),
+            Decision::Permanent(why.into())
+        );
     }
 
     #[test]

@@ -151,19 +151,12 @@ pub struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Connection>,
     dedup: DedupConfig,
-    install_id: String,
 }
 
-/// Queues a delivery for a case; its idempotency key is unique to this store (the
-/// install id), the case and the delivery's place among the case's deliveries, so it is
-/// the same however often the delivery is retried.
-fn enqueue(
-    tx: &Connection,
-    install_id: &str,
-    case_id: i64,
-    event: Event,
-    next_at_ms: i64,
-) -> rusqlite::Result<()> {
+/// Queues a delivery for a case under a new unguessable idempotency key
+/// ([`super::new_idempotency_key`]), stored with it: the same however often the
+/// delivery is retried.
+fn enqueue(tx: &Connection, case_id: i64, event: Event, next_at_ms: i64) -> rusqlite::Result<()> {
     let seq: i64 = tx.query_row(
         "SELECT count(*) + 1 FROM deliveries WHERE case_id = ?1",
         [case_id],
@@ -175,7 +168,7 @@ fn enqueue(
         params![
             case_id,
             event.as_str(),
-            format!("gw-{install_id}-{case_id}-{seq}"),
+            super::new_idempotency_key(case_id, seq),
             next_at_ms,
             now_ms()
         ],
@@ -207,21 +200,11 @@ impl SqliteStore {
     pub fn open(dir: &Path, dedup: DedupConfig) -> Result<Self, StoreError> {
         let path = dir.join("cases.sqlite");
         let conn = open_migrated(&path, MIGRATIONS)?;
-        let err = |e: &dyn std::fmt::Display| StoreError::Db {
-            store: path.display().to_string(),
-            message: e.to_string(),
-        };
-        let install_id: String = conn
-            .query_row("SELECT value FROM meta WHERE key = 'install_id'", [], |r| {
-                r.get(0)
-            })
-            .map_err(|e| err(&e))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             path,
             conn: Mutex::new(conn),
             dedup,
-            install_id,
         })
     }
 
@@ -309,8 +292,7 @@ impl CaseStore for SqliteStore {
                     .map_err(|e| self.err(e))?;
                 if !waiting {
                     let at = now_ms() + self.dedup.followup_delay.as_millis() as i64;
-                    enqueue(&tx, &self.install_id, id, Event::Update, at)
-                        .map_err(|e| self.err(e))?;
+                    enqueue(&tx, id, Event::Update, at).map_err(|e| self.err(e))?;
                 }
                 (id, Outcome::Absorbed)
             }
@@ -343,8 +325,7 @@ impl CaseStore for SqliteStore {
                         )
                         .map_err(|e| self.err(e))?;
                         let id = tx.last_insert_rowid();
-                        enqueue(&tx, &self.install_id, id, Event::Create, 0)
-                            .map_err(|e| self.err(e))?;
+                        enqueue(&tx, id, Event::Create, 0).map_err(|e| self.err(e))?;
                         (id, Outcome::Opened)
                     }
                 }
@@ -572,8 +553,7 @@ impl CaseStore for SqliteStore {
             )
             .map_err(|e| self.err(e))?;
         if moved == 0 {
-            enqueue(&tx, &self.install_id, review.case_id, Event::Update, 0)
-                .map_err(|e| self.err(e))?;
+            enqueue(&tx, review.case_id, Event::Update, 0).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -672,8 +652,7 @@ impl CaseStore for SqliteStore {
                     .map_err(|e| self.err(e))?;
                 }
                 if remote_id.is_none() && token.is_some() {
-                    enqueue(&tx, &self.install_id, case_id, Event::Resolve, at)
-                        .map_err(|e| self.err(e))?;
+                    enqueue(&tx, case_id, Event::Resolve, at).map_err(|e| self.err(e))?;
                 }
                 (DeliveryState::Delivered, None, None)
             }

@@ -122,6 +122,9 @@ pub struct DeliverArgs {
     /// An Open311 GeoReport v2 base URL, every other setting default.
     #[arg(long, value_name = "URL")]
     open311: Option<String>,
+    /// With --open311: the environment variable holding the receiver's api_key.
+    #[arg(long, value_name = "VAR", requires = "open311")]
+    api_key_env: Option<String>,
     /// Exit once nothing is pending (exit status 1 if --for runs out first).
     #[arg(long)]
     until_idle: bool,
@@ -141,8 +144,13 @@ pub struct DeliverArgs {
 #[command(
     after_help = "Serves GET services.json, POST requests.json, GET requests.json, \
 GET requests/{id}.json, GET tokens/{token}.json and POST requests/{id}/updates.json under \
-/open311/v2. Prints `inbox: http://ADDR/open311/v2` once listening.\n\nExample:\n  \
-gridwatch inbox --data data/inbox --listen 127.0.0.1:8311"
+/open311/v2. Prints `inbox: http://ADDR/open311/v2` once listening.\n\n\
+Writes need the API key of a client (the form's api_key, X-Api-Key or Authorization: Bearer); \
+idempotency keys are scoped to the client, and a client may update only its own requests. \
+Reads are open.\n\nExamples:\n  \
+gridwatch inbox --new-client gridwatch          # a new key, and the --client line for it\n  \
+GW_INBOX_KEY=… gridwatch inbox --data data/inbox --client-env gridwatch=GW_INBOX_KEY\n  \
+gridwatch inbox --client gridwatch:9f86d081884c7d65…  (the key's SHA-256)"
 )]
 pub struct InboxArgs {
     /// Data directory for inbox.sqlite.
@@ -154,9 +162,18 @@ pub struct InboxArgs {
     /// Answer POSTs with a token to resolve later instead of a request id.
     #[arg(long)]
     token: bool,
-    /// Require this api_key.
-    #[arg(long)]
-    api_key: Option<String>,
+    /// A client that may write: NAME:SHA256, the SHA-256 of its API key in hex
+    /// (repeat for more).
+    #[arg(long = "client", value_name = "NAME:SHA256")]
+    clients: Vec<String>,
+    /// A client whose API key is in an environment variable: NAME=VAR (repeat for
+    /// more).
+    #[arg(long = "client-env", value_name = "NAME=VAR")]
+    client_envs: Vec<String>,
+    /// Print a new random API key for client NAME and the --client line to start the
+    /// inbox with, then exit.
+    #[arg(long, value_name = "NAME")]
+    new_client: Option<String>,
     /// Answer each POST this much later, after storing it (drills).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     response_delay: Duration,
@@ -318,7 +335,8 @@ fn delivery_config(a: &DeliverArgs) -> anyhow::Result<DeliveryConfig> {
     let mut cfg = match (&a.config, &a.open311) {
         (Some(path), _) => DeliveryConfig::load(path)?,
         (None, Some(url)) => {
-            let cfg = DeliveryConfig::open311(url);
+            let mut cfg = DeliveryConfig::open311(url);
+            cfg.api_key_env = a.api_key_env.clone();
             cfg.check().map_err(|e| anyhow::anyhow!("--open311: {e}"))?;
             cfg
         }
@@ -416,13 +434,49 @@ fn outbox(a: DataArgs) -> anyhow::Result<()> {
 
 /// Runs `gridwatch inbox`.
 pub fn inbox(a: InboxArgs) -> anyhow::Result<()> {
+    use crate::cases::inbox::clients::{check_name, new_key};
+    use crate::cases::inbox::InboxClient;
+    if let Some(name) = &a.new_client {
+        check_name(name).map_err(|e| anyhow::anyhow!(e))?;
+        let key = new_key();
+        println!("api key: {key}");
+        println!(
+            "start the inbox with: --client {}",
+            InboxClient::with_key(name, &key).spec()
+        );
+        return Ok(());
+    }
+    let mut clients = Vec::new();
+    for spec in &a.clients {
+        clients.push(InboxClient::parse(spec).map_err(|e| anyhow::anyhow!("--client: {e}"))?);
+    }
+    for spec in &a.client_envs {
+        let (name, var) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--client-env: `{spec}` is not NAME=VAR"))?;
+        check_name(name).map_err(|e| anyhow::anyhow!("--client-env: {e}"))?;
+        let key = std::env::var(var)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--client-env {spec}: the environment variable {var} is not set or empty"
+                )
+            })?;
+        clients.push(InboxClient::with_key(name, key.trim()));
+    }
+    if clients.is_empty() {
+        tracing::warn!(
+            "inbox: no --client given: every write will be refused (gridwatch inbox --new-client NAME makes one)"
+        );
+    }
     let store = InboxStore::open(&a.data)?;
     let inbox = Arc::new(Inbox {
         store,
         cfg: InboxConfig {
             answer_with_token: a.token,
             response_delay: a.response_delay,
-            api_key: a.api_key,
+            clients,
             max_body: a.max_body,
             ..InboxConfig::default()
         },

@@ -57,6 +57,8 @@ pub struct ServiceState {
     pub node: String,
     /// With a PostgreSQL store: the cameras shared among the nodes.
     pub cluster: Option<Arc<cluster::Membership>>,
+    /// The hosts requests may be addressed to (`None`: any); see `api::guard`.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 fn camera_config(c: &CameraEntry) -> anyhow::Result<CameraConfig> {
@@ -540,11 +542,15 @@ pub async fn run(
     let (delivery, inbox) = match &cfg.delivery {
         Some(d) => (d.clone(), None),
         None => {
+            // the built-in inbox takes writes from this process only: a key made for it
+            // at start, known to nobody else
+            let key = crate::cases::inbox::clients::new_key();
             let inbox = Arc::new(Inbox {
                 store: InboxStore::open(&cfg.data_dir.join("inbox"))?,
-                cfg: InboxConfig::default(),
+                cfg: InboxConfig::default().with_client("gridwatch", &key),
             });
             let mut d = DeliveryConfig::open311(&format!("http://{addr}/open311/v2"));
+            d.api_key = Some(key);
             d.public_url = Some(public.clone());
             (d, Some(inbox))
         }
@@ -583,20 +589,42 @@ pub async fn run(
                 cfg.cluster.lease_ttl,
             ))
         }),
+        allowed_hosts: {
+            let mut extra = cfg.api.allowed_hosts.clone();
+            if let Some(u) = cfg
+                .api
+                .public_url
+                .as_deref()
+                .and_then(|u| url::Url::parse(u).ok())
+            {
+                if let Some(h) = u.host_str() {
+                    extra.push(h.to_string());
+                }
+            }
+            crate::api::allowed_hosts(&addr.to_string(), &extra)
+        },
     });
     let mut app = crate::api::router(state.clone());
     if let Some(inbox) = inbox {
-        app = app.merge(crate::cases::inbox::router(inbox));
+        app = app.merge(crate::api::protect(
+            crate::cases::inbox::router(inbox),
+            state.clone(),
+        ));
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let limits = crate::api::serve::Limits {
+        header_timeout: cfg.api.header_timeout,
+        max_connections: cfg.api.max_connections,
+    };
+    let server = tokio::spawn(crate::api::serve::serve(
+        listener,
+        app,
+        limits,
+        async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        },
+    ));
     let outbox_task = {
         let outbox = outbox.clone();
         let rx = stop_rx.clone();

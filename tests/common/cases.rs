@@ -3,7 +3,20 @@
 
 use std::time::Duration;
 
+use gridwatch::cases::inbox::InboxConfig;
 use gridwatch::cases::{DedupConfig, NewViolation};
+
+/// The API key the tests' inboxes know gridwatch by (client `gridwatch`).
+pub const INBOX_KEY: &str = "test-key-of-the-gridwatch-client";
+
+/// The environment variable the tests hand that key over in (`gridwatch inbox
+/// --client-env`, `[delivery] api_key_env`).
+pub const INBOX_KEY_ENV: &str = "GW_TEST_INBOX_KEY";
+
+/// The inbox's defaults with gridwatch as its one client.
+pub fn inbox_config() -> InboxConfig {
+    InboxConfig::default().with_client("gridwatch", INBOX_KEY)
+}
 
 /// A minute, ms.
 pub const MIN: i64 = 60_000;

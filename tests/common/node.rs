@@ -21,6 +21,7 @@ impl Node {
         let log = dir.join(format!("{name}.log"));
         let mut child = super::gridwatch(&["run", "--config", cfg.to_str().unwrap()])
             .env("GW_TEST_STORE", store)
+            .env(super::cases::INBOX_KEY_ENV, super::cases::INBOX_KEY)
             .env("GRIDWATCH_NODE", name)
             .env("GRIDWATCH_LOG", "gridwatch=info")
             .stdout(Stdio::piped())
