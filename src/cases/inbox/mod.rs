@@ -118,7 +118,7 @@ fn client_of<'a>(
     body: &[u8],
     ext: &Extensions,
     what: &str,
-) -> Result<&'a InboxClient, Response> {
+) -> Result<&'a InboxClient, Refusal> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let in_form = form::api_key_in(body);
     let key = in_form
@@ -135,9 +135,10 @@ fn client_of<'a>(
                 "no api_key"
             };
             tracing::warn!("inbox: refused {what} from {peer}: {why}");
-            Err(error(
+            Err(Refusal(
                 StatusCode::UNAUTHORIZED,
-                "an api_key of a client of this inbox is required to file or update requests",
+                "an api_key of a client of this inbox is required to file or update requests"
+                    .into(),
             ))
         }
     }
@@ -237,7 +238,7 @@ async fn post_request(
     };
     let client = match client_of(&inbox, &headers, &body, &ext, "a request") {
         Ok(c) => c.name.clone(),
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let form = match parse_form(&body, &inbox.cfg, false) {
         Ok(f) => f,
@@ -295,7 +296,7 @@ async fn post_update(
     };
     let client = match client_of(&inbox, &headers, &body, &ext, "a follow-up") {
         Ok(c) => c.name.clone(),
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let form = match parse_form(&body, &inbox.cfg, true) {
         Ok(f) => f,
