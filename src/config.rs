@@ -517,13 +517,15 @@ impl Config {
         for (i, c) in self.cameras.iter().enumerate() {
             let at = format!("camera[{i}] ({})", c.id);
             if c.id.is_empty()
+                || c.id.len() > 64
+                || c.id.starts_with('.')
                 || !c
                     .id
                     .chars()
                     .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
             {
                 out.push(format!(
-                    "camera[{i}].id: {:?} must be letters, digits, - _ .",
+                    "camera[{i}].id: {:?} must be 1 to 64 letters, digits, - _ . and not start with a dot (it names files and URLs)",
                     c.id
                 ));
             }
@@ -540,8 +542,12 @@ impl Config {
                 ));
             }
             if c.source.starts_with("rtsp://") {
-                if url::Url::parse(&c.source).is_err() {
-                    out.push(format!("{at}.source: not a valid URL"));
+                match url::Url::parse(&c.source) {
+                    Err(_) => out.push(format!("{at}.source: not a valid URL")),
+                    Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+                        out.push(format!("{at}.source: the rtsp:// URL has no host"))
+                    }
+                    Ok(_) => {}
                 }
             } else if c.source.contains("://") {
                 out.push(format!(
@@ -614,11 +620,41 @@ impl Config {
             ));
         }
         if let Some(var) = &self.api.token_env {
-            if std::env::var(var).map(|v| v.is_empty()).unwrap_or(true) {
+            if std::env::var(var)
+                .map(|v| v.trim().is_empty())
+                .unwrap_or(true)
+            {
                 out.push(format!(
-                    "api.token_env: environment variable {var} is not set"
+                    "api.token_env: environment variable {var} is not set or empty"
                 ));
             }
+        }
+        if self
+            .api
+            .token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            out.push("api.token: empty (an empty token would let anyone write; leave it out to refuse writes)".into());
+        }
+        if self.api.open_writes && self.api_token().is_none() {
+            let loopback = self
+                .api
+                .listen
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback());
+            if !loopback {
+                out.push(format!(
+                    "api.open_writes: on {} anyone who reaches the port could review cases; set api.token_env, or listen on 127.0.0.1",
+                    self.api.listen
+                ));
+            }
+        }
+        if self.api.max_connections == 0 {
+            out.push("api.max_connections: must be at least 1".into());
+        }
+        if self.api.header_timeout.is_zero() {
+            out.push("api.header_timeout: must be more than 0".into());
         }
         if let Some(var) = &self.store_env {
             if std::env::var(var).map(|v| v.is_empty()).unwrap_or(true) {

@@ -69,7 +69,7 @@ fn the_manifests_pass_the_kubernetes_schemas_and_a_broken_one_does_not() {
     assert!(files.len() >= 5, "{files:?}");
     let (ok, out) = validate(&files);
     assert!(ok, "{out}");
-    assert_eq!(out.matches("passed").count(), 7, "{out}");
+    assert_eq!(out.matches("passed").count(), 10, "{out}");
 
     // the validator is not a rubber stamp: a wrong type and an unknown field fail
     let tmp = tempfile::tempdir().unwrap();
@@ -141,6 +141,38 @@ fn the_statefulset_wires_node_names_store_probes_gpu_and_metrics() {
         }
     }
     assert_eq!(sts["spec"]["serviceName"], "gridwatch-nodes");
+    // every secret the pod reads is required and exists with that key; no credential
+    // sits in the ConfigMap
+    for e in c["env"].as_array().unwrap() {
+        let r = &e["valueFrom"]["secretKeyRef"];
+        if r.is_null() {
+            continue;
+        }
+        assert!(r["optional"].is_null() || r["optional"] == false, "{e}");
+        let s = find(&docs, "Secret", r["name"].as_str().unwrap());
+        assert!(
+            s["stringData"][r["key"].as_str().unwrap()].is_string(),
+            "{e}"
+        );
+    }
+    let cm = find(&docs, "ConfigMap", "gridwatch-config");
+    let cfg_text = cm["data"]["gridwatch.toml"].as_str().unwrap();
+    assert!(
+        !cfg_text
+            .lines()
+            .any(|l| l.trim_start().starts_with("api_key =")),
+        "the ConfigMap names api_key_env, holds no key"
+    );
+    assert!(cfg_text.contains("api_key_env = \"GRIDWATCH_DELIVERY_API_KEY\""));
+    // the NetworkPolicy covers these pods and lets the API port in
+    let np = find(&docs, "NetworkPolicy", "gridwatch");
+    for (k, v) in np["spec"]["podSelector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&pod["metadata"]["labels"][k], v);
+    }
+    assert_eq!(np["spec"]["ingress"][0]["ports"][0]["port"], port["name"]);
     // it runs as the image's user, without root, on a read-only root filesystem with
     // the data folder and /tmp writable
     let image = std::fs::read_to_string(common::path("scripts/make-image.sh")).unwrap();

@@ -219,28 +219,12 @@ fn record(a: RecordArgs) -> anyhow::Result<()> {
             std::fs::File::open(&a.input).with_context(|| format!("opening {name}"))?,
         ))
     };
+    // every line is read and checked before anything is stored: a bad line anywhere
+    // stores nothing
+    let violations = read_violations(reader, &name)?;
     let (mut opened, mut absorbed, mut suppressed) = (0, 0, 0);
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("reading {name}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut v: NewViolation = serde_json::from_str(&line)
-            .with_context(|| format!("{name} line {}: not a violation", i + 1))?;
-        if v.kind.is_empty() || v.cell.is_empty() || v.camera.is_empty() {
-            bail!(
-                "{name} line {}: kind, cell and camera must not be empty",
-                i + 1
-            );
-        }
-        if !(v.lat.is_finite() && v.lat.abs() <= 90.0 && v.lon.is_finite() && v.lon.abs() <= 180.0)
-        {
-            bail!("{name} line {}: lat/lon out of range", i + 1);
-        }
-        if v.since_ms == 0 {
-            v.since_ms = v.at_ms;
-        }
-        match store.record(&v)?.1 {
+    for v in &violations {
+        match store.record(v)?.1 {
             Outcome::Opened => opened += 1,
             Outcome::Absorbed => absorbed += 1,
             Outcome::Suppressed => suppressed += 1,
@@ -252,6 +236,71 @@ fn record(a: RecordArgs) -> anyhow::Result<()> {
         store.path().display()
     );
     Ok(())
+}
+
+/// Earliest violation time taken (2000-01-01), ms.
+const EARLIEST_MS: i64 = 946_684_800_000;
+
+/// Reads and checks every line of a violations file (JSON Lines): each error names the
+/// file and the line.
+fn read_violations(mut reader: impl BufRead, name: &str) -> anyhow::Result<Vec<NewViolation>> {
+    let latest = crate::cases::now_ms() + 24 * 3600 * 1000;
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for n in 1.. {
+        buf.clear();
+        if reader
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("reading {name}"))?
+            == 0
+        {
+            break;
+        }
+        let at = || format!("{name} line {n}");
+        let line = std::str::from_utf8(&buf)
+            .map_err(|e| anyhow::anyhow!("{}: not UTF-8 (byte {})", at(), e.valid_up_to() + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut v: NewViolation =
+            serde_json::from_str(line).with_context(|| format!("{}: not a violation", at()))?;
+        if v.kind.is_empty() || v.cell.is_empty() || v.camera.is_empty() {
+            bail!("{}: kind, cell and camera must not be empty", at());
+        }
+        for (field, value) in [
+            ("kind", &v.kind),
+            ("cell", &v.cell),
+            ("camera", &v.camera),
+            ("zone", &v.zone),
+            ("admin_path", &v.admin_path),
+        ] {
+            crate::cases::text::check(field, value, 200, false)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+        }
+        if !(v.lat.is_finite() && v.lat.abs() <= 90.0 && v.lon.is_finite() && v.lon.abs() <= 180.0)
+        {
+            bail!("{}: lat/lon out of range", at());
+        }
+        if v.since_ms == 0 {
+            v.since_ms = v.at_ms;
+        }
+        if !(EARLIEST_MS..=latest).contains(&v.at_ms) {
+            bail!(
+                "{}: at_ms {} is not a time between 2000 and tomorrow (ms since 1970)",
+                at(),
+                v.at_ms
+            );
+        }
+        if !(EARLIEST_MS..=v.at_ms).contains(&v.since_ms) {
+            bail!(
+                "{}: since_ms {} must be after 2000 and not after at_ms",
+                at(),
+                v.since_ms
+            );
+        }
+        out.push(v);
+    }
+    Ok(out)
 }
 
 fn list(a: ListArgs) -> anyhow::Result<()> {
@@ -316,6 +365,11 @@ fn show(a: ShowArgs) -> anyhow::Result<()> {
 fn review(a: ReviewArgs) -> anyhow::Result<()> {
     let store = open_store(&a.data.data, DedupConfig::default())?;
     let verdict = Verdict::parse(&a.verdict).expect("clap checked");
+    crate::cases::text::check("--by", &a.reviewer, 100, false).map_err(|e| anyhow::anyhow!(e))?;
+    crate::cases::text::check("--note", &a.note, 2000, true).map_err(|e| anyhow::anyhow!(e))?;
+    if a.reviewer.trim().is_empty() {
+        bail!("--by: the reviewer's name must not be empty");
+    }
     store.review(&Review {
         case_id: a.id,
         verdict,

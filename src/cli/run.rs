@@ -16,7 +16,7 @@ The config is documented field by field in docs/config.md.\n\nWith a PostgreSQL 
 (store_env in the config), every node running the same config shares the cameras with the \
 others through leases in the database; give each node its own name (GRIDWATCH_NODE or \
 cluster.node). See docs/scaling.md.\n\nExamples:\n  gridwatch run\n  \
-gridwatch run --config /etc/gridwatch/gridwatch.toml\n  gridwatch run --listen 0.0.0.0:8080\n  \
+gridwatch run --config /etc/gridwatch/gridwatch.toml\n  gridwatch run --listen 127.0.0.1:9090 --data /tmp/gw\n  \
 GRIDWATCH_NODE=gw-2 GRIDWATCH_STORE_URL=postgres://… gridwatch run --config cluster.toml"
 )]
 pub struct RunArgs {
@@ -62,6 +62,15 @@ pub fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
     match cmd {
         ConfigCommand::Check { file } => {
             let cfg = load(&file)?;
+            let problems = crate::service::check::check_files(&cfg);
+            if !problems.is_empty() {
+                anyhow::bail!(
+                    "{} error{} in the files the config names:\n  {}",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" },
+                    problems.join("\n  ")
+                );
+            }
             println!(
                 "{}: ok ({} camera{}, data in {})",
                 file.display(),
@@ -100,7 +109,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     if let Some(d) = a.data {
         cfg.data_dir = d;
     }
-    let problems = cfg.check();
+    let mut problems = cfg.check();
+    problems.extend(crate::service::check::check_files(&cfg));
     if !problems.is_empty() {
         anyhow::bail!("{}", problems.join("\n"));
     }

@@ -327,8 +327,11 @@ impl ModelManifest {
         })
     }
 
-    /// Checks the ONNX file exists and, where the manifest gives one, its SHA-256.
+    /// Checks the ONNX file exists, is a regular file (a FIFO or a device such as
+    /// `/dev/zero` would block or never end), and, where the manifest gives one, its
+    /// SHA-256.
     pub fn verify_file(&self) -> Result<(), DetectError> {
+        self.check_regular_file()?;
         let mut file = fs::File::open(&self.model_path).map_err(|source| DetectError::Io {
             path: self.model_path.clone(),
             what: "ONNX model (manifest field `file`)",
@@ -359,6 +362,29 @@ impl ModelManifest {
                     ),
                 });
             }
+        }
+        Ok(())
+    }
+}
+
+impl ModelManifest {
+    /// The model file must be a regular file: opening a FIFO blocks, reading a device
+    /// never ends.
+    pub fn check_regular_file(&self) -> Result<(), DetectError> {
+        let meta = fs::metadata(&self.model_path).map_err(|source| DetectError::Io {
+            path: self.model_path.clone(),
+            what: "ONNX model (manifest field `file`)",
+            source,
+        })?;
+        if !meta.is_file() {
+            return Err(DetectError::Manifest {
+                path: self.path.clone(),
+                field: "file".into(),
+                message: format!(
+                    "{} is not a regular file (a directory, device or pipe)",
+                    self.model_path.display()
+                ),
+            });
         }
         Ok(())
     }

@@ -133,13 +133,23 @@ impl CameraConfig {
         }
     }
 
-    /// Where the camera reads from, without credentials, for logs and status pages.
+    /// Where the camera reads from, without credentials, for logs and status pages:
+    /// no user or password, and every query value shown as `***` (cameras and video
+    /// platforms put tokens there: `?token=…`, `?auth=…`; the names stay).
     pub fn redacted_url(&self) -> String {
         match &self.source {
             Source::Rtsp { url, .. } => {
                 let mut u = url.clone();
                 let _ = u.set_username("");
                 let _ = u.set_password(None);
+                if u.query().is_some() {
+                    let names: Vec<String> = u.query_pairs().map(|(k, _)| k.into_owned()).collect();
+                    let mut q = u.query_pairs_mut();
+                    q.clear();
+                    for k in names {
+                        q.append_pair(&k, "***");
+                    }
+                }
                 u.to_string()
             }
             Source::File { path, .. } => format!("file:{}", path.display()),
@@ -247,6 +257,18 @@ impl CameraShared {
     }
 
     pub(crate) fn set_error(&self, error: Option<String>) {
+        // an error may quote the URL (the RTSP client's do): never with its query values
+        let error = error.map(|e| match &self.config.source {
+            Source::Rtsp { url, .. } => match url.query() {
+                Some(q) if !q.is_empty() => {
+                    let shown = self.config.redacted_url();
+                    let shown_q = shown.split_once('?').map_or("", |(_, q)| q).to_string();
+                    e.replace(q, &shown_q)
+                }
+                _ => e,
+            },
+            _ => e,
+        });
         self.state.lock().expect("camera state lock").1 = error;
     }
 
@@ -330,5 +352,33 @@ mod humantime_serde_compat {
 
     pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_rfc3339_millis(*t).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_and_query_values_are_not_shown() {
+        let c = CameraConfig::new(
+            "c",
+            "rtsp://admin:hunter2@10.0.0.7:554/live?token=s3cr3t&channel=1"
+                .parse()
+                .unwrap(),
+            Sampling::All,
+        );
+        let shown = c.redacted_url();
+        assert_eq!(shown, "rtsp://10.0.0.7:554/live?token=***&channel=***");
+        assert!(!shown.contains("hunter2") && !shown.contains("s3cr3t"));
+        let cam = CameraShared::new(c);
+        cam.set_error(Some(
+            "DESCRIBE rtsp://10.0.0.7:554/live?token=s3cr3t&channel=1: 401".into(),
+        ));
+        let err = cam.status().last_error.unwrap();
+        assert!(
+            !err.contains("s3cr3t") && err.contains("token=***"),
+            "{err}"
+        );
     }
 }

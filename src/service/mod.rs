@@ -3,6 +3,7 @@
 //! store → outbox → workflow API; and one HTTP server for the API, the review page,
 //! evidence and (by default) the built-in Open311 inbox.
 
+pub mod check;
 pub mod cluster;
 pub mod metrics;
 pub mod scene;
