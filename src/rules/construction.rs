@@ -242,6 +242,9 @@ impl ConstructionRule {
                 }
             }
         }
+        // tracks the tracker dropped are forgotten
+        self.reported_tracks
+            .retain(|id| tracks.iter().any(|tr| tr.id == *id));
         for tr in tracks
             .iter()
             .filter(|tr| tr.seen_at(t) && cfg.classes.contains(&tr.class))

@@ -97,6 +97,8 @@ pub struct DumpingRule {
     recent: Vec<(u64, String, [f32; 4], i64)>,
     reported_garbage: Vec<u64>,
     appeared: Vec<(u64, [f32; 4])>,
+    /// Candidates that went in the last step (their kept evidence can go too).
+    gone: Vec<u64>,
 }
 
 fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
@@ -122,7 +124,13 @@ impl DumpingRule {
             recent: Vec::new(),
             reported_garbage: Vec::new(),
             appeared: Vec::new(),
+            gone: Vec::new(),
         }
+    }
+
+    /// The candidates that went in the last step (their ids as in [`Self::appeared`]).
+    pub fn gone(&self) -> &[u64] {
+        &self.gone
     }
 
     /// New static regions in `frame` (frame pixels), movers cut out.
@@ -308,7 +316,15 @@ impl DumpingRule {
             }
         }
         // a region unseen for a while has gone (picked up, or a passing shadow)
-        self.candidates.retain(|c| t - c.last_seen <= 10_000);
+        self.gone.clear();
+        let gone = &mut self.gone;
+        self.candidates.retain(|c| {
+            let keep = t - c.last_seen <= 10_000;
+            if !keep {
+                gone.push(c.id);
+            }
+            keep
+        });
         let dwell = cfg.dwell.as_millis() as i64;
         for c in self
             .candidates
@@ -337,7 +353,10 @@ impl DumpingRule {
                 }
             }
         }
-        // a model's own garbage classes: a track of one that stays
+        // a model's own garbage classes: a track of one that stays (tracks the tracker
+        // dropped are forgotten)
+        self.reported_garbage
+            .retain(|id| tracks.iter().any(|tr| tr.id == *id));
         for tr in tracks
             .iter()
             .filter(|tr| tr.seen_at(t) && cfg.garbage_classes.contains(&tr.class))
@@ -420,6 +439,35 @@ mod tests {
             rule.appeared().is_empty(),
             "a flat scene has no new regions"
         );
+    }
+
+    #[test]
+    fn a_region_that_goes_is_reported_gone_once() {
+        let mut rule = DumpingRule::new(DumpingConfig::default());
+        let mut out = Vec::new();
+        let none = &mut |_: &[f32; 4]| Vec::<ZoneHit>::new();
+        let plain = Frame::filled(320, 240, [90, 120, 90]);
+        let mut with_bag = plain.clone();
+        for y in 150..190 {
+            for x in 100..140 {
+                let i = (y * 320 + x) * 3;
+                with_bag.data[i..i + 3].copy_from_slice(&[20, 20, 20]);
+            }
+        }
+        let (mut appeared, mut gone) = (Vec::new(), Vec::new());
+        for k in 0..200i64 {
+            // a bag from 30 s to 90 s, then nothing
+            let frame = if (30..90).contains(&k) { &with_bag } else { &plain };
+            rule.step(k * 1000, frame, &[], none, &mut out).unwrap();
+            appeared.extend(rule.appeared().iter().map(|a| a.0));
+            gone.extend_from_slice(rule.gone());
+        }
+        assert!(!appeared.is_empty(), "the bag was seen");
+        let mut a = appeared.clone();
+        a.sort();
+        let mut g = gone.clone();
+        g.sort();
+        assert_eq!(a, g, "every region that appeared is reported gone once it went");
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct EvidenceKeeper {
 
 const QUALITY: i32 = 85;
 
+/// Subjects that are not tracks kept at once, at most: past it the one kept longest
+/// goes (a rule that never says a subject is gone cannot grow memory without end).
+const MAX_OBJECTS: usize = 256;
+
 fn encode(image: &Mat) -> opencv::Result<Vec<u8>> {
     let mut buf: Vector<u8> = Vector::new();
     let params = Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, QUALITY]);
@@ -153,7 +157,22 @@ impl EvidenceKeeper {
         let jpeg = encode(&self.canvas)?;
         self.objects
             .insert((kind, id), Snapshot { since, bbox, jpeg });
+        if self.objects.len() > MAX_OBJECTS {
+            if let Some(oldest) = self
+                .objects
+                .iter()
+                .min_by_key(|(_, s)| s.since)
+                .map(|(k, _)| *k)
+            {
+                self.objects.remove(&oldest);
+            }
+        }
         Ok(())
+    }
+
+    /// Subjects kept with [`Self::remember`] now.
+    pub fn objects(&self) -> usize {
+        self.objects.len()
     }
 
     /// Forgets a subject kept with [`Self::remember`].
@@ -267,5 +286,18 @@ mod tests {
         assert_eq!((w, h), (160, 120));
         let (_, cw, ch) = mean(&e.crop);
         assert_eq!((cw, ch), (90, 60), "box 60x40 plus a quarter on each side");
+    }
+
+    #[test]
+    fn subjects_kept_are_bounded_and_forgotten() {
+        let mut k = EvidenceKeeper::default();
+        let frame = Frame::filled(64, 48, [10, 20, 30]);
+        for id in 0..(MAX_OBJECTS as u64 + 40) {
+            k.remember(ViolationKind::Dumping, id, id as i64, [1.0, 1.0, 9.0, 9.0], &frame)
+                .unwrap();
+        }
+        assert_eq!(k.objects(), MAX_OBJECTS, "the oldest go past the bound");
+        k.forget(ViolationKind::Dumping, MAX_OBJECTS as u64 + 39);
+        assert_eq!(k.objects(), MAX_OBJECTS - 1);
     }
 }

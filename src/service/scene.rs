@@ -232,6 +232,9 @@ impl Scene {
             self.keeper
                 .remember(ViolationKind::Dumping, id, t_ms, bbox, frame)?;
         }
+        for &id in self.dumping.gone() {
+            self.keeper.forget(ViolationKind::Dumping, id);
+        }
         if !self.watched.is_empty() {
             let mut watched_of = |tr: &crate::track::Track| {
                 Self::zones_at(&zones, cal, &camera, &tr.bbox, now, ov)
