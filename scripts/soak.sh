@@ -4,10 +4,13 @@
 # a bad stream does stays bounded and the good cameras keep going. Not part of CI (it
 # takes minutes); docs/ingest.md shows a run.
 #
-#   scripts/soak.sh [--good-only] [MINUTES] [OUT.csv]   (default: 10 minutes, target/soak.csv)
+#   scripts/soak.sh [--good-only | --config FILE] [MINUTES] [OUT.csv]
+#                                               (default: 10 minutes, target/soak.csv)
 #
 # With --good-only the bad cameras are left out: run both side by side to see what the
-# bad ones cost.
+# bad ones cost. With --config FILE it soaks that config instead (the built-in demo:
+# `target/release/gridwatch config default > demo.toml` in the checkout, then
+# `scripts/soak.sh --config demo.toml 240`); its api.listen is replaced by a free port.
 #
 # Cameras (files from the conformance corpus, played in real time, looping):
 #   good-street     samples/street.mp4 every 1s (the demo's clip, B-frames)
@@ -21,7 +24,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 good_only=
+given=
 if [ "${1:-}" = "--good-only" ]; then good_only=1; shift; fi
+if [ "${1:-}" = "--config" ]; then given=$(realpath "$2"); shift 2; fi
 minutes=${1:-10}
 out=${2:-target/soak.csv}
 exe=target/release/gridwatch
@@ -63,7 +68,13 @@ $(for cam in "good-street|$PWD/samples/street.mp4|1s" "good-dumping|$PWD/tests/f
     "$id" "$src" "$every" "$PWD/calibration/street.toml"
 done)
 EOF
-"$exe" run --config "$work/gridwatch.toml" >"$work/stdout" 2>"$work/log" &
+if [ -n "$given" ]; then
+  # the given config, on a free port, its data in the work folder
+  (cd "$(dirname "$given")" && exec "$OLDPWD/$exe" run --config "$given" --listen 127.0.0.1:0 --data "$work/data") \
+    >"$work/stdout" 2>"$work/log" &
+else
+  "$exe" run --config "$work/gridwatch.toml" >"$work/stdout" 2>"$work/log" &
+fi
 pid=$!
 for _ in $(seq 50); do grep -q http "$work/stdout" && break; sleep 0.2; done
 url=$(grep -o 'http://[0-9.:]*' "$work/stdout" | head -1)

@@ -457,7 +457,11 @@ mod tests {
         let (mut appeared, mut gone) = (Vec::new(), Vec::new());
         for k in 0..200i64 {
             // a bag from 30 s to 90 s, then nothing
-            let frame = if (30..90).contains(&k) { &with_bag } else { &plain };
+            let frame = if (30..90).contains(&k) {
+                &with_bag
+            } else {
+                &plain
+            };
             rule.step(k * 1000, frame, &[], none, &mut out).unwrap();
             appeared.extend(rule.appeared().iter().map(|a| a.0));
             gone.extend_from_slice(rule.gone());
@@ -467,7 +471,10 @@ mod tests {
         a.sort();
         let mut g = gone.clone();
         g.sort();
-        assert_eq!(a, g, "every region that appeared is reported gone once it went");
+        assert_eq!(
+            a, g,
+            "every region that appeared is reported gone once it went"
+        );
     }
 
     #[test]

@@ -293,8 +293,14 @@ mod tests {
         let mut k = EvidenceKeeper::default();
         let frame = Frame::filled(64, 48, [10, 20, 30]);
         for id in 0..(MAX_OBJECTS as u64 + 40) {
-            k.remember(ViolationKind::Dumping, id, id as i64, [1.0, 1.0, 9.0, 9.0], &frame)
-                .unwrap();
+            k.remember(
+                ViolationKind::Dumping,
+                id,
+                id as i64,
+                [1.0, 1.0, 9.0, 9.0],
+                &frame,
+            )
+            .unwrap();
         }
         assert_eq!(k.objects(), MAX_OBJECTS, "the oldest go past the bound");
         k.forget(ViolationKind::Dumping, MAX_OBJECTS as u64 + 39);

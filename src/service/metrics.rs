@@ -160,6 +160,52 @@ impl Metrics {
             "# HELP gridwatch_violations_waiting Violations held in memory until the case store answers again.\n# TYPE gridwatch_violations_waiting gauge\ngridwatch_violations_waiting {}",
             self.waiting.load(Ordering::Relaxed)
         );
+        render_process(out);
+    }
+}
+
+/// The process's memory and threads: resident memory (kernel), heap in use (the C
+/// library's allocator: what is allocated and not freed, unlike RSS not raised by
+/// fragmentation, so it shows growth that is a leak), threads and open files.
+fn render_process(out: &mut String) {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    // SAFETY: sysconf has no preconditions
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    let resident = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(0, |p| p * page);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallinfo2 only reads the allocator's counters (all arenas); in use is
+    // the small blocks allocated plus the large ones mapped on their own
+    let heap = {
+        let m = unsafe { libc::mallinfo2() };
+        (m.uordblks + m.hblkhd) as u64
+    };
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let heap = 0u64;
+    let threads = std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+    let files = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+    for (name, help, v) in [
+        (
+            "gridwatch_process_resident_bytes",
+            "Resident memory.",
+            resident,
+        ),
+        (
+            "gridwatch_process_heap_bytes",
+            "Heap memory in use (allocated and not freed).",
+            heap,
+        ),
+        ("gridwatch_process_threads", "Threads.", threads as u64),
+        (
+            "gridwatch_process_open_files",
+            "Open file descriptors.",
+            files as u64,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
 }
 
