@@ -128,7 +128,7 @@ fn bench(c: &mut Criterion) {
     // with 1 000 cameras over 4 nodes and 100 000 cameras over 20; PostgreSQL only
     if let Ok(url) = std::env::var("GRIDWATCH_BENCH_PG_URL") {
         if !url.is_empty() {
-            use gridwatch::service::cluster::Membership;
+            use gridwatch::cluster::Membership;
             let mut g = c.benchmark_group("cluster");
             for (n_cams, n_nodes) in [(1_000usize, 4usize), (100_000, 20)] {
                 let cams: Vec<String> = (0..n_cams).map(|i| format!("cam-{i:06}")).collect();

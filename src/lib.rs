@@ -14,7 +14,9 @@
 //!   management grid (or H3): where a finding lands and which cell owns it.
 //! - [`track`]: per-camera identities across samples, and how long each stood still.
 //! - [`rules`]: violations from tracks, zones and time (illegal parking so far).
-//! - [`cases`]: dedup by (kind, grid cell) into cases, the durable store.
+//! - [`cases`]: dedup by (kind, grid cell) into cases (one policy, [`cases::policy`]),
+//!   the durable stores (SQLite, PostgreSQL) and the outbox to the workflow.
+//! - [`pg`]: PostgreSQL connections (TLS as libpq, timeouts, reconnecting).
 //! - [`draw`]: annotated frames (boxes and labels) written as JPEG.
 //! - [`cli`]: the `gridwatch` subcommands.
 //!
@@ -23,12 +25,15 @@
 pub mod api;
 pub mod cases;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod draw;
 pub mod geo;
 pub mod ingest;
+pub mod metrics;
+pub mod pg;
 pub mod rules;
 pub mod service;
 pub mod track;

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use gridwatch::api::ApiState;
 use gridwatch::cases::sqlite::SqliteStore;
 use gridwatch::cases::{CaseStore, DedupConfig, NewViolation};
 use gridwatch::ingest::{Pool, PoolOptions};
-use gridwatch::service::metrics::Metrics;
-use gridwatch::service::ServiceState;
+use gridwatch::metrics::Metrics;
 use tower::ServiceExt;
 
 mod common;
@@ -21,7 +21,7 @@ const T0: i64 = 1_795_000_000_000;
 
 struct Fixture {
     _tmp: tempfile::TempDir,
-    state: Arc<ServiceState>,
+    state: Arc<ApiState>,
     store: Arc<SqliteStore>,
 }
 
@@ -50,7 +50,7 @@ fn fixture(token: Option<&str>, open_writes: bool) -> Fixture {
         .add_evidence(1, "cam0", T0, &jpeg, 3)
         .unwrap()
         .unwrap();
-    let state = Arc::new(ServiceState {
+    let state = Arc::new(ApiState {
         store: store.clone(),
         pool: Arc::new(Pool::new(PoolOptions::default())),
         metrics: Arc::new(Metrics::default()),

@@ -2,7 +2,8 @@
 //! as the SQLite store for random violations and reviews; two nodes (connections) on two
 //! threads opening the same key at the same instant make one case; deliveries claimed by
 //! one node are skipped by another until finished or expired; two nodes' outboxes
-//! deliver 100 cases to the inbox, each exactly once; migrations run once.
+//! deliver 100 cases to the inbox, each exactly once; migrations run once; and
+//! `gridwatch cases` on a PostgreSQL store.
 
 mod common;
 
@@ -425,7 +426,7 @@ fn evidence_lives_in_the_database_for_every_node_and_retention_prunes_it() {
 
 /// The error of a connection that must fail.
 fn connect_error(url: &str) -> String {
-    match gridwatch::cases::postgres::connect(url) {
+    match gridwatch::pg::connect(url) {
         Ok(_) => panic!("{url} connected"),
         Err(e) => e,
     }
@@ -433,7 +434,7 @@ fn connect_error(url: &str) -> String {
 
 /// Whether the connection `url` opens is encrypted, as the server sees it.
 fn server_sees_tls(url: &str) -> bool {
-    let mut c = gridwatch::cases::postgres::connect(url).unwrap();
+    let mut c = gridwatch::pg::connect(url).unwrap();
     c.query_one(
         "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
         &[],
@@ -489,4 +490,63 @@ fn tls_to_postgres_follows_libpq_sslmode_and_sslrootcert() {
         Err(e) => e.to_string(),
     };
     assert!(e.contains("sslmode=always"), "{e}");
+}
+
+#[test]
+fn the_cases_command_works_on_the_postgresql_store() {
+    let pg = Pg::start();
+    let url = pg.database();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let input = tmp.path().join("v.jsonl");
+    let line = |at: i64| {
+        format!(
+            "{{\"kind\":\"dumping\",\"cell\":\"310101-007-0101\",\"lat\":31.2,\"lon\":121.4,\"camera\":\"cam-1\",\"at_ms\":{at}}}\n"
+        )
+    };
+    let t = now_ms() - 60_000;
+    std::fs::write(&input, line(t) + &line(t + 1000)).unwrap();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--data",
+            data.to_str().unwrap(),
+            "--store-env",
+            "GW_TEST_STORE",
+        ]);
+        let out = common::gridwatch(&all)
+            .env("GW_TEST_STORE", &url)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {text}");
+        text
+    };
+    let said = run(&["cases", "record", input.to_str().unwrap()]);
+    assert!(said.contains("1 opened a case, 1 absorbed"), "{said}");
+    assert!(
+        said.contains("store postgres://gridwatch@127.0.0.1"),
+        "{said}"
+    );
+    let listed = run(&["cases", "list", "--json"]);
+    assert!(
+        listed.contains("\"dumping\"") && listed.contains("\"count\":2"),
+        "{listed}"
+    );
+    run(&["cases", "review", "1", "confirm", "--by", "ana"]);
+    let store = PgStore::open(&url, tmp.path(), dedup()).unwrap();
+    assert_eq!(store.case(1).unwrap().status, CaseStatus::Confirmed);
+    assert!(store.evidence(1).unwrap().is_empty());
+    // nothing went into a SQLite file meanwhile
+    assert!(!data.join("cases.sqlite").exists());
+
+    let out = common::gridwatch(&["cases", "list", "--store", "mysql://db/x"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("only postgres://"),
+        "{err}"
+    );
 }

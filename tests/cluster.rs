@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use common::cases::dedup;
 use common::node::{get, get_bytes, status, Node};
 use common::pg::Pg;
+use common::proxy::Proxy;
 use gridwatch::cases::postgres::PgStore;
 use gridwatch::cases::{CaseStore, DeliveryState};
-use gridwatch::service::cluster::Membership;
+use gridwatch::cluster::Membership;
 
 fn cameras(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("cam-{i:02}")).collect()
@@ -463,85 +464,11 @@ retry_max = "1s"
     assert_eq!(left, 0);
 }
 
-/// A TCP forwarder to PostgreSQL that can be frozen: connections stay open but nothing
-/// passes, as when a network path silently drops packets.
-struct Proxy {
-    port: u16,
-    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Proxy {
-    fn start(target: u16) -> Self {
-        use std::io::{Read, Write};
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::sync::Arc;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let frozen = Arc::new(AtomicBool::new(false));
-        let f = frozen.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
-                    continue;
-                };
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    let f = f.clone();
-                    std::thread::spawn(move || {
-                        from.set_read_timeout(Some(Duration::from_millis(50)))
-                            .unwrap();
-                        let mut buf = [0u8; 16384];
-                        loop {
-                            if f.load(Ordering::Relaxed) {
-                                std::thread::sleep(Duration::from_millis(50));
-                                continue;
-                            }
-                            match from.read(&mut buf) {
-                                Ok(0) => break,
-                                Ok(n) => {
-                                    if to.write_all(&buf[..n]).is_err() {
-                                        break;
-                                    }
-                                }
-                                Err(e)
-                                    if matches!(
-                                        e.kind(),
-                                        std::io::ErrorKind::WouldBlock
-                                            | std::io::ErrorKind::TimedOut
-                                    ) => {}
-                                Err(_) => break,
-                            }
-                        }
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Self { port, frozen }
-    }
-
-    fn freeze(&self, on: bool) {
-        self.frozen.store(on, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 #[test]
 fn a_node_cut_off_from_the_database_stops_its_cameras_before_another_takes_them() {
     let pg = Pg::start();
     let direct = pg.database();
-    let port: u16 = direct
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let proxy = Proxy::start(port);
-    let via_proxy = direct.replace(&format!(":{port}/"), &format!(":{}/", proxy.port));
+    let (proxy, via_proxy) = Proxy::to_database(&direct);
     let tmp = tempfile::tempdir().unwrap();
     let p = |rel: &str| common::path(rel).display().to_string();
     let mut cfg = format!(

@@ -21,18 +21,18 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use super::ApiError;
-use crate::service::ServiceState;
+use super::ApiState;
 
 /// Puts the guard in front of `router`.
 pub fn protect<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
-    state: Arc<ServiceState>,
+    state: Arc<ApiState>,
 ) -> Router<S> {
     router.layer(axum::middleware::from_fn_with_state(state, host_guard))
 }
 
 /// The guard itself, as a middleware function.
-pub async fn host_guard(State(s): State<Arc<ServiceState>>, req: Request, next: Next) -> Response {
+pub async fn host_guard(State(s): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
     if let Some(allowed) = &s.allowed_hosts {
         if let Some(host) = req.headers().get(header::HOST) {
             let host = host.to_str().unwrap_or("");

@@ -19,10 +19,11 @@ use serde_json::json;
 mod guard;
 mod review;
 pub mod serve;
+mod state;
 
 use crate::cases::{CaseQuery, CaseStatus, StoreError};
 use crate::ingest::CameraStatus;
-use crate::service::ServiceState;
+pub use state::ApiState;
 
 /// The review page: one self-contained file, nothing from elsewhere.
 pub(crate) const REVIEW_PAGE: &str = include_str!("review.html");
@@ -41,8 +42,16 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(id) => Self(StatusCode::NOT_FOUND, format!("no case {id}")),
-            StoreError::BadTransition { .. } => Self(StatusCode::CONFLICT, e.to_string()),
-            StoreError::Db { .. } => {
+            StoreError::Conflict { .. } => Self(StatusCode::CONFLICT, e.to_string()),
+            StoreError::NoDelivery(_) => Self(StatusCode::NOT_FOUND, e.to_string()),
+            StoreError::Unavailable { .. } => {
+                tracing::error!("api: {e}");
+                Self(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the case store is unavailable".into(),
+                )
+            }
+            StoreError::Refused { .. } | StoreError::Io { .. } => {
                 tracing::error!("api: {e}");
                 Self(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
             }
@@ -50,7 +59,7 @@ impl From<StoreError> for ApiError {
     }
 }
 
-pub(crate) type St = State<Arc<ServiceState>>;
+pub(crate) type St = State<Arc<ApiState>>;
 
 /// Path parameters, with a path that cannot be read (`/api/cases/%ff`: not UTF-8)
 /// answered as every other API error is, in JSON.
@@ -78,8 +87,8 @@ where
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(
-    state: &Arc<ServiceState>,
-    f: impl FnOnce(&ServiceState) -> Result<T, StoreError> + Send + 'static,
+    state: &Arc<ApiState>,
+    f: impl FnOnce(&ApiState) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let s = state.clone();
     tokio::task::spawn_blocking(move || f(&s))
@@ -89,7 +98,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// Every route.
-pub fn router(state: Arc<ServiceState>) -> Router {
+pub fn router(state: Arc<ApiState>) -> Router {
     let routes = Router::new()
         .route("/", get(|| async { Html(REVIEW_PAGE) }))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -200,33 +209,65 @@ async fn metrics(State(s): St) -> Result<Response, ApiError> {
         );
     }
     s.metrics.render(&mut out);
-    let (counts, deliveries) = blocking(&s, |s| {
-        Ok((s.store.case_counts()?, s.store.delivery_counts()?))
-    })
-    .await?;
+    // the store's totals, unless the store does not answer in time (a scrape must not
+    // hang on a database that does not answer; one question to it at a time)
+    let totals = if s
+        .metrics
+        .store_query
+        .swap(true, std::sync::atomic::Ordering::AcqRel)
+    {
+        None
+    } else {
+        let st = s.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let r = st
+                .store
+                .case_counts()
+                .and_then(|c| Ok((c, st.store.delivery_counts()?)));
+            st.metrics
+                .store_query
+                .store(false, std::sync::atomic::Ordering::Release);
+            r
+        });
+        match tokio::time::timeout(STORE_WAIT, task).await {
+            Ok(Ok(Ok(t))) => Some(t),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!("metrics: {e}");
+                None
+            }
+            _ => None,
+        }
+    };
     let _ = writeln!(
         out,
-        "# HELP gridwatch_cases Cases by kind and status.\n# TYPE gridwatch_cases gauge"
+        "# HELP gridwatch_store_up 1 when the case store answered this scrape in time.\n# TYPE gridwatch_store_up gauge\ngridwatch_store_up {}",
+        u8::from(totals.is_some())
     );
-    for (kind, status, n) in counts {
+    if let Some((counts, deliveries)) = totals {
         let _ = writeln!(
             out,
-            "gridwatch_cases{{kind=\"{}\",status=\"{}\"}} {n}",
-            label(&kind),
-            status.as_str()
+            "# HELP gridwatch_cases Cases by kind and status.\n# TYPE gridwatch_cases gauge"
         );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP gridwatch_deliveries Outbox entries by state.\n# TYPE gridwatch_deliveries gauge"
-    );
-    for (state, n) in [
-        ("pending", deliveries.pending),
-        ("delivered", deliveries.delivered),
-        ("failed", deliveries.failed),
-        ("skipped", deliveries.skipped),
-    ] {
-        let _ = writeln!(out, "gridwatch_deliveries{{state=\"{state}\"}} {n}");
+        for (kind, status, n) in counts {
+            let _ = writeln!(
+                out,
+                "gridwatch_cases{{kind=\"{}\",status=\"{}\"}} {n}",
+                label(&kind),
+                status.as_str()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP gridwatch_deliveries Outbox entries by state.\n# TYPE gridwatch_deliveries gauge"
+        );
+        for (state, n) in [
+            ("pending", deliveries.pending),
+            ("delivered", deliveries.delivered),
+            ("failed", deliveries.failed),
+            ("skipped", deliveries.skipped),
+        ] {
+            let _ = writeln!(out, "gridwatch_deliveries{{state=\"{state}\"}} {n}");
+        }
     }
     Ok((
         [(
@@ -237,6 +278,9 @@ async fn metrics(State(s): St) -> Result<Response, ApiError> {
     )
         .into_response())
 }
+
+/// How long `/metrics` waits for the store's totals before answering without them.
+const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long `/api/cameras` waits for the lease table before answering from the last
 /// reading.

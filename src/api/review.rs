@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::ApiState;
 use super::{bad, blocking, case_id, ApiError, Seg, St};
 use crate::cases::{now_ms, text, Review, Verdict};
-use crate::service::ServiceState;
 
 /// Largest review body.
 const MAX_REVIEW_BODY: usize = 16 * 1024;
@@ -28,7 +28,7 @@ const MAX_REVIEW_BODY: usize = 16 * 1024;
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Checks the bearer token or the open-writes switch.
-fn authorise(s: &ServiceState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn authorise(s: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     match &s.token {
         Some(want) if want.trim().is_empty() => Err(ApiError(
             StatusCode::FORBIDDEN,

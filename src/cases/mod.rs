@@ -7,9 +7,11 @@
 //! The store is behind [`CaseStore`]; [`sqlite::SqliteStore`] is the embedded default.
 
 pub mod config;
+pub mod exchange;
 pub mod inbox;
 pub mod open311;
 pub mod outbox;
+pub mod policy;
 pub mod postgres;
 pub mod retry;
 pub mod sqlite;
@@ -137,6 +139,17 @@ pub enum Outcome {
     Suppressed,
 }
 
+impl Outcome {
+    /// Its name in the store.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Absorbed => "absorbed",
+            Self::Suppressed => "suppressed",
+        }
+    }
+}
+
 /// Dedup settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DedupConfig {
@@ -160,23 +173,37 @@ impl Default for DedupConfig {
     }
 }
 
-/// Store errors, naming the store.
+/// Store errors, naming the store. Only [`StoreError::Unavailable`] is worth trying
+/// again as it is; the others need someone to change something.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database failed.
+    /// The database could not be reached or could not take the statement just now (a
+    /// lost connection, a server restarting, a locked or full file).
     #[error("case store {store}: {message}")]
-    Db {
-        /// The store (its file).
+    Unavailable {
+        /// The store (its file, or its URL without the password).
         store: String,
         /// What failed.
+        message: String,
+    },
+    /// The database refused the statement (a schema from a newer gridwatch, a broken
+    /// file, a constraint).
+    #[error("case store {store}: {message}")]
+    Refused {
+        /// The store.
+        store: String,
+        /// What it said.
         message: String,
     },
     /// No such case.
     #[error("no case {0}")]
     NotFound(i64),
+    /// No such delivery.
+    #[error("no delivery {0}")]
+    NoDelivery(i64),
     /// A status change that is not allowed.
     #[error("case {id} is {from}, it cannot become {to}")]
-    BadTransition {
+    Conflict {
         /// The case.
         id: i64,
         /// Its status.
@@ -184,6 +211,21 @@ pub enum StoreError {
         /// The status asked for.
         to: &'static str,
     },
+    /// An evidence file could not be written or read.
+    #[error("evidence {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (the store was unavailable).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
 }
 
 /// A stored evidence file (an annotated JPEG), relative to the store's data directory.
@@ -431,8 +473,8 @@ pub(crate) fn read_evidence_file(
     match std::fs::read(&path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StoreError::Db {
-            store: path.display().to_string(),
+        Err(e) => Err(StoreError::Io {
+            path: path.display().to_string(),
             message: e.to_string(),
         }),
     }
@@ -541,4 +583,20 @@ pub trait CaseStore: Send + Sync {
     fn remote(&self, case_id: i64) -> Result<(Option<String>, Option<String>), StoreError>;
     /// The directory evidence paths are relative to.
     fn data_dir(&self) -> &std::path::Path;
+    /// The store, for messages: its file, or its URL without the password.
+    fn name(&self) -> &str;
+}
+
+/// Opens the case store: PostgreSQL at `url` when given (connecting and migrating: a
+/// blocking call, never on an async worker thread), else the SQLite file in `dir`.
+/// Evidence files go under `dir` either way.
+pub fn open(
+    url: Option<&str>,
+    dir: &std::path::Path,
+    dedup: DedupConfig,
+) -> Result<std::sync::Arc<dyn CaseStore>, StoreError> {
+    Ok(match url {
+        Some(url) => std::sync::Arc::new(postgres::PgStore::open(url, dir, dedup)?),
+        None => std::sync::Arc::new(sqlite::SqliteStore::open(dir, dedup)?),
+    })
 }

@@ -23,7 +23,7 @@
 use serde::Deserialize;
 
 use super::config::DeliveryConfig;
-use super::outbox::{case_attributes, exchange, http_client, Outgoing, Sent};
+use super::exchange::{case_attributes, exchange, http_client, Outgoing, Sent};
 use super::Event;
 
 /// Longest description GeoReport v2 allows.
@@ -70,7 +70,7 @@ pub fn error_text(body: &[u8]) -> String {
             .map(|e| format!("{} {}", e.code, e.description).replace('"', ""))
             .collect::<Vec<_>>()
             .join("; "),
-        _ => super::outbox::truncate_chars(String::from_utf8_lossy(body).trim(), 300),
+        _ => super::exchange::truncate_chars(String::from_utf8_lossy(body).trim(), 300),
     }
 }
 

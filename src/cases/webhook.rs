@@ -8,7 +8,7 @@ use serde_json::json;
 use sha2::Sha256;
 
 use super::config::DeliveryConfig;
-use super::outbox::{exchange, http_client, Outgoing, Sent};
+use super::exchange::{exchange, http_client, Outgoing, Sent};
 use super::Event;
 
 /// The client.
@@ -141,7 +141,7 @@ impl WebhookClient {
         };
         let (status, bytes) = (reply.status, &reply.body);
         if !status.is_success() {
-            return reply.refusal(super::outbox::truncate_chars(
+            return reply.refusal(super::exchange::truncate_chars(
                 String::from_utf8_lossy(bytes).trim(),
                 300,
             ));

@@ -377,7 +377,10 @@ fn measure(
     let e2e_fps = times.frames as f64 / wall.as_secs_f64();
     let raw_fps = raw_frames as f64 / raw.as_secs_f64();
     let baseline = if compare_baseline {
-        let manifest = model.model.clone().unwrap_or_else(super::default_model);
+        let manifest = model
+            .model
+            .clone()
+            .unwrap_or_else(crate::detect::default_model);
         eprintln!("running the Python baseline on the same clip …");
         Some(run_baseline(&manifest, &clip, every)?)
     } else {

@@ -2,7 +2,7 @@
 //! built-in Open311 receiver).
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,6 @@ use clap::{Args, Subcommand};
 use crate::cases::config::{DeliveryConfig, TargetKind};
 use crate::cases::inbox::{Inbox, InboxConfig, InboxStore};
 use crate::cases::outbox::{Client, Outbox};
-use crate::cases::sqlite::SqliteStore;
 use crate::cases::{
     now_ms, CaseStatus, CaseStore, DedupConfig, NewViolation, Outcome, Review, Verdict,
 };
@@ -23,6 +22,33 @@ pub struct DataArgs {
     /// Data directory (holds cases.sqlite and evidence/).
     #[arg(long, value_name = "DIR", default_value = "data")]
     pub data: PathBuf,
+    /// A PostgreSQL store instead of the data directory's SQLite file:
+    /// postgres://user:password@host/db (the service's `store`).
+    #[arg(long, value_name = "URL", conflicts_with = "store_env")]
+    pub store: Option<String>,
+    /// The environment variable holding the PostgreSQL URL (keeps the password off
+    /// the command line; the service's `store_env`).
+    #[arg(long, value_name = "VAR")]
+    pub store_env: Option<String>,
+}
+
+impl DataArgs {
+    /// Opens the store these arguments name.
+    fn open(&self, dedup: DedupConfig) -> anyhow::Result<Arc<dyn CaseStore>> {
+        let url = match &self.store_env {
+            Some(var) => Some(
+                std::env::var(var)
+                    .map_err(|_| anyhow::anyhow!("--store-env {var}: the variable is not set"))?,
+            ),
+            None => self.store.clone(),
+        };
+        if let Some(u) = &url {
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                bail!("--store: only postgres:// URLs (leave it out for the data directory's SQLite store)");
+            }
+        }
+        Ok(crate::cases::open(url.as_deref(), &self.data, dedup)?)
+    }
 }
 
 /// `gridwatch cases` subcommands.
@@ -182,10 +208,6 @@ pub struct InboxArgs {
     max_body: usize,
 }
 
-fn open_store(data: &Path, dedup: DedupConfig) -> anyhow::Result<Arc<SqliteStore>> {
-    Ok(Arc::new(SqliteStore::open(data, dedup)?))
-}
-
 fn when(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
@@ -210,7 +232,7 @@ fn record(a: RecordArgs) -> anyhow::Result<()> {
         cooldown: a.cooldown,
         followup_delay: a.followup_delay,
     };
-    let store = open_store(&a.data.data, dedup)?;
+    let store = a.data.open(dedup)?;
     let name = a.input.display().to_string();
     let reader: Box<dyn BufRead> = if name == "-" {
         Box::new(std::io::stdin().lock())
@@ -233,7 +255,7 @@ fn record(a: RecordArgs) -> anyhow::Result<()> {
     println!(
         "{} violations: {opened} opened a case, {absorbed} absorbed, {suppressed} suppressed (cool-down); store {}",
         opened + absorbed + suppressed,
-        store.path().display()
+        store.name()
     );
     Ok(())
 }
@@ -304,7 +326,7 @@ fn read_violations(mut reader: impl BufRead, name: &str) -> anyhow::Result<Vec<N
 }
 
 fn list(a: ListArgs) -> anyhow::Result<()> {
-    let store = open_store(&a.data.data, DedupConfig::default())?;
+    let store = a.data.open(DedupConfig::default())?;
     let status = match &a.status {
         None => None,
         Some(s) => Some(CaseStatus::parse(s).with_context(|| {
@@ -341,7 +363,7 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
 }
 
 fn show(a: ShowArgs) -> anyhow::Result<()> {
-    let store = open_store(&a.data.data, DedupConfig::default())?;
+    let store = a.data.open(DedupConfig::default())?;
     let c = store.case(a.id)?;
     let (remote_id, token) = store.remote(a.id)?;
     let deliveries = store.deliveries(Some(a.id))?;
@@ -363,7 +385,7 @@ fn show(a: ShowArgs) -> anyhow::Result<()> {
 }
 
 fn review(a: ReviewArgs) -> anyhow::Result<()> {
-    let store = open_store(&a.data.data, DedupConfig::default())?;
+    let store = a.data.open(DedupConfig::default())?;
     let verdict = Verdict::parse(&a.verdict).expect("clap checked");
     crate::cases::text::check("--by", &a.reviewer, 100, false).map_err(|e| anyhow::anyhow!(e))?;
     crate::cases::text::check("--note", &a.note, 2000, true).map_err(|e| anyhow::anyhow!(e))?;
@@ -407,7 +429,7 @@ fn delivery_config(a: &DeliverArgs) -> anyhow::Result<DeliveryConfig> {
 
 fn deliver(a: DeliverArgs) -> anyhow::Result<()> {
     let cfg = delivery_config(&a)?;
-    let store = open_store(&a.data.data, DedupConfig::default())?;
+    let store = a.data.open(DedupConfig::default())?;
     let client = Client::from_config(&cfg).map_err(|e| anyhow::anyhow!(e))?;
     let rt = tokio::runtime::Runtime::new()?;
     let target = match cfg.target {
@@ -416,7 +438,7 @@ fn deliver(a: DeliverArgs) -> anyhow::Result<()> {
     };
     eprintln!(
         "delivering cases from {} to {target} {}",
-        store.path().display(),
+        store.name(),
         cfg.url
     );
     let outbox = Outbox::new(store.clone(), client, cfg.retry(), cfg.concurrency);
@@ -461,7 +483,7 @@ fn deliver(a: DeliverArgs) -> anyhow::Result<()> {
 }
 
 fn outbox(a: DataArgs) -> anyhow::Result<()> {
-    let store = open_store(&a.data, DedupConfig::default())?;
+    let store = a.open(DedupConfig::default())?;
     let c = store.delivery_counts()?;
     println!(
         "deliveries: {} delivered, {} pending, {} failed, {} skipped",

@@ -136,15 +136,13 @@ pub struct ModelArgs {
     pub batch: usize,
 }
 
-/// The bundled model's manifest.
-pub fn default_model() -> PathBuf {
-    crate::source_dir().join("models/nanodet-coco-416.toml")
-}
-
 impl ModelArgs {
     /// Reads the manifest and loads its model, warmed up.
     pub fn load(&self) -> anyhow::Result<Detector> {
-        let path = self.model.clone().unwrap_or_else(default_model);
+        let path = self
+            .model
+            .clone()
+            .unwrap_or_else(crate::detect::default_model);
         let manifest = ModelManifest::load(&path)?;
         let opts = EngineOptions {
             provider: self.provider.clone(),

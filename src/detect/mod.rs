@@ -18,6 +18,12 @@ pub use engine::{EngineOptions, InferenceEngine, OrtEngine, OutputBuf, Provider,
 pub use layout::{Candidate, OutputLayout, OutputView, Tensor};
 pub use manifest::ModelManifest;
 pub use postprocess::Detection;
+
+/// The bundled model's manifest (under [`crate::source_dir`]): what every command and
+/// the service use when no model is named.
+pub fn default_model() -> std::path::PathBuf {
+    crate::source_dir().join("models/nanodet-coco-416.toml")
+}
 pub use preprocess::{InputTransform, Preprocessor};
 
 use crate::decode::Frame;

@@ -17,7 +17,7 @@ pub fn check_files(cfg: &Config) -> Vec<String> {
         .model
         .manifest
         .clone()
-        .unwrap_or_else(crate::cli::default_model);
+        .unwrap_or_else(crate::detect::default_model);
     match ModelManifest::load(&manifest) {
         Ok(m) => {
             if let Err(e) = m.verify_file() {

@@ -4,8 +4,7 @@
 //! evidence and (by default) the built-in Open311 inbox.
 
 pub mod check;
-pub mod cluster;
-pub mod metrics;
+pub mod recorder;
 pub mod scene;
 
 use std::collections::HashMap;
@@ -14,14 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
+use crate::api::ApiState;
 use crate::cases::config::DeliveryConfig;
 use crate::cases::inbox::{Inbox, InboxConfig, InboxStore};
 use crate::cases::outbox::{Client, Outbox};
-use crate::cases::postgres::PgStore;
-use crate::cases::sqlite::SqliteStore;
 use crate::cases::{CaseStore, DedupConfig};
+use crate::cluster;
 use crate::config::{CameraEntry, Config};
 use crate::decode::Sampling;
 use crate::detect::{Detector, EngineOptions, ModelManifest, Provider};
@@ -31,36 +30,9 @@ use crate::geo::zones::ZoneSet;
 use crate::geo::LatLon;
 use crate::ingest::handoff::CameraFrame;
 use crate::ingest::{CameraConfig, Pool, PoolOptions, RtspTransport, Source};
-use metrics::Metrics;
+use crate::metrics::Metrics;
+use recorder::Recorder;
 use scene::{Scene, SceneRules};
-
-/// What the API reads of the running service.
-pub struct ServiceState {
-    /// The case store.
-    pub store: Arc<dyn CaseStore>,
-    /// The camera pool.
-    pub pool: Arc<Pool>,
-    /// Loop metrics and last frames.
-    pub metrics: Arc<Metrics>,
-    /// Wakes the outbox (after a review).
-    pub outbox_waker: Arc<Notify>,
-    /// Set once the model is loaded and the cameras are started.
-    pub ready: AtomicBool,
-    /// Bearer token for writes.
-    pub token: Option<String>,
-    /// Writes without a token.
-    pub open_writes: bool,
-    /// Where evidence files are.
-    pub data_dir: std::path::PathBuf,
-    /// Camera ids in config order.
-    pub cameras: Vec<String>,
-    /// This node's name.
-    pub node: String,
-    /// With a PostgreSQL store: the cameras shared among the nodes.
-    pub cluster: Option<Arc<cluster::Membership>>,
-    /// The hosts requests may be addressed to (`None`: any); see `api::guard`.
-    pub allowed_hosts: Option<Vec<String>>,
-}
 
 fn camera_config(c: &CameraEntry) -> anyhow::Result<CameraConfig> {
     let sampling: Sampling = c
@@ -134,7 +106,7 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
         .model
         .manifest
         .clone()
-        .unwrap_or_else(crate::cli::default_model);
+        .unwrap_or_else(crate::detect::default_model);
     let manifest = ModelManifest::load(&manifest_path)?;
     let provider: Provider = cfg
         .model
@@ -208,13 +180,14 @@ fn ms(t: SystemTime) -> i64 {
 }
 
 /// The detection loop: takes the newest frame of every camera, detects in batches,
-/// steps each camera's scene, records violations and their evidence. Runs on its own
+/// steps each camera's scene, and hands what it finds to the recorder (which stores
+/// it on a thread of its own: this loop never waits on the store). Runs on its own
 /// thread until `stop`.
 fn detection_loop(
     mut detector: Detector,
     mut scenes: HashMap<String, Scene>,
-    state: Arc<ServiceState>,
-    evidence_per_case: usize,
+    state: Arc<ApiState>,
+    recorder: Arc<Recorder>,
     gather: Duration,
     rt: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
@@ -222,7 +195,6 @@ fn detection_loop(
     let classes = detector.manifest().classes.clone();
     let mut frames: Vec<CameraFrame> = Vec::new();
     let mut dets = Vec::new();
-    let mut waiting = Unrecorded::new();
     let m = state.metrics.clone();
     // a model that takes several frames per call gets the frames of cameras that
     // arrive within the gather window together (a model of fixed batch 1 never waits)
@@ -289,20 +261,12 @@ fn detection_loop(
                     m.set_last_frame(&cf.camera, jpeg);
                 }
             }
-            if found.is_empty() {
-                continue;
-            }
-            let t_store = Instant::now();
             for f in found {
-                waiting.push(cf.camera.clone(), f, &m);
+                m.found.fetch_add(1, Ordering::Relaxed);
+                recorder.push(cf.camera.clone(), f);
             }
-            waiting.flush(&state, evidence_per_case);
-            m.stages[4].observe(t_store.elapsed());
         }
         state.pool.recycle(frames.drain(..));
-        if waiting.due() {
-            waiting.flush(&state, evidence_per_case);
-        }
     }
 }
 
@@ -390,116 +354,6 @@ async fn cluster_loop(
     }
 }
 
-/// Violations found but not yet in the store, oldest first. When the store cannot be
-/// reached (a PostgreSQL restart, a network cut) they wait here and are recorded in
-/// order once it answers again, tried at most once a second; the queue is bounded
-/// (the oldest are dropped past [`Unrecorded::MAX`], and evidence is kept only for
-/// the oldest [`Unrecorded::MAX_WITH_EVIDENCE`]), and counted in /metrics.
-struct Unrecorded {
-    queue: std::collections::VecDeque<(Arc<str>, scene::Found)>,
-    last_try: Option<Instant>,
-}
-
-impl Unrecorded {
-    const MAX: usize = 10_000;
-    const MAX_WITH_EVIDENCE: usize = 200;
-
-    fn new() -> Self {
-        Self {
-            queue: Default::default(),
-            last_try: None,
-        }
-    }
-
-    fn push(&mut self, camera: Arc<str>, mut f: scene::Found, m: &Metrics) {
-        if self.queue.len() >= Self::MAX_WITH_EVIDENCE {
-            f.evidence.clear();
-        }
-        if self.queue.len() >= Self::MAX {
-            if let Some((cam, old)) = self.queue.pop_front() {
-                tracing::error!(
-                    camera = &*cam,
-                    "the case store has been unreachable for {} violations; dropping the oldest ({} in cell {})",
-                    Self::MAX,
-                    old.violation.kind,
-                    old.violation.cell
-                );
-                m.lost.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.queue.push_back((camera, f));
-        m.waiting.store(self.queue.len() as u64, Ordering::Relaxed);
-    }
-
-    /// Whether waiting violations are due for another try.
-    fn due(&self) -> bool {
-        !self.queue.is_empty()
-            && self
-                .last_try
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
-    }
-
-    /// Records what waits, in order, until the store fails again.
-    fn flush(&mut self, state: &ServiceState, evidence_per_case: usize) {
-        let m = &state.metrics;
-        let was = self.queue.len();
-        if was > 1 && !self.due() {
-            // still failing a moment ago: wait for the next try
-            return;
-        }
-        self.last_try = Some(Instant::now());
-        while let Some((camera, f)) = self.queue.front() {
-            match state.store.record(&f.violation) {
-                Ok((case, outcome)) => {
-                    m.violations.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(
-                        camera = &**camera,
-                        "{} in zone {} (cell {}): case {case} {outcome:?}",
-                        f.violation.kind,
-                        f.violation.zone,
-                        f.violation.cell
-                    );
-                    for jpeg in &f.evidence {
-                        if let Err(e) = state.store.add_evidence(
-                            case,
-                            camera,
-                            f.violation.at_ms,
-                            jpeg,
-                            evidence_per_case,
-                        ) {
-                            tracing::error!("evidence of case {case}: {e}");
-                            m.errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    state.outbox_waker.notify_one();
-                    self.queue.pop_front();
-                }
-                Err(crate::cases::StoreError::Db { .. }) => {
-                    // the store is down: keep this and the rest for the next try
-                    if self.queue.len() == 1 || was == 1 {
-                        tracing::warn!(
-                            camera = &**camera,
-                            "the case store did not answer; {} violation(s) wait for it",
-                            self.queue.len()
-                        );
-                    }
-                    m.errors.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(camera = &**camera, "recording a violation: {e}");
-                    m.errors.fetch_add(1, Ordering::Relaxed);
-                    self.queue.pop_front();
-                }
-            }
-        }
-        if was > 1 && self.queue.is_empty() {
-            tracing::info!("the case store answers again; {was} waiting violation(s) recorded");
-        }
-        m.waiting.store(self.queue.len() as u64, Ordering::Relaxed);
-    }
-}
-
 /// How long shutdown may take after the signal before the process exits anyway: a
 /// camera stuck in a call that never returns, or a store that does not answer, must
 /// not keep a stopped service running.
@@ -520,17 +374,11 @@ pub async fn run(
         cooldown: cfg.cases.cooldown,
         followup_delay: cfg.cases.followup_delay,
     };
-    let store: Arc<dyn CaseStore> = match cfg.store_url() {
-        Some(url) => {
-            let dir = cfg.data_dir.clone();
-            Arc::new(
-                tokio::task::spawn_blocking(move || PgStore::open(&url, &dir, dedup))
-                    .await
-                    .expect("store task panicked")?,
-            )
-        }
-        None => Arc::new(SqliteStore::open(&cfg.data_dir, dedup)?),
-    };
+    let (url, dir) = (cfg.store_url(), cfg.data_dir.clone());
+    let store: Arc<dyn CaseStore> =
+        tokio::task::spawn_blocking(move || crate::cases::open(url.as_deref(), &dir, dedup))
+            .await
+            .expect("store task panicked")?;
     let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
         .await
         .with_context(|| format!("api.listen: cannot listen on {}", cfg.api.listen))?;
@@ -570,7 +418,7 @@ pub async fn run(
     let pool = Arc::new(Pool::new(PoolOptions::default()));
     let metrics = Arc::new(Metrics::default());
     let node = cfg.cluster.node_name();
-    let state = Arc::new(ServiceState {
+    let state = Arc::new(ApiState {
         store: store.clone(),
         pool: pool.clone(),
         metrics,
@@ -677,19 +525,26 @@ pub async fn run(
             }
         })
     };
+    let recorder = Recorder::new(state.metrics.clone());
+    let recorder_thread = {
+        let (recorder, store) = (recorder.clone(), store.clone());
+        let (per_case, waker) = (cfg.cases.evidence_per_case, state.outbox_waker.clone());
+        std::thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || recorder.run(store, per_case, waker))?
+    };
     let stop_loop = Arc::new(AtomicBool::new(false));
     let mut detect_threads = Vec::new();
     for (i, (detector, scenes)) in loaded.workers.into_iter().enumerate() {
-        let state = state.clone();
+        let (state, recorder) = (state.clone(), recorder.clone());
         let stop = stop_loop.clone();
         let rt = tokio::runtime::Handle::current();
-        let per_case = cfg.cases.evidence_per_case;
         let gather = cfg.model.gather;
         detect_threads.push(
             std::thread::Builder::new()
                 .name(format!("detect-{i}"))
                 .spawn(move || {
-                    detection_loop(detector, scenes, state, per_case, gather, rt, stop)
+                    detection_loop(detector, scenes, state, recorder, gather, rt, stop)
                 })?,
         );
     }
@@ -715,10 +570,14 @@ pub async fn run(
             }
         }
         stop_loop.store(true, Ordering::Relaxed);
+        let rec = recorder.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for t in detect_threads {
                 let _ = t.join();
             }
+            // what the scenes found last is recorded before the outbox's last round
+            rec.close();
+            let _ = recorder_thread.join();
         })
         .await;
         // one last round so cases recorded just now are not left for the next start
@@ -729,8 +588,14 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!(
-            "shutdown took longer than {SHUTDOWN_LIMIT:?}: exiting anyway (every case is stored; \
-             deliveries still pending go out at the next start)"
+            "shutdown took longer than {SHUTDOWN_LIMIT:?}: exiting anyway (deliveries still \
+             pending go out at the next start)"
+        );
+    }
+    let unrecorded = recorder.waiting();
+    if unrecorded > 0 {
+        tracing::error!(
+            "{unrecorded} violation(s) found while the case store was unavailable are not recorded"
         );
     }
     let _ = stop_tx.send(true);

@@ -4,6 +4,7 @@
 pub mod cases;
 pub mod node;
 pub mod pg;
+pub mod proxy;
 pub mod rtsp;
 pub mod tls;
 pub mod webdriver;

@@ -157,11 +157,8 @@ impl InboxStore {
         })
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Db {
-            store: self.path.display().to_string(),
-            message: e.to_string(),
-        }
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        crate::cases::sqlite::classify(&self.path.display().to_string(), e)
     }
 
     /// Stores a request of `client` unless that client sent its key before; returns

@@ -72,15 +72,19 @@ pub struct Metrics {
     pub frames: AtomicU64,
     /// Inference calls.
     pub batches: AtomicU64,
+    /// Violations found by the scenes (handed to the recorder).
+    pub found: AtomicU64,
     /// Violations recorded.
     pub violations: AtomicU64,
     /// Errors in the loop (store, evidence), logged.
     pub errors: AtomicU64,
-    /// Violations waiting for the store to come back (see `Unrecorded`).
+    /// Violations waiting to be recorded (see `recorder`).
     pub waiting: AtomicU64,
     /// Violations given up on (the waiting queue overflowed).
     pub lost: AtomicU64,
     last: Mutex<BTreeMap<String, (Instant, Vec<u8>)>>,
+    /// A scrape's question to the store is in flight (one at a time).
+    pub store_query: std::sync::atomic::AtomicBool,
 }
 
 /// How often a camera's last frame is re-encoded for the cameras view.
@@ -132,6 +136,11 @@ impl Metrics {
                 "gridwatch_detect_batches_total",
                 "Inference calls.",
                 &self.batches,
+            ),
+            (
+                "gridwatch_violations_found_total",
+                "Violations found by the rules, handed to the recorder.",
+                &self.found,
             ),
             (
                 "gridwatch_violations_total",

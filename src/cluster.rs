@@ -31,9 +31,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use postgres::Client;
-
-use crate::cases::postgres::Describe;
 use serde::Serialize;
+
+use crate::pg::{Db, Describe, Guard};
 
 /// A camera's holder, as last read from the lease table.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -77,8 +77,7 @@ pub fn preferred<'a>(camera: &str, nodes: &'a [String]) -> Option<&'a str> {
 
 /// This node's membership: its leases and what it knows of the others.
 pub struct Membership {
-    connect_url: String,
-    name: String,
+    db: Db,
     node: String,
     node_url: Option<String>,
     ttl: Duration,
@@ -87,7 +86,6 @@ pub struct Membership {
     digest: String,
     /// Identifies this process (two processes must not share a node name).
     instance: String,
-    client: Mutex<Option<Client>>,
     /// Cameras held, with when each lease runs out by this node's clock.
     held: Mutex<BTreeMap<String, Instant>>,
     /// Every camera's holder, read on demand and kept for a heartbeat.
@@ -122,15 +120,13 @@ impl Membership {
             )
         );
         Self {
-            connect_url: url.to_string(),
-            name: crate::cases::postgres::redacted(url),
+            db: Db::new(url),
             node: node.to_string(),
             node_url,
             ttl,
             cameras,
             digest,
             instance,
-            client: Mutex::new(None),
             held: Mutex::new(BTreeMap::new()),
             holders: Mutex::new(None),
             preferred: Mutex::new((Vec::new(), Vec::new())),
@@ -185,15 +181,14 @@ impl Membership {
                 return Ok(h.clone());
             }
         }
-        let guard = match self.client.try_lock() {
-            Ok(g) => g,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => {
-                return match cached {
-                    Some((_, h)) => Ok(h),
-                    None => Err(format!("cluster: {}: busy with a heartbeat", self.name)),
-                }
-            }
+        let Some(guard) = self.db.try_lock() else {
+            return match cached {
+                Some((_, h)) => Ok(h),
+                None => Err(format!(
+                    "cluster: {}: busy with a heartbeat",
+                    self.db.name()
+                )),
+            };
         };
         let holders: BTreeMap<String, Holder> = self.with_guard(guard, |c| {
             Ok(c.query(
@@ -256,27 +251,16 @@ impl Membership {
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
     ) -> Result<T, String> {
-        let guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        self.with_guard(guard, f)
+        self.with_guard(self.db.lock(), f)
     }
 
     fn with_guard<T>(
         &self,
-        mut guard: std::sync::MutexGuard<'_, Option<Client>>,
+        guard: Result<Guard<'_>, String>,
         f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
     ) -> Result<T, String> {
-        if guard.as_ref().is_none_or(|c| c.is_closed()) {
-            if let Some(old) = guard.take() {
-                // the blocking client must not be dropped on an async thread
-                let _ = std::thread::spawn(move || drop(old)).join();
-            }
-            *guard = Some(
-                crate::cases::postgres::connect(&self.connect_url)
-                    .map_err(|e| format!("cluster: {}: {}", self.name, e.describe()))?,
-            );
-        }
-        let client = guard.as_mut().expect("connected above");
-        f(client).map_err(|e| format!("cluster: {}: {}", self.name, e.describe()))
+        let mut client = guard.map_err(|e| format!("cluster: {}: {e}", self.db.name()))?;
+        f(&mut client).map_err(|e| format!("cluster: {}: {}", self.db.name(), e.describe()))
     }
 
     /// One heartbeat (blocking: call from a blocking thread). On an error the leases
@@ -394,19 +378,6 @@ impl Membership {
             c.execute("DELETE FROM cluster_nodes WHERE node = $1", &[&node])?;
             Ok(())
         })
-    }
-}
-
-impl Drop for Membership {
-    fn drop(&mut self) {
-        if let Some(c) = self
-            .client
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            let _ = std::thread::spawn(move || drop(c)).join();
-        }
     }
 }
 

@@ -1,0 +1,40 @@
+//! The API's state.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::cases::CaseStore;
+use crate::cluster;
+use crate::ingest::Pool;
+use crate::metrics::Metrics;
+
+/// What the API reads of the running service: its parts, shared with the service
+/// (which builds it), so that the API depends on the parts and not on the service.
+pub struct ApiState {
+    /// The case store.
+    pub store: Arc<dyn CaseStore>,
+    /// The camera pool.
+    pub pool: Arc<Pool>,
+    /// Loop metrics and last frames.
+    pub metrics: Arc<Metrics>,
+    /// Wakes the outbox (after a review).
+    pub outbox_waker: Arc<Notify>,
+    /// Set once the model is loaded and the cameras are started.
+    pub ready: AtomicBool,
+    /// Bearer token for writes.
+    pub token: Option<String>,
+    /// Writes without a token.
+    pub open_writes: bool,
+    /// Where evidence files are.
+    pub data_dir: std::path::PathBuf,
+    /// Camera ids in config order.
+    pub cameras: Vec<String>,
+    /// This node's name.
+    pub node: String,
+    /// With a PostgreSQL store: the cameras shared among the nodes.
+    pub cluster: Option<Arc<cluster::Membership>>,
+    /// The hosts requests may be addressed to (`None`: any); see `api::guard`.
+    pub allowed_hosts: Option<Vec<String>>,
+}
