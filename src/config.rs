@@ -10,6 +10,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cases::config::DeliveryConfig;
+use crate::decode::Sampling;
+use crate::detect::Provider;
+use crate::ingest::RtspTransport;
 
 /// `"30s"`, `"5m"`: durations as humantime strings.
 mod dur {
@@ -139,9 +142,12 @@ pub struct ModelConfig {
     /// The model manifest; default: the bundled NanoDet COCO-80.
     #[serde(default)]
     pub manifest: Option<PathBuf>,
-    /// `cpu`, `cuda[:N]` or `tensorrt[:N]`.
-    #[serde(default = "default_provider")]
-    pub provider: String,
+    /// `cpu`, `cuda[:N]` or `tensorrt[:N]`, as written.
+    #[serde(default = "default_provider", rename = "provider")]
+    provider_text: String,
+    /// The provider, parsed from `provider` when the config is read.
+    #[serde(skip)]
+    pub provider: Provider,
     /// Inference threads (0: ONNX Runtime decides).
     #[serde(default)]
     pub threads: usize,
@@ -181,7 +187,8 @@ impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             manifest: None,
-            provider: default_provider(),
+            provider_text: default_provider(),
+            provider: Provider::Cpu,
             threads: 0,
             spin: false,
             batch: default_batch(),
@@ -205,9 +212,12 @@ pub struct GeoConfig {
     #[serde(default)]
     pub h3_resolution: Option<u8>,
     /// IANA time zone the zones' time windows are in (default: the zones file's, else
-    /// UTC).
-    #[serde(default)]
-    pub timezone: Option<String>,
+    /// UTC), as written.
+    #[serde(default, rename = "timezone")]
+    timezone_text: Option<String>,
+    /// The time zone, parsed from `timezone` when the config is read.
+    #[serde(skip)]
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 /// `[rules]`.
@@ -347,12 +357,19 @@ pub struct CameraEntry {
     /// `rtsp://…` (credentials may be in the URL), a video file, or a directory of
     /// images.
     pub source: String,
-    /// Which frames to decode: `keyframes`, an interval like `"2s"`, or `all`.
-    #[serde(default = "default_every")]
-    pub every: String,
-    /// RTSP transport: `tcp` or `udp`.
-    #[serde(default = "default_transport")]
-    pub transport: String,
+    /// Which frames to decode: `keyframes`, an interval like `"2s"`, or `all`, as
+    /// written.
+    #[serde(default = "default_every", rename = "every")]
+    every_text: String,
+    /// The sampling, parsed from `every` when the config is read.
+    #[serde(skip)]
+    pub every: Sampling,
+    /// RTSP transport: `tcp` or `udp`, as written.
+    #[serde(default = "default_transport", rename = "transport")]
+    transport_text: String,
+    /// The transport, parsed from `transport` when the config is read.
+    #[serde(skip)]
+    pub transport: RtspTransport,
     /// Files and folders: play them again from the start at the end.
     #[serde(default = "yes", rename = "loop")]
     pub looping: bool,
@@ -456,6 +473,29 @@ impl Config {
 
     /// Parses TOML text; `file` names it in errors, `base` resolves relative paths.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Self, Vec<ConfigError>> {
+        let (cfg, problems) = Self::parse_unchecked(text, file, base)?;
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(problems
+                .into_iter()
+                .map(|message| ConfigError {
+                    file: file.to_string(),
+                    message,
+                })
+                .collect())
+        }
+    }
+
+    /// As [`Config::parse`], but a config whose values have problems comes back with
+    /// them (the fields that did not parse keep their defaults); an error only when
+    /// the text is not a config at all. (Deserializing a `Config` directly leaves its
+    /// text fields unparsed: make one with this, [`Config::parse`] or [`Config::load`].)
+    pub fn parse_unchecked(
+        text: &str,
+        file: &str,
+        base: &Path,
+    ) -> Result<(Self, Vec<String>), Vec<ConfigError>> {
         let err = |message: String| ConfigError {
             file: file.to_string(),
             message,
@@ -469,12 +509,9 @@ impl Config {
             vec![err(m)]
         })?;
         cfg.resolve(base);
-        let errors: Vec<ConfigError> = cfg.check().into_iter().map(err).collect();
-        if errors.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(errors)
-        }
+        let mut problems = cfg.parse_fields();
+        problems.extend(cfg.check());
+        Ok((cfg, problems))
     }
 
     fn resolve(&mut self, base: &Path) {
@@ -507,7 +544,38 @@ impl Config {
         }
     }
 
-    /// Every problem, each starting with the field's path.
+    /// Parses the fields written as text into their types, once: every one that does
+    /// not parse is a problem, starting with the field's path (the others keep their
+    /// defaults; a config with problems is never used).
+    fn parse_fields(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, c) in self.cameras.iter_mut().enumerate() {
+            let at = format!("camera[{i}] ({})", c.id);
+            match c.every_text.parse::<Sampling>() {
+                Ok(s) => c.every = s,
+                Err(e) => out.push(format!("{at}.every: {e}")),
+            }
+            match c.transport_text.as_str() {
+                "tcp" => c.transport = RtspTransport::Tcp,
+                "udp" => c.transport = RtspTransport::Udp,
+                other => out.push(format!("{at}.transport: {other:?} is neither tcp nor udp")),
+            }
+        }
+        match self.model.provider_text.parse::<Provider>() {
+            Ok(p) => self.model.provider = p,
+            Err(e) => out.push(format!("model.provider: {e}")),
+        }
+        if let Some(tz) = &self.geo.timezone_text {
+            match tz.parse::<chrono_tz::Tz>() {
+                Ok(t) => self.geo.timezone = Some(t),
+                Err(_) => out.push(format!("geo.timezone: {tz:?} is not an IANA time zone")),
+            }
+        }
+        out
+    }
+
+    /// Every problem of the fields' values and of how they go together, each starting
+    /// with the field's path (the text fields' parse is [`Config::parse`]'s).
     pub fn check(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.cameras.is_empty() {
@@ -531,15 +599,6 @@ impl Config {
             }
             if !ids.insert(c.id.clone()) {
                 out.push(format!("{at}.id: used twice"));
-            }
-            if let Err(e) = c.every.parse::<crate::decode::Sampling>() {
-                out.push(format!("{at}.every: {e}"));
-            }
-            if !matches!(c.transport.as_str(), "tcp" | "udp") {
-                out.push(format!(
-                    "{at}.transport: {:?} is neither tcp nor udp",
-                    c.transport
-                ));
             }
             if c.source.starts_with("rtsp://") {
                 match url::Url::parse(&c.source) {
@@ -583,9 +642,6 @@ impl Config {
                 }
             }
         }
-        if let Err(e) = self.model.provider.parse::<crate::detect::Provider>() {
-            out.push(format!("model.provider: {e}"));
-        }
         if self.cluster.lease_ttl < std::time::Duration::from_secs(3) {
             out.push("cluster.lease_ttl: must be at least 3s".into());
         }
@@ -606,11 +662,6 @@ impl Config {
         if let Some(r) = self.geo.h3_resolution {
             if r > 15 {
                 out.push(format!("geo.h3_resolution: {r} is above 15"));
-            }
-        }
-        if let Some(tz) = &self.geo.timezone {
-            if tz.parse::<chrono_tz::Tz>().is_err() {
-                out.push(format!("geo.timezone: {tz:?} is not an IANA time zone"));
             }
         }
         if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -750,5 +801,40 @@ location = [95.0, 0.0]
         let e =
             Config::parse("[api]\nlisten = 5\nbogus = 1\n", "g.toml", Path::new("/")).unwrap_err();
         assert!(e[0].to_string().contains("line 2"), "{}", e[0]);
+    }
+
+    #[test]
+    fn text_fields_are_parsed_once_into_their_types_and_every_bad_one_named() {
+        let camera = |every: &str, transport: &str| {
+            format!(
+                "[[camera]]\nid = \"a\"\nsource = \"rtsp://cam.example/x\"\nevery = \"{every}\"\ntransport = \"{transport}\"\nlocation = [31.0, 121.0]\n"
+            )
+        };
+        let text = format!(
+            "[model]\nprovider = \"cuda:1\"\n[geo]\ntimezone = \"Asia/Shanghai\"\n{}",
+            camera("500ms", "udp")
+        );
+        let cfg = Config::parse(&text, "t.toml", Path::new("/")).unwrap();
+        assert_eq!(
+            cfg.cameras[0].every,
+            Sampling::Every(Duration::from_millis(500))
+        );
+        assert_eq!(cfg.cameras[0].transport, RtspTransport::Udp);
+        assert_eq!(cfg.model.provider, Provider::Cuda { device: 1 });
+        assert_eq!(cfg.geo.timezone, Some(chrono_tz::Asia::Shanghai));
+        let text = format!(
+            "[model]\nprovider = \"tpu\"\n[geo]\ntimezone = \"Mars/Olympus\"\n{}",
+            camera("sometimes", "quic")
+        );
+        let errors = Config::parse(&text, "t.toml", Path::new("/")).unwrap_err();
+        let all: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+        for field in [
+            "camera[0] (a).every",
+            "camera[0] (a).transport",
+            "model.provider",
+            "geo.timezone",
+        ] {
+            assert!(all.iter().any(|m| m.starts_with(field)), "{field}: {all:?}");
+        }
     }
 }

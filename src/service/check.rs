@@ -26,11 +26,7 @@ pub fn check_files(cfg: &Config) -> Vec<String> {
         }
         Err(e) => out.push(format!("model.manifest: {e}")),
     }
-    let tz = cfg
-        .geo
-        .timezone
-        .as_deref()
-        .and_then(|t| t.parse::<chrono_tz::Tz>().ok());
+    let tz = cfg.geo.timezone;
     if let Some(p) = &cfg.geo.zones {
         if p.exists() {
             if let Err(e) = ZoneSet::load(p, tz) {

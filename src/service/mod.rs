@@ -22,34 +22,26 @@ use crate::cases::outbox::{Client, Outbox};
 use crate::cases::{CaseStore, DedupConfig};
 use crate::cluster;
 use crate::config::{CameraEntry, Config};
-use crate::decode::Sampling;
-use crate::detect::{Detector, EngineOptions, ModelManifest, Provider};
+use crate::detect::{Detector, EngineOptions, ModelManifest};
 use crate::geo::calib::Calibration;
 use crate::geo::grid::{CellLocator, Grid};
 use crate::geo::zones::ZoneSet;
 use crate::geo::LatLon;
 use crate::ingest::handoff::CameraFrame;
-use crate::ingest::{CameraConfig, Pool, PoolOptions, RtspTransport, Source};
+use crate::ingest::{CameraConfig, Pool, PoolOptions, Source};
 use crate::metrics::Metrics;
 use recorder::Recorder;
 use scene::{Scene, SceneRules};
 
 fn camera_config(c: &CameraEntry) -> anyhow::Result<CameraConfig> {
-    let sampling: Sampling = c
-        .every
-        .parse()
-        .map_err(|e| anyhow::anyhow!("camera {}: every: {e}", c.id))?;
+    let sampling = c.every;
     let source = if c.source.starts_with("rtsp://") {
         Source::Rtsp {
             url: c
                 .source
                 .parse()
                 .with_context(|| format!("camera {}: source is not a valid URL", c.id))?,
-            transport: if c.transport == "udp" {
-                RtspTransport::Udp
-            } else {
-                RtspTransport::Tcp
-            },
+            transport: c.transport,
         }
     } else {
         let path = std::path::PathBuf::from(&c.source);
@@ -108,13 +100,8 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
         .clone()
         .unwrap_or_else(crate::detect::default_model);
     let manifest = ModelManifest::load(&manifest_path)?;
-    let provider: Provider = cfg
-        .model
-        .provider
-        .parse()
-        .map_err(|e| anyhow::anyhow!("model.provider: {e}"))?;
     let opts = EngineOptions {
-        provider,
+        provider: cfg.model.provider.clone(),
         intra_threads: (cfg.model.threads > 0).then_some(cfg.model.threads),
         spin: cfg.model.spin,
     };
@@ -125,13 +112,7 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
         detector.warm_up()?;
         detectors.push(detector);
     }
-    let tz = cfg
-        .geo
-        .timezone
-        .as_deref()
-        .map(|t| t.parse::<chrono_tz::Tz>())
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("geo.timezone: {e}"))?;
+    let tz = cfg.geo.timezone;
     let zones = Arc::new(match &cfg.geo.zones {
         Some(p) => ZoneSet::load(p, tz)?,
         None => ZoneSet::empty(tz),
