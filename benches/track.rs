@@ -5,7 +5,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use gridwatch::geo::zones::ZoneKind;
 use gridwatch::rules::parking::{ParkingConfig, ParkingRule};
 use gridwatch::rules::vending::{VendingConfig, VendingRule};
-use gridwatch::rules::{Rule, ZoneHit};
+use gridwatch::rules::{TrackRule, ZoneHit};
 use gridwatch::track::{Observation, Tracker, TrackerConfig};
 
 fn frame(t: i64) -> Vec<Observation> {

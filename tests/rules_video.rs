@@ -13,7 +13,7 @@ use gridwatch::geo::calib::Calibration;
 use gridwatch::geo::zones::{ZoneArea, ZoneSet};
 use gridwatch::rules::evidence::EvidenceKeeper;
 use gridwatch::rules::parking::{ParkingConfig, ParkingRule};
-use gridwatch::rules::{Rule, RuleEvent, Stage, ZoneHit};
+use gridwatch::rules::{RuleEvent, Stage, TrackRule, ZoneHit};
 use gridwatch::track::{Observation, Tracker, TrackerConfig};
 use opencv::core::Vector;
 use opencv::imgcodecs::{imdecode, IMREAD_COLOR};

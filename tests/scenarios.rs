@@ -38,7 +38,7 @@ use geo::{Contains, Point, Polygon};
 use gridwatch::geo::zones::ZoneKind;
 use gridwatch::rules::parking::{ParkingConfig, ParkingRule};
 use gridwatch::rules::vending::{VendingConfig, VendingRule};
-use gridwatch::rules::{Rule, RuleEvent, Stage, ZoneHit};
+use gridwatch::rules::{RuleEvent, Stage, TrackRule, ZoneHit};
 use gridwatch::track::{Observation, Tracker, TrackerConfig};
 use serde::Deserialize;
 
@@ -159,7 +159,7 @@ fn run(path: &Path) -> Result<(), String> {
         .warn_after
         .as_deref()
         .map(|w| humantime::parse_duration(w).unwrap());
-    let mut rule: Box<dyn Rule> = match sc.rule.name.as_str() {
+    let mut rule: Box<dyn TrackRule> = match sc.rule.name.as_str() {
         "parking" => Box::new(ParkingRule::new(ParkingConfig {
             dwell,
             warn_after,

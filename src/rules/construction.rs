@@ -28,6 +28,7 @@ use opencv::prelude::*;
 
 use super::{RuleEvent, Stage, ViolationKind};
 use crate::decode::Frame;
+use crate::geo::zones::ZoneKind;
 use crate::track::Track;
 
 /// Construction rule settings.
@@ -263,6 +264,46 @@ impl ConstructionRule {
                 ));
             }
         }
+        Ok(())
+    }
+}
+
+/// The construction rule over the construction-watch zones one camera sees (their
+/// outlines in its pixels), as a scene runs it.
+pub struct WatchingRule {
+    /// The rule.
+    pub rule: ConstructionRule,
+    /// The zones it watches.
+    pub zones: Vec<WatchedZone>,
+}
+
+impl super::Rule for WatchingRule {
+    fn step(
+        &mut self,
+        s: &super::Sample<'_, '_>,
+        out: &mut super::RuleOutput,
+    ) -> opencv::Result<()> {
+        if self.zones.is_empty() {
+            return Ok(());
+        }
+        let mut watched_of = |tr: &Track| {
+            s.zones_of(tr)
+                .iter()
+                .find(|z| *z.kind == ZoneKind::ConstructionWatch)
+                .map(|z| z.id.to_string())
+        };
+        let zones = &self.zones;
+        self.rule.step(
+            s.t_ms,
+            s.frame,
+            zones,
+            s.tracks,
+            &mut watched_of,
+            &mut out.events,
+        )?;
+        let started = self.rule.started().iter();
+        out.remember
+            .extend(started.map(|&(id, b)| (ViolationKind::IllegalConstruction, id, b)));
         Ok(())
     }
 }

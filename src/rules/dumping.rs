@@ -382,6 +382,24 @@ impl DumpingRule {
     }
 }
 
+impl super::Rule for DumpingRule {
+    fn step(
+        &mut self,
+        s: &super::Sample<'_, '_>,
+        out: &mut super::RuleOutput,
+    ) -> opencv::Result<()> {
+        let mut zones = |b: &[f32; 4]| (s.box_zones)(b);
+        DumpingRule::step(self, s.t_ms, s.frame, s.tracks, &mut zones, &mut out.events)?;
+        let appeared = self.appeared().iter();
+        out.remember
+            .extend(appeared.map(|&(id, b)| (ViolationKind::Dumping, id, b)));
+        let gone = self.gone().iter();
+        out.forget
+            .extend(gone.map(|&id| (ViolationKind::Dumping, id)));
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,8 +74,64 @@ pub struct RuleEvent {
     pub related: Option<(u64, String)>,
 }
 
-/// A rule: fed the tracks seen at each sample and the zones each stands in.
-pub trait Rule {
+/// One sample of a camera's scene, as every rule sees it: the frame, the tracks, and
+/// where they stand (each track's zones found once per frame, for all rules).
+pub struct Sample<'a, 'z> {
+    /// When, ms since the epoch.
+    pub t_ms: i64,
+    /// The picture.
+    pub frame: &'a crate::decode::Frame,
+    /// The camera's tracks after this sample.
+    pub tracks: &'a [crate::track::Track],
+    /// The zones each of `tracks` stands in, in the same order.
+    pub track_zones: &'a [Vec<ZoneHit<'z>>],
+    /// The zones a box (frame pixels) stands in: for regions that are not tracks.
+    pub box_zones: &'a dyn Fn(&[f32; 4]) -> Vec<ZoneHit<'z>>,
+}
+
+impl<'z> Sample<'_, 'z> {
+    /// The zones a track of this sample stands in.
+    pub fn zones_of(&self, tr: &crate::track::Track) -> &[ZoneHit<'z>] {
+        self.tracks
+            .iter()
+            .position(|t| t.id == tr.id)
+            .and_then(|i| self.track_zones.get(i))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// What rules hand back from a sample.
+#[derive(Debug, Default)]
+pub struct RuleOutput {
+    /// Warnings and violations.
+    pub events: Vec<RuleEvent>,
+    /// Subjects that are not tracks (a left object, a change) whose first sight the
+    /// evidence keeper should keep: kind, id, box.
+    pub remember: Vec<(ViolationKind, u64, [f32; 4])>,
+    /// Such subjects that went: their evidence can go.
+    pub forget: Vec<(ViolationKind, u64)>,
+}
+
+impl RuleOutput {
+    /// Empties it for the next sample (keeping its buffers).
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.remember.clear();
+        self.forget.clear();
+    }
+}
+
+/// A violation kind's rule, as a camera's scene runs it: fed each sample, it hands back
+/// warnings, violations and the evidence to keep. Every kind implements it, so a new
+/// kind is a new rule and not an edit to the scene.
+pub trait Rule: Send {
+    /// Evaluates one sample.
+    fn step(&mut self, s: &Sample<'_, '_>, out: &mut RuleOutput) -> opencv::Result<()>;
+}
+
+/// A rule over tracks and their zones only (parking, vending): every such rule is a
+/// [`Rule`].
+pub trait TrackRule: Send {
     /// Evaluates the tracks at `t` ms; appends warnings and violations to `out`.
     fn step<'z>(
         &mut self,
@@ -84,6 +140,14 @@ pub trait Rule {
         zones_of: &mut dyn FnMut(&crate::track::Track) -> Vec<ZoneHit<'z>>,
         out: &mut Vec<RuleEvent>,
     );
+}
+
+impl<T: TrackRule> Rule for T {
+    fn step(&mut self, s: &Sample<'_, '_>, out: &mut RuleOutput) -> opencv::Result<()> {
+        let mut zones_of = |tr: &crate::track::Track| s.zones_of(tr).to_vec();
+        TrackRule::step(self, s.t_ms, s.tracks, &mut zones_of, &mut out.events);
+        Ok(())
+    }
 }
 
 /// The stage a dwell has newly reached, if any: a violation once past `dwell_ms` (unless

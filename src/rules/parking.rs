@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{next_stage, track_event, Rule, RuleEvent, Stage, ViolationKind, ZoneHit};
+use super::{next_stage, track_event, RuleEvent, Stage, TrackRule, ViolationKind, ZoneHit};
 use crate::geo::zones::ZoneKind;
 use crate::track::Track;
 
@@ -52,7 +52,7 @@ impl ParkingRule {
     }
 }
 
-impl Rule for ParkingRule {
+impl TrackRule for ParkingRule {
     fn step<'z>(
         &mut self,
         t: i64,

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{next_stage, track_event, Rule, RuleEvent, Stage, ViolationKind, ZoneHit};
+use super::{next_stage, track_event, RuleEvent, Stage, TrackRule, ViolationKind, ZoneHit};
 use crate::geo::zones::ZoneKind;
 use crate::track::Track;
 
@@ -85,7 +85,7 @@ impl VendingRule {
     }
 }
 
-impl Rule for VendingRule {
+impl TrackRule for VendingRule {
     fn step<'z>(
         &mut self,
         t: i64,

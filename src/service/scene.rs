@@ -14,12 +14,12 @@ use crate::geo::grid::CellLocator;
 use crate::geo::zones::ZoneKind;
 use crate::geo::zones::{Zone, ZoneArea, ZoneSet};
 use crate::geo::LatLon;
-use crate::rules::construction::{ConstructionConfig, ConstructionRule, WatchedZone};
+use crate::rules::construction::{ConstructionConfig, ConstructionRule, WatchedZone, WatchingRule};
 use crate::rules::dumping::{DumpingConfig, DumpingRule};
 use crate::rules::evidence::EvidenceKeeper;
 use crate::rules::parking::{ParkingConfig, ParkingRule};
 use crate::rules::vending::{VendingConfig, VendingRule};
-use crate::rules::{duration_param, Rule, RuleEvent, Stage, ViolationKind, ZoneHit};
+use crate::rules::{duration_param, Rule, RuleOutput, Sample, Stage, ViolationKind, ZoneHit};
 use crate::track::{Observation, Tracker, TrackerConfig};
 
 /// A violation found in a frame, with its evidence (first frame, latest frame, crop).
@@ -55,14 +55,11 @@ pub struct Scene {
     cells: Arc<CellLocator>,
     fallback_cells: CellLocator,
     tracker: Tracker,
-    parking: ParkingRule,
-    vending: VendingRule,
-    dumping: DumpingRule,
-    construction: ConstructionRule,
-    watched: Vec<WatchedZone>,
+    /// One per violation kind, in this order: parking, vending, dumping, construction.
+    rules: Vec<Box<dyn Rule>>,
     keeper: EvidenceKeeper,
     override_dwell: bool,
-    events: Vec<RuleEvent>,
+    out: RuleOutput,
     obs: Vec<Observation>,
 }
 
@@ -93,14 +90,10 @@ impl Scene {
             cells,
             fallback_cells: CellLocator::H3(h3o::Resolution::Ten),
             tracker: Tracker::new(TrackerConfig::default()),
-            parking: ParkingRule::new(rules.parking.clone()),
-            vending: VendingRule::new(rules.vending.clone()),
-            dumping: DumpingRule::new(rules.dumping.clone()),
-            construction: ConstructionRule::new(rules.construction.clone()),
-            watched: Vec::new(),
+            rules: Vec::new(),
             keeper: EvidenceKeeper::default(),
             override_dwell: rules.override_zone_dwell,
-            events: Vec::new(),
+            out: RuleOutput::default(),
             obs: Vec::new(),
         };
         // construction-watch zones this camera sees, in its pixels
@@ -115,12 +108,23 @@ impl Scene {
             })
             .map(|z| z.id.clone())
             .collect();
-        for id in ids {
-            let outline = scene.outline(&id);
-            if outline.len() >= 3 {
-                scene.watched.push(WatchedZone { id, outline });
-            }
-        }
+        let watched = ids
+            .into_iter()
+            .map(|id| WatchedZone {
+                outline: scene.outline(&id),
+                id,
+            })
+            .filter(|z| z.outline.len() >= 3)
+            .collect();
+        scene.rules = vec![
+            Box::new(ParkingRule::new(rules.parking.clone())),
+            Box::new(VendingRule::new(rules.vending.clone())),
+            Box::new(DumpingRule::new(rules.dumping.clone())),
+            Box::new(WatchingRule {
+                rule: ConstructionRule::new(rules.construction.clone()),
+                zones: watched,
+            }),
+        ];
         scene
     }
 
@@ -215,48 +219,33 @@ impl Scene {
         let cal = self.calibration.as_ref();
         let camera = self.camera.clone();
         let ov = self.override_dwell;
-        self.keeper.observe(t_ms, frame, tracks, |tr| {
-            !Self::zones_at(&zones, cal, &camera, &tr.bbox, now, ov).is_empty()
-        })?;
-        self.events.clear();
-        let mut zones_of =
-            |tr: &crate::track::Track| Self::zones_at(&zones, cal, &camera, &tr.bbox, now, ov);
-        self.parking
-            .step(t_ms, tracks, &mut zones_of, &mut self.events);
-        self.vending
-            .step(t_ms, tracks, &mut zones_of, &mut self.events);
-        let mut box_zones = |b: &[f32; 4]| Self::zones_at(&zones, cal, &camera, b, now, ov);
-        self.dumping
-            .step(t_ms, frame, tracks, &mut box_zones, &mut self.events)?;
-        for &(id, bbox) in self.dumping.appeared() {
-            self.keeper
-                .remember(ViolationKind::Dumping, id, t_ms, bbox, frame)?;
+        // where each track stands, found once for every rule and the evidence keeper
+        let track_zones: Vec<Vec<ZoneHit>> = tracks
+            .iter()
+            .map(|tr| Self::zones_at(&zones, cal, &camera, &tr.bbox, now, ov))
+            .collect();
+        let box_zones = |b: &[f32; 4]| Self::zones_at(&zones, cal, &camera, b, now, ov);
+        let sample = Sample {
+            t_ms,
+            frame,
+            tracks,
+            track_zones: &track_zones,
+            box_zones: &box_zones,
+        };
+        self.keeper
+            .observe(t_ms, frame, tracks, |tr| !sample.zones_of(tr).is_empty())?;
+        self.out.clear();
+        for rule in &mut self.rules {
+            rule.step(&sample, &mut self.out)?;
         }
-        for &id in self.dumping.gone() {
-            self.keeper.forget(ViolationKind::Dumping, id);
+        for &(kind, id, bbox) in &self.out.remember {
+            self.keeper.remember(kind, id, t_ms, bbox, frame)?;
         }
-        if !self.watched.is_empty() {
-            let mut watched_of = |tr: &crate::track::Track| {
-                Self::zones_at(&zones, cal, &camera, &tr.bbox, now, ov)
-                    .into_iter()
-                    .find(|z| *z.kind == ZoneKind::ConstructionWatch)
-                    .map(|z| z.id.to_string())
-            };
-            self.construction.step(
-                t_ms,
-                frame,
-                &self.watched,
-                tracks,
-                &mut watched_of,
-                &mut self.events,
-            )?;
-            for &(id, bbox) in self.construction.started() {
-                self.keeper
-                    .remember(ViolationKind::IllegalConstruction, id, t_ms, bbox, frame)?;
-            }
+        for &(kind, id) in &self.out.forget {
+            self.keeper.forget(kind, id);
         }
         let mut out = Vec::new();
-        let events = std::mem::take(&mut self.events);
+        let events = std::mem::take(&mut self.out.events);
         for e in &events {
             if e.stage != Stage::Violation {
                 tracing::debug!(
@@ -303,7 +292,7 @@ impl Scene {
                 evidence: vec![ev.first, ev.latest, ev.crop],
             });
         }
-        self.events = events;
+        self.out.events = events;
         Ok(out)
     }
 }
