@@ -1,62 +1,54 @@
 //! Service metrics: per-stage latency histograms and counters the detection loop
 //! updates, and the last processed frame of each camera (JPEG, refreshed at most every
-//! few seconds) for the cameras view. Rendered as Prometheus text by the API.
+//! few seconds) for the cameras view. `/metrics` is one [`Scrape`], encoded by the
+//! official client (`prometheus-client`, OpenMetrics text, label values escaped).
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::cases::{CaseStatus, DeliveryCounts};
+use crate::ingest::CameraStatus;
 
 /// Upper bounds of the latency buckets, seconds.
 pub const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
-/// A latency histogram (Prometheus cumulative buckets).
-#[derive(Debug, Default)]
+/// A latency histogram over [`BUCKETS`].
+#[derive(Debug, Clone)]
 pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_us: AtomicU64,
+    inner: prometheus_client::metrics::histogram::Histogram,
+    count: Arc<AtomicU64>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            inner: prometheus_client::metrics::histogram::Histogram::new(BUCKETS),
+            count: Arc::default(),
+        }
+    }
 }
 
 impl Histogram {
     /// Adds one observation.
     pub fn observe(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if s <= *b {
-                self.counts[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.inner.observe(d.as_secs_f64());
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Observations so far.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}le=\"{b}\"}} {}",
-                self.counts[i].load(Ordering::Relaxed)
-            );
-        }
-        let n = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {n}");
-        let _ = writeln!(
-            out,
-            "{name}_sum{{{}}} {}",
-            labels.trim_end_matches(','),
-            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count{{{}}} {n}", labels.trim_end_matches(','));
     }
 }
 
@@ -116,67 +108,219 @@ impl Metrics {
             .get(camera)
             .map(|(_, j)| j.clone())
     }
+}
 
-    /// The loop's metrics as Prometheus text.
-    pub fn render(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# HELP gridwatch_stage_seconds Time per frame in each stage of the detection loop (inference: per batch).\n# TYPE gridwatch_stage_seconds histogram"
-        );
-        for (i, s) in STAGES.iter().enumerate() {
-            self.stages[i].render(out, "gridwatch_stage_seconds", &format!("stage=\"{s}\","));
+/// The case store's totals, when it answered the scrape: cases by (kind, status) and
+/// deliveries by state.
+pub type StoreTotals = (Vec<(String, CaseStatus, u64)>, DeliveryCounts);
+
+/// What one `/metrics` answer shows, read at the scrape.
+#[derive(Debug)]
+pub struct Scrape {
+    /// The cameras running here.
+    pub cameras: Vec<CameraStatus>,
+    /// The detection loop's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The store's totals; `None` when it did not answer in time.
+    pub store: Option<StoreTotals>,
+}
+
+impl Scrape {
+    /// The OpenMetrics text.
+    pub fn render(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut out = String::with_capacity(8192);
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// The content type of [`Scrape::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// One metric without labels.
+fn one(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    m: impl EncodeMetric,
+) -> std::fmt::Result {
+    m.encode(e.encode_descriptor(name, help, None, m.metric_type())?)
+}
+
+/// One metric with a row per label set.
+fn family<L: EncodeLabelSet, M: EncodeMetric>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    ty: MetricType,
+    rows: impl IntoIterator<Item = (L, M)>,
+) -> std::fmt::Result {
+    let mut d = e.encode_descriptor(name, help, None, ty)?;
+    for (labels, m) in rows {
+        m.encode(d.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A camera's counters: name (without `_total`), help, value.
+type CameraCounter = (&'static str, &'static str, fn(&CameraStatus) -> u64);
+
+const CAMERA_COUNTERS: [CameraCounter; 7] = [
+    ("gridwatch_camera_received", "Access units received.", |c| {
+        c.received
+    }),
+    ("gridwatch_camera_decoded", "Access units decoded.", |c| {
+        c.decoded
+    }),
+    (
+        "gridwatch_camera_frames",
+        "Frames handed on to detection.",
+        |c| c.handed_on,
+    ),
+    (
+        "gridwatch_camera_dropped",
+        "Frames or units dropped (newest frame wins).",
+        |c| c.dropped,
+    ),
+    ("gridwatch_camera_corrupt", "Corrupt access units.", |c| {
+        c.corrupt
+    }),
+    ("gridwatch_camera_reconnects", "Reconnections.", |c| {
+        c.reconnects
+    }),
+    (
+        "gridwatch_camera_decoder_faults",
+        "Decoders found wedged (a call that never returned) or silent (units in, no picture out).",
+        |c| c.decoder_faults,
+    ),
+];
+
+impl Collector for Scrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let cam = |c: &CameraStatus| [("camera", c.id.clone())];
+        for (name, help, get) in CAMERA_COUNTERS {
+            let rows = self
+                .cameras
+                .iter()
+                .map(|c| (cam(c), ConstCounter::new(get(c))));
+            family(&mut e, name, help, MetricType::Counter, rows)?;
         }
+        let rows = self
+            .cameras
+            .iter()
+            .map(|c| (cam(c), ConstGauge::new(c.lag_ms as i64)));
+        family(
+            &mut e,
+            "gridwatch_camera_lag_ms",
+            "Receipt to hand-off of the newest frame, ms.",
+            MetricType::Gauge,
+            rows,
+        )?;
+        let rows = self.cameras.iter().map(|c| {
+            let state = serde_json::to_value(c.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            (
+                [("camera", c.id.clone()), ("state", state)],
+                ConstGauge::new(1),
+            )
+        });
+        family(
+            &mut e,
+            "gridwatch_camera_state",
+            "1 for the state each camera is in.",
+            MetricType::Gauge,
+            rows,
+        )?;
+        let m = &self.metrics;
+        let rows = STAGES
+            .iter()
+            .zip(&m.stages)
+            .map(|(s, h)| ([("stage", *s)], h.inner.clone()));
+        family(
+            &mut e,
+            "gridwatch_stage_seconds",
+            "Time per frame in each stage of the detection loop (inference: per batch).",
+            MetricType::Histogram,
+            rows,
+        )?;
         for (name, help, v) in [
+            ("gridwatch_detect_frames", "Frames through detection.", &m.frames),
+            ("gridwatch_detect_batches", "Inference calls.", &m.batches),
             (
-                "gridwatch_detect_frames_total",
-                "Frames through detection.",
-                &self.frames,
-            ),
-            (
-                "gridwatch_detect_batches_total",
-                "Inference calls.",
-                &self.batches,
-            ),
-            (
-                "gridwatch_violations_found_total",
+                "gridwatch_violations_found",
                 "Violations found by the rules, handed to the recorder.",
-                &self.found,
+                &m.found,
             ),
+            ("gridwatch_violations", "Violations recorded.", &m.violations),
+            ("gridwatch_loop_errors", "Errors in the detection loop.", &m.errors),
             (
-                "gridwatch_violations_total",
-                "Violations recorded.",
-                &self.violations,
-            ),
-            (
-                "gridwatch_loop_errors_total",
-                "Errors in the detection loop.",
-                &self.errors,
-            ),
-            (
-                "gridwatch_violations_lost_total",
+                "gridwatch_violations_lost",
                 "Violations dropped because the store stayed unreachable while the waiting queue filled.",
-                &self.lost,
+                &m.lost,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
+            one(&mut e, name, help, ConstCounter::new(v.load(Ordering::Relaxed)))?;
         }
-        let _ = writeln!(
-            out,
-            "# HELP gridwatch_violations_waiting Violations held in memory until the case store answers again.\n# TYPE gridwatch_violations_waiting gauge\ngridwatch_violations_waiting {}",
-            self.waiting.load(Ordering::Relaxed)
-        );
-        render_process(out);
+        one(
+            &mut e,
+            "gridwatch_violations_waiting",
+            "Violations waiting in the recorder's queue for the case store.",
+            ConstGauge::new(m.waiting.load(Ordering::Relaxed) as i64),
+        )?;
+        for (name, help, v) in process() {
+            one(&mut e, name, help, ConstGauge::new(v as i64))?;
+        }
+        one(
+            &mut e,
+            "gridwatch_store_up",
+            "1 when the case store answered this scrape in time.",
+            ConstGauge::new(i64::from(self.store.is_some())),
+        )?;
+        if let Some((cases, d)) = &self.store {
+            let rows = cases.iter().map(|(kind, status, n)| {
+                (
+                    [
+                        ("kind", kind.clone()),
+                        ("status", status.as_str().to_string()),
+                    ],
+                    ConstGauge::new(*n as i64),
+                )
+            });
+            family(
+                &mut e,
+                "gridwatch_cases",
+                "Cases by kind and status.",
+                MetricType::Gauge,
+                rows,
+            )?;
+            let rows = [
+                ("pending", d.pending),
+                ("delivered", d.delivered),
+                ("failed", d.failed),
+                ("skipped", d.skipped),
+            ]
+            .map(|(state, n)| ([("state", state)], ConstGauge::new(n as i64)));
+            family(
+                &mut e,
+                "gridwatch_deliveries",
+                "Outbox entries by state.",
+                MetricType::Gauge,
+                rows,
+            )?;
+        }
+        Ok(())
     }
 }
 
 /// The process's memory and threads: resident memory (kernel), heap in use (the C
 /// library's allocator: what is allocated and not freed, unlike RSS not raised by
 /// fragmentation, so it shows growth that is a leak), threads and open files.
-fn render_process(out: &mut String) {
+fn process() -> [(&'static str, &'static str, u64); 4] {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     // SAFETY: sysconf has no preconditions
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
@@ -196,7 +340,7 @@ fn render_process(out: &mut String) {
     let heap = 0u64;
     let threads = std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
     let files = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
-    for (name, help, v) in [
+    [
         (
             "gridwatch_process_resident_bytes",
             "Resident memory.",
@@ -213,9 +357,7 @@ fn render_process(out: &mut String) {
             "Open file descriptors.",
             files as u64,
         ),
-    ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-    }
+    ]
 }
 
 #[cfg(test)]
@@ -223,16 +365,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_cumulative() {
-        let h = Histogram::default();
-        h.observe(Duration::from_millis(3));
-        h.observe(Duration::from_millis(30));
-        let mut s = String::new();
-        h.render(&mut s, "x", "stage=\"a\",");
-        assert!(s.contains("x_bucket{stage=\"a\",le=\"0.0025\"} 0"), "{s}");
-        assert!(s.contains("x_bucket{stage=\"a\",le=\"0.005\"} 1"), "{s}");
-        assert!(s.contains("x_bucket{stage=\"a\",le=\"0.05\"} 2"), "{s}");
-        assert!(s.contains("x_count{stage=\"a\"} 2"), "{s}");
-        assert!(s.contains("x_sum{stage=\"a\"} 0.033"), "{s}");
+    fn the_scrape_is_openmetrics_with_cumulative_buckets_and_escaped_labels() {
+        let m = Arc::new(Metrics::default());
+        m.stages[1].observe(Duration::from_millis(3));
+        m.stages[1].observe(Duration::from_millis(30));
+        m.frames.fetch_add(7, Ordering::Relaxed);
+        let s = Scrape {
+            cameras: Vec::new(),
+            metrics: m.clone(),
+            store: Some((
+                vec![("odd\"kind\n".into(), CaseStatus::Open, 2)],
+                DeliveryCounts::default(),
+            )),
+        }
+        .render();
+        let b = |le: &str, n: u64| {
+            format!("gridwatch_stage_seconds_bucket{{le=\"{le}\",stage=\"inference\"}} {n}")
+        };
+        for line in [b("0.0025", 0), b("0.005", 1), b("0.05", 2), b("+Inf", 2)] {
+            assert!(s.lines().any(|l| l == line), "{line}\n{s}");
+        }
+        assert!(
+            s.contains("gridwatch_stage_seconds_count{stage=\"inference\"} 2"),
+            "{s}"
+        );
+        assert!(
+            s.contains("gridwatch_stage_seconds_sum{stage=\"inference\"} 0.033"),
+            "{s}"
+        );
+        assert!(s.contains("\ngridwatch_detect_frames_total 7\n"), "{s}");
+        assert!(s.contains("# TYPE gridwatch_detect_frames counter"), "{s}");
+        assert!(s.contains("gridwatch_store_up 1"), "{s}");
+        assert!(
+            s.contains("gridwatch_cases{kind=\"odd\\\"kind\\n\",status=\"open\"} 2"),
+            "label values are escaped: {s}"
+        );
+        assert!(s.trim_end().ends_with("# EOF"), "{s}");
+        assert_eq!(m.stages[1].count(), 2);
     }
 }

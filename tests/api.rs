@@ -324,7 +324,7 @@ async fn metrics_count_cases_and_deliveries() {
         text.contains("gridwatch_deliveries{state=\"pending\"} 24"),
         "12 creates + 12 follow-ups: {text}"
     );
-    assert!(text.contains("gridwatch_stage_seconds_bucket{stage=\"inference\",le=\"+Inf\"} 0"));
+    assert!(text.contains("gridwatch_stage_seconds_bucket{le=\"+Inf\",stage=\"inference\"} 0"));
 }
 
 /// The findings of a review as an attacker and a careless operator: each reproduced, each

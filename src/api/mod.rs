@@ -4,7 +4,6 @@
 //! are mapped to statuses in one place ([`ApiError`]) and never show internals.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -22,7 +21,6 @@ pub mod serve;
 mod state;
 
 use crate::cases::{CaseQuery, CaseStatus, StoreError};
-use crate::ingest::CameraStatus;
 pub use state::ApiState;
 
 /// The review page: one self-contained file, nothing from elsewhere.
@@ -131,91 +129,11 @@ async fn readyz(State(s): St) -> Response {
     }
 }
 
-fn label(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-async fn metrics(State(s): St) -> Result<Response, ApiError> {
-    let mut out = String::with_capacity(8192);
-    let cams = s.pool.status();
-    type Counter = (&'static str, &'static str, fn(&CameraStatus) -> u64);
-    let counters: [Counter; 8] = [
-        (
-            "gridwatch_camera_received_total",
-            "Access units received.",
-            |c| c.received,
-        ),
-        (
-            "gridwatch_camera_decoded_total",
-            "Access units decoded.",
-            |c| c.decoded,
-        ),
-        (
-            "gridwatch_camera_frames_total",
-            "Frames handed on to detection.",
-            |c| c.handed_on,
-        ),
-        (
-            "gridwatch_camera_dropped_total",
-            "Frames or units dropped (newest frame wins).",
-            |c| c.dropped,
-        ),
-        (
-            "gridwatch_camera_corrupt_total",
-            "Corrupt access units.",
-            |c| c.corrupt,
-        ),
-        ("gridwatch_camera_reconnects_total", "Reconnections.", |c| {
-            c.reconnects
-        }),
-        (
-            "gridwatch_camera_decoder_faults_total",
-            "Decoders found wedged (a call that never returned) or silent (units in, no picture out).",
-            |c| c.decoder_faults,
-        ),
-        (
-            "gridwatch_camera_lag_ms",
-            "Receipt to hand-off of the newest frame, ms.",
-            |c| c.lag_ms,
-        ),
-    ];
-    for (name, help, get) in counters {
-        let kind = if name.ends_with("_total") {
-            "counter"
-        } else {
-            "gauge"
-        };
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for c in &cams {
-            let _ = writeln!(out, "{name}{{camera=\"{}\"}} {}", label(&c.id), get(c));
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP gridwatch_camera_state 1 for the state each camera is in.\n# TYPE gridwatch_camera_state gauge"
-    );
-    for c in &cams {
-        let state = serde_json::to_value(c.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "gridwatch_camera_state{{camera=\"{}\",state=\"{}\"}} 1",
-            label(&c.id),
-            label(&state)
-        );
-    }
-    s.metrics.render(&mut out);
+/// The service's metrics ([`crate::metrics::Scrape`]).
+async fn metrics(State(s): St) -> Response {
     // the store's totals, unless the store does not answer in time (a scrape must not
     // hang on a database that does not answer; one question to it at a time)
-    let totals = if s
-        .metrics
-        .store_query
-        .swap(true, std::sync::atomic::Ordering::AcqRel)
-    {
+    let store = if s.metrics.store_query.swap(true, Ordering::AcqRel) {
         None
     } else {
         let st = s.clone();
@@ -224,9 +142,7 @@ async fn metrics(State(s): St) -> Result<Response, ApiError> {
                 .store
                 .case_counts()
                 .and_then(|c| Ok((c, st.store.delivery_counts()?)));
-            st.metrics
-                .store_query
-                .store(false, std::sync::atomic::Ordering::Release);
+            st.metrics.store_query.store(false, Ordering::Release);
             r
         });
         match tokio::time::timeout(STORE_WAIT, task).await {
@@ -238,45 +154,16 @@ async fn metrics(State(s): St) -> Result<Response, ApiError> {
             _ => None,
         }
     };
-    let _ = writeln!(
-        out,
-        "# HELP gridwatch_store_up 1 when the case store answered this scrape in time.\n# TYPE gridwatch_store_up gauge\ngridwatch_store_up {}",
-        u8::from(totals.is_some())
-    );
-    if let Some((counts, deliveries)) = totals {
-        let _ = writeln!(
-            out,
-            "# HELP gridwatch_cases Cases by kind and status.\n# TYPE gridwatch_cases gauge"
-        );
-        for (kind, status, n) in counts {
-            let _ = writeln!(
-                out,
-                "gridwatch_cases{{kind=\"{}\",status=\"{}\"}} {n}",
-                label(&kind),
-                status.as_str()
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP gridwatch_deliveries Outbox entries by state.\n# TYPE gridwatch_deliveries gauge"
-        );
-        for (state, n) in [
-            ("pending", deliveries.pending),
-            ("delivered", deliveries.delivered),
-            ("failed", deliveries.failed),
-            ("skipped", deliveries.skipped),
-        ] {
-            let _ = writeln!(out, "gridwatch_deliveries{{state=\"{state}\"}} {n}");
-        }
-    }
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
+    let scrape = crate::metrics::Scrape {
+        cameras: s.pool.status(),
+        metrics: s.metrics.clone(),
+        store,
+    };
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        scrape.render(),
     )
-        .into_response())
+        .into_response()
 }
 
 /// How long `/metrics` waits for the store's totals before answering without them.
