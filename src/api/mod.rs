@@ -88,10 +88,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
     state: &Arc<ApiState>,
     f: impl FnOnce(&ApiState) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let s = state.clone();
-    tokio::task::spawn_blocking(move || f(&s))
+    crate::cases::blocking(state.clone(), f)
         .await
-        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()))?
         .map_err(ApiError::from)
 }
 

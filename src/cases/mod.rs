@@ -587,6 +587,26 @@ pub trait CaseStore: Send + Sync {
     fn name(&self) -> &str;
 }
 
+/// Runs a call of a store (or of anything over one) on a blocking thread: the stores
+/// block, and must never run on an async worker. A call that panics is an error.
+pub async fn blocking<S, T>(
+    s: std::sync::Arc<S>,
+    f: impl FnOnce(&S) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError>
+where
+    S: ?Sized + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || f(&s))
+        .await
+        .unwrap_or_else(|e| {
+            Err(StoreError::Refused {
+                store: "case store".into(),
+                message: format!("the call failed: {e}"),
+            })
+        })
+}
+
 /// Opens the case store: PostgreSQL at `url` when given (connecting and migrating: a
 /// blocking call, never on an async worker thread), else the SQLite file in `dir`.
 /// Evidence files go under `dir` either way.

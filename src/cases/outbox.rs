@@ -91,10 +91,7 @@ impl Outbox {
         &self,
         f: impl FnOnce(&dyn CaseStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
-            .await
-            .expect("store task panicked")
+        super::blocking(self.store.clone(), move |s| f(s)).await
     }
 
     /// Sends what is due now, up to `concurrency` at a time; one attempt each.

@@ -19,7 +19,7 @@ use crate::rules::dumping::{DumpingConfig, DumpingRule};
 use crate::rules::evidence::EvidenceKeeper;
 use crate::rules::parking::{ParkingConfig, ParkingRule};
 use crate::rules::vending::{VendingConfig, VendingRule};
-use crate::rules::{duration_param, Rule, RuleOutput, Sample, Stage, ViolationKind, ZoneHit};
+use crate::rules::{duration_param, Rule, RuleOutput, Sample, Stage, ZoneHit};
 use crate::track::{Observation, Tracker, TrackerConfig};
 
 /// A violation found in a frame, with its evidence (first frame, latest frame, crop).
@@ -61,15 +61,6 @@ pub struct Scene {
     override_dwell: bool,
     out: RuleOutput,
     obs: Vec<Observation>,
-}
-
-fn kind_name(k: ViolationKind) -> &'static str {
-    match k {
-        ViolationKind::IllegalParking => "illegal_parking",
-        ViolationKind::StreetVending => "street_vending",
-        ViolationKind::Dumping => "dumping",
-        ViolationKind::IllegalConstruction => "illegal_construction",
-    }
 }
 
 impl Scene {
@@ -279,7 +270,7 @@ impl Scene {
             let ev = self.keeper.evidence(frame, e, &outline)?;
             out.push(Found {
                 violation: NewViolation {
-                    kind: kind_name(e.kind).to_string(),
+                    kind: e.kind.as_str().to_string(),
                     cell: cell.id.clone(),
                     admin_path: cell.admin.to_string(),
                     lat: place.lat,

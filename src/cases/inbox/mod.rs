@@ -190,10 +190,8 @@ async fn blocking<T: Send + 'static>(
     inbox: &Arc<Inbox>,
     f: impl FnOnce(&Inbox) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response> {
-    let inbox = inbox.clone();
-    tokio::task::spawn_blocking(move || f(&inbox))
+    crate::cases::blocking(inbox.clone(), f)
         .await
-        .expect("inbox task panicked")
         .map_err(store_error)
 }
 
