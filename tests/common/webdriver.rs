@@ -1,20 +1,19 @@
-//! A small W3C WebDriver client for the browser tests: starts Debian's chromedriver on
-//! a free port, opens a headless Chromium session, and offers the few commands the
-//! tests use (navigate, find, click, type, keys, run a script). Blocking calls over
-//! reqwest on a private runtime.
+//! The browser tests' WebDriver session: Debian's chromedriver on a free port, a
+//! headless Chromium session through `fantoccini` (a maintained W3C WebDriver client),
+//! and the few commands the tests use as blocking calls on a private runtime.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-/// A browser session; the driver process is killed on drop.
+/// A browser session; the session is closed and the driver process killed on drop.
 pub struct Browser {
     rt: tokio::runtime::Runtime,
-    http: reqwest::Client,
-    base: String,
+    client: Option<Client>,
     driver: Child,
 }
 
@@ -36,142 +35,105 @@ impl Browser {
             .enable_all()
             .build()
             .unwrap();
-        let mut b = Self {
-            rt,
-            http: reqwest::Client::new(),
-            base: format!("http://127.0.0.1:{port}"),
-            driver,
-        };
-        let t = Instant::now();
-        loop {
-            let ready = b
-                .raw("GET", "/status", None)
-                .ok()
-                .and_then(|v| v["value"]["ready"].as_bool())
-                .unwrap_or(false);
-            if ready {
-                break;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "chromedriver did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let caps = json!({"capabilities": {"alwaysMatch": {
+        let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
                          "--disable-dev-shm-usage", "--window-size=1400,900"]
             }
-        }}});
-        let v = b.raw("POST", "/session", Some(caps)).expect("a session");
-        let id = v["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session: {v}"))
-            .to_string();
-        b.base = format!("{}/session/{id}", b.base);
-        b
-    }
-
-    fn raw(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
-        let url = format!("{}{path}", self.base);
-        self.rt.block_on(async {
-            let req = match method {
-                "GET" => self.http.get(&url),
-                "DELETE" => self.http.delete(&url),
-                _ => self
-                    .http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.unwrap_or(json!({})).to_string()),
-            };
-            let r = req.send().await.map_err(|e| e.to_string())?;
-            let status = r.status();
-            let bytes = r.bytes().await.map_err(|e| e.to_string())?;
-            let v: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-            if status.is_success() {
-                Ok(v)
-            } else {
-                Err(format!("{status}: {v}"))
+        });
+        let caps = caps.as_object().unwrap().clone();
+        let url = format!("http://127.0.0.1:{port}");
+        let t = Instant::now();
+        // the driver takes a moment to listen
+        let client = loop {
+            let tried = rt.block_on(
+                ClientBuilder::native()
+                    .capabilities(caps.clone())
+                    .connect(&url),
+            );
+            match tried {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(
+                        t.elapsed() < Duration::from_secs(20),
+                        "no browser session from chromedriver: {e}"
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
-        })
+        };
+        Self {
+            rt,
+            client: Some(client),
+            driver,
+        }
     }
 
-    fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        self.raw(method, path, body)
-            .unwrap_or_else(|e| panic!("webdriver {method} {path}: {e}"))["value"]
-            .clone()
+    fn c(&self) -> &Client {
+        self.client.as_ref().expect("an open session")
     }
 
     /// Opens a URL.
     pub fn goto(&self, url: &str) {
-        self.cmd("POST", "/url", Some(json!({ "url": url })));
+        self.rt
+            .block_on(self.c().goto(url))
+            .unwrap_or_else(|e| panic!("goto {url}: {e}"));
     }
 
     /// The first element matching a CSS selector, waiting up to `wait` for it.
-    pub fn find(&self, css: &str, wait: Duration) -> String {
+    pub fn find(&self, css: &str, wait: Duration) -> Element {
         let t = Instant::now();
         loop {
-            let got = self.raw(
-                "POST",
-                "/element",
-                Some(json!({"using": "css selector", "value": css})),
-            );
-            if let Some(id) = got.as_ref().ok().and_then(|v| v["value"][ELEMENT].as_str()) {
-                return id.to_string();
+            match self.rt.block_on(self.c().find(Locator::Css(css))) {
+                Ok(el) => return el,
+                Err(e) => assert!(t.elapsed() < wait, "no element {css} after {wait:?}: {e}"),
             }
-            assert!(
-                t.elapsed() < wait,
-                "no element {css} after {wait:?}: {got:?}"
-            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     /// Clicks an element.
-    pub fn click(&self, el: &str) {
-        self.cmd("POST", &format!("/element/{el}/click"), None);
+    pub fn click(&self, el: &Element) {
+        self.rt
+            .block_on(el.click())
+            .unwrap_or_else(|e| panic!("click: {e}"));
     }
 
     /// Types into an element.
-    pub fn type_into(&self, el: &str, text: &str) {
-        self.cmd(
-            "POST",
-            &format!("/element/{el}/value"),
-            Some(json!({ "text": text })),
-        );
+    pub fn type_into(&self, el: &Element, text: &str) {
+        self.rt
+            .block_on(el.send_keys(text))
+            .unwrap_or_else(|e| panic!("typing: {e}"));
     }
 
     /// An element's visible text.
-    pub fn text(&self, el: &str) -> String {
-        self.cmd("GET", &format!("/element/{el}/text"), None)
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+    pub fn text(&self, el: &Element) -> String {
+        self.rt
+            .block_on(el.text())
+            .unwrap_or_else(|e| panic!("text: {e}"))
     }
 
     /// Presses a key on the page (not in a field).
     pub fn key(&self, key: &str) {
-        self.cmd(
-            "POST",
-            "/actions",
-            Some(
-                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
-                    {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}
-                ]}]}),
-            ),
-        );
+        let mut chars = key.chars();
+        let (Some(value), None) = (chars.next(), chars.next()) else {
+            panic!("one key at a time: {key:?}");
+        };
+        let press = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value })
+            .then(KeyAction::Up { value });
+        self.rt
+            .block_on(self.c().perform_actions(press))
+            .unwrap_or_else(|e| panic!("key {key}: {e}"));
     }
 
     /// Evaluates an expression in the page and returns its value.
     pub fn eval(&self, script: &str) -> Value {
-        self.cmd(
-            "POST",
-            "/execute/sync",
-            Some(json!({ "script": format!("return ({script});"), "args": [] })),
-        )
+        self.rt
+            .block_on(self.c().execute(&format!("return ({script});"), vec![]))
+            .unwrap_or_else(|e| panic!("script {script}: {e}"))
     }
 
     /// Waits until `script` returns true.
@@ -189,7 +151,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.raw("DELETE", "", None);
+        if let Some(c) = self.client.take() {
+            let _ = self.rt.block_on(c.close());
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
