@@ -25,6 +25,7 @@
 pub mod api;
 pub mod cases;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod decode;

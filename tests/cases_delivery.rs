@@ -20,6 +20,7 @@ use gridwatch::cases::sqlite::SqliteStore;
 use gridwatch::cases::{
     CaseStatus, CaseStore, DedupConfig, DeliveryState, NewViolation, Outcome, Review, Verdict,
 };
+use gridwatch::clock::ManualClock;
 
 const T0: i64 = 1_795_000_000_000;
 
@@ -300,10 +301,17 @@ async fn server_errors_and_timeouts_are_retried_until_delivered() {
     assert!(seen.lock().unwrap().values().all(|&n| n == 4));
 }
 
+/// On a clock the test moves: a receiver's `Retry-After: 1` makes the retry due exactly
+/// 1 s after the attempt, not a moment sooner, and it goes once that second passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_requests_waits_for_retry_after() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = store(tmp.path(), Duration::from_secs(3600));
+    let clock = Arc::new(ManualClock::at(T0 + 60_000));
+    let store = Arc::new(
+        SqliteStore::open(tmp.path(), DedupConfig::default())
+            .unwrap()
+            .with_clock(clock.clone()),
+    );
     store
         .record(&violation("dumping", "D1", "cam2", T0))
         .unwrap();
@@ -324,24 +332,66 @@ async fn too_many_requests_waits_for_retry_after() {
     .await;
     let mut cfg = config(&url);
     cfg.retry_max = Duration::from_secs(5);
-    let ob = outbox(&store, &cfg);
+    let ob = outbox(&store, &cfg).with_clock(clock.clone());
     ob.round().await.unwrap();
     let d = &store.deliveries(Some(1)).unwrap()[0];
     assert_eq!(d.state, DeliveryState::Pending);
     let a = &store.attempts(d.id).unwrap()[0];
-    let wait = d.next_at_ms - a.at_ms;
-    assert!(
-        (1000..=1001).contains(&wait),
-        "waited {wait} ms, not the 1 s asked"
-    );
-    assert!(ob
-        .drain(Some(Instant::now() + Duration::from_secs(10)))
-        .await
-        .unwrap());
+    assert_eq!(a.at_ms, T0 + 60_000, "the attempt at the clock's time");
+    assert_eq!(d.next_at_ms - a.at_ms, 1000, "the 1 s asked for");
+    clock.advance(Duration::from_millis(999));
+    assert_eq!(ob.round().await.unwrap().attempted, 0, "not before it");
+    clock.advance(Duration::from_millis(1));
+    let r = ob.round().await.unwrap();
+    assert_eq!((r.attempted, r.delivered), (1, 1));
     assert_eq!(
         store.deliveries(Some(1)).unwrap()[0].state,
         DeliveryState::Delivered
     );
+}
+
+/// On a clock the test moves: sightings absorbed by a filed case go as one follow-up,
+/// due the follow-up delay after the first of them, however many come meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absorbed_sightings_go_as_one_follow_up_after_the_delay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::at(T0 + 60_000));
+    let dedup = DedupConfig {
+        followup_delay: Duration::from_secs(60),
+        ..DedupConfig::default()
+    };
+    let store = Arc::new(
+        SqliteStore::open(&tmp.path().join("gw"), dedup)
+            .unwrap()
+            .with_clock(clock.clone()),
+    );
+    let (url, inbox, stop) = start_default_inbox(&tmp.path().join("inbox")).await;
+    let ob = outbox(&store, &config(&url)).with_clock(clock.clone());
+    store
+        .record(&violation("illegal_parking", "P1", "cam1", T0))
+        .unwrap();
+    assert_eq!(ob.round().await.unwrap().delivered, 1, "the case is filed");
+    for i in 1..=5 {
+        store
+            .record(&violation("illegal_parking", "P1", "cam1", T0 + i * 1000))
+            .unwrap();
+        clock.advance(Duration::from_secs(10));
+    }
+    let pending: Vec<_> = store
+        .deliveries(Some(1))
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.state == DeliveryState::Pending)
+        .collect();
+    assert_eq!(pending.len(), 1, "one follow-up for five sightings");
+    assert_eq!(pending[0].next_at_ms, T0 + 60_000 + 60_000);
+    // 50 s on: not yet
+    assert_eq!(ob.round().await.unwrap().attempted, 0);
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(ob.round().await.unwrap().delivered, 1);
+    let reqs = all_requests(&inbox);
+    assert_eq!(reqs.len(), 1);
+    let _ = stop.send(());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ pub use super::exchange::{case_attributes, truncate_chars, Outgoing, Sent};
 use super::open311::Open311Client;
 use super::retry::{AttemptResult, Decision, RetryPolicy};
 use super::webhook::WebhookClient;
-use super::{now_ms, AfterAttempt, Attempt, CaseStore, Delivery, StoreError};
+use super::{AfterAttempt, Attempt, CaseStore, Delivery, StoreError};
 
 /// The workflow client a config names.
 pub enum Client {
@@ -54,6 +54,7 @@ pub struct Outbox {
     policy: RetryPolicy,
     concurrency: usize,
     wake: Arc<Notify>,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// What one round did.
@@ -79,7 +80,15 @@ impl Outbox {
             policy,
             concurrency: concurrency.max(1),
             wake: Arc::new(Notify::new()),
+            clock: Arc::new(crate::clock::SystemClock),
         }
+    }
+
+    /// The outbox reading the time from `clock` (tests; the system's clock
+    /// otherwise): what is due, when an attempt was made, when a retry is due.
+    pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Wakes the worker early (a case was just opened or reviewed).
@@ -97,7 +106,8 @@ impl Outbox {
     /// Sends what is due now, up to `concurrency` at a time; one attempt each.
     pub async fn round(&self) -> Result<Round, StoreError> {
         let limit = self.concurrency * 8;
-        let due = self.blocking(move |s| s.due(now_ms(), limit)).await?;
+        let now = self.clock.now_ms();
+        let due = self.blocking(move |s| s.due(now, limit)).await?;
         let attempted = due.len();
         let results: Vec<Result<bool, StoreError>> = futures::stream::iter(due)
             .map(|d| self.deliver(d))
@@ -130,7 +140,7 @@ impl Outbox {
             })
             .await?;
         let sent = self.client.send(&out).await;
-        let at_ms = now_ms();
+        let at_ms = self.clock.now_ms();
         let attempt_no = out.delivery.attempts + 1;
         let (attempt, after) = self.judge(out.delivery.id, attempt_no, at_ms, sent);
         let ok = matches!(after, AfterAttempt::Delivered { .. });
@@ -237,22 +247,27 @@ impl Outbox {
             }
             // a store that fails (a locked or full disk) stops nothing for good: the
             // deliveries stay queued, and the outbox tries again a little later
-            let wait = match self.round().await {
-                Ok(r) if r.attempted > 0 => continue,
-                Ok(_) => match self.blocking(|s| s.next_due_ms()).await {
-                    Ok(next) => next
-                        .map(|t| Duration::from_millis((t - now_ms()).clamp(10, 60_000) as u64))
-                        .unwrap_or(Duration::from_secs(60)),
+            let wait =
+                match self.round().await {
+                    Ok(r) if r.attempted > 0 => continue,
+                    Ok(_) => match self.blocking(|s| s.next_due_ms()).await {
+                        Ok(next) => next
+                            .map(|t| {
+                                Duration::from_millis(
+                                    (t - self.clock.now_ms()).clamp(10, 60_000) as u64
+                                )
+                            })
+                            .unwrap_or(Duration::from_secs(60)),
+                        Err(e) => {
+                            tracing::error!("outbox: {e}; trying again in {STORE_RETRY:?}");
+                            STORE_RETRY
+                        }
+                    },
                     Err(e) => {
                         tracing::error!("outbox: {e}; trying again in {STORE_RETRY:?}");
                         STORE_RETRY
                     }
-                },
-                Err(e) => {
-                    tracing::error!("outbox: {e}; trying again in {STORE_RETRY:?}");
-                    STORE_RETRY
-                }
-            };
+                };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => {}
@@ -275,7 +290,7 @@ impl Outbox {
             };
             // look again at least twice a second: with a shared store another node may
             // finish what it holds (its claim is what `next` waits for) before then
-            let wait = Duration::from_millis((next - now_ms()).clamp(5, 500) as u64);
+            let wait = Duration::from_millis((next - self.clock.now_ms()).clamp(5, 500) as u64);
             if let Some(d) = deadline {
                 if std::time::Instant::now() + wait > d {
                     return Ok(false);

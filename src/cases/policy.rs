@@ -371,14 +371,16 @@ pub fn add_evidence(
 
 /// The [`CaseStore`](super::CaseStore) methods that write, each the policy's operation
 /// in one transaction of the store: for the `impl CaseStore` of a store with a
-/// `write(|tx| …)` method (one transaction, committed on `Ok`) and a `dedup` field.
+/// `write(|tx| …)` method (one transaction, committed on `Ok`), a `dedup` field and a
+/// `clock` field (a [`crate::clock::Clock`]: when follow-ups are due, when deliveries
+/// were queued).
 macro_rules! policy_writes {
     () => {
         fn record(
             &self,
             v: &$crate::cases::NewViolation,
         ) -> Result<(i64, $crate::cases::Outcome), $crate::cases::StoreError> {
-            let now = $crate::cases::now_ms();
+            let now = self.clock.now_ms();
             self.write(|tx| $crate::cases::policy::record(tx, v, &self.dedup, now))
         }
 
@@ -405,7 +407,7 @@ macro_rules! policy_writes {
         }
 
         fn review(&self, review: &$crate::cases::Review) -> Result<(), $crate::cases::StoreError> {
-            let now = $crate::cases::now_ms();
+            let now = self.clock.now_ms();
             self.write(|tx| $crate::cases::policy::review(tx, review, now))
         }
 

@@ -33,6 +33,7 @@ pub struct PgStore {
     db: Db,
     dir: PathBuf,
     dedup: DedupConfig,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
 /// The store's error for a failed call: unavailable when the database could not be
@@ -89,7 +90,14 @@ impl PgStore {
             db: Db::with_client(url, client),
             dir: dir.to_path_buf(),
             dedup,
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
         })
+    }
+
+    /// The store reading the time from `clock` (tests; the system's clock otherwise).
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The connection (made again when the last one was lost; see [`Db`]).

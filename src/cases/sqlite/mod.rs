@@ -29,6 +29,7 @@ pub struct SqliteStore {
     name: String,
     conn: Mutex<Connection>,
     dedup: DedupConfig,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
 fn read_delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
@@ -61,7 +62,14 @@ impl SqliteStore {
             path,
             conn: Mutex::new(conn),
             dedup,
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
         })
+    }
+
+    /// The store reading the time from `clock` (tests; the system's clock otherwise).
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The database file.
