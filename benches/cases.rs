@@ -15,14 +15,14 @@ use gridwatch::cases::inbox::{Inbox, InboxConfig, InboxStore};
 use gridwatch::cases::outbox::{Client, Outbox};
 use gridwatch::cases::postgres::PgStore;
 use gridwatch::cases::sqlite::SqliteStore;
-use gridwatch::cases::{CaseStore, DedupConfig, NewViolation};
+use gridwatch::cases::{CaseStore, DedupConfig, NewViolation, ViolationKind};
 
 fn violation(k: i64, cell: String) -> NewViolation {
     NewViolation {
         kind: if k % 4 == 0 {
-            "dumping".into()
+            ViolationKind::Dumping
         } else {
-            "illegal_parking".into()
+            ViolationKind::IllegalParking
         },
         cell,
         admin_path: "Huangpu / Nanjing East Road / Riverside".into(),

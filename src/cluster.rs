@@ -35,6 +35,24 @@ use serde::Serialize;
 
 use crate::pg::{Db, Describe, Guard};
 
+/// The cluster's tables in the shared PostgreSQL database: the nodes seen and the
+/// camera leases. Created by the case store's migration 2, with the rest of the schema.
+pub const TABLES: &str = "CREATE TABLE cluster_nodes (
+        node TEXT PRIMARY KEY,
+        url TEXT,
+        instance TEXT NOT NULL,
+        cameras_digest TEXT NOT NULL,
+        started_ms BIGINT NOT NULL,
+        seen_ms BIGINT NOT NULL
+     );
+     CREATE TABLE camera_leases (
+        camera TEXT PRIMARY KEY,
+        node TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        since_ms BIGINT NOT NULL
+     );
+     CREATE INDEX camera_leases_by_node ON camera_leases (node);";
+
 /// A camera's holder, as last read from the lease table.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Holder {

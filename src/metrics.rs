@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::cases::{CaseStatus, DeliveryCounts};
+use crate::cases::{CaseStatus, DeliveryCounts, ViolationKind};
 use crate::ingest::CameraStatus;
 
 /// Upper bounds of the latency buckets, seconds.
@@ -112,7 +112,7 @@ impl Metrics {
 
 /// The case store's totals, when it answered the scrape: cases by (kind, status) and
 /// deliveries by state.
-pub type StoreTotals = (Vec<(String, CaseStatus, u64)>, DeliveryCounts);
+pub type StoreTotals = (Vec<(ViolationKind, CaseStatus, u64)>, DeliveryCounts);
 
 /// What one `/metrics` answer shows, read at the scrape.
 #[derive(Debug)]
@@ -285,7 +285,7 @@ impl Collector for Scrape {
             let rows = cases.iter().map(|(kind, status, n)| {
                 (
                     [
-                        ("kind", kind.clone()),
+                        ("kind", kind.to_string()),
                         ("status", status.as_str().to_string()),
                     ],
                     ConstGauge::new(*n as i64),
@@ -370,11 +370,28 @@ mod tests {
         m.stages[1].observe(Duration::from_millis(3));
         m.stages[1].observe(Duration::from_millis(30));
         m.frames.fetch_add(7, Ordering::Relaxed);
+        let camera = CameraStatus {
+            id: "odd\"camera\n".into(),
+            url: String::new(),
+            sampling: String::new(),
+            state: crate::ingest::CameraState::Streaming,
+            since: std::time::SystemTime::now(),
+            last_error: None,
+            received: 5,
+            keyframes: 1,
+            decoded: 4,
+            handed_on: 3,
+            dropped: 1,
+            corrupt: 0,
+            reconnects: 0,
+            lag_ms: 12,
+            decoder_faults: 0,
+        };
         let s = Scrape {
-            cameras: Vec::new(),
+            cameras: vec![camera],
             metrics: m.clone(),
             store: Some((
-                vec![("odd\"kind\n".into(), CaseStatus::Open, 2)],
+                vec![(ViolationKind::Dumping, CaseStatus::Open, 2)],
                 DeliveryCounts::default(),
             )),
         }
@@ -397,7 +414,11 @@ mod tests {
         assert!(s.contains("# TYPE gridwatch_detect_frames counter"), "{s}");
         assert!(s.contains("gridwatch_store_up 1"), "{s}");
         assert!(
-            s.contains("gridwatch_cases{kind=\"odd\\\"kind\\n\",status=\"open\"} 2"),
+            s.contains("gridwatch_cases{kind=\"dumping\",status=\"open\"} 2"),
+            "{s}"
+        );
+        assert!(
+            s.contains("gridwatch_camera_received_total{camera=\"odd\\\"camera\\n\"} 5"),
             "label values are escaped: {s}"
         );
         assert!(s.trim_end().ends_with("# EOF"), "{s}");

@@ -33,7 +33,7 @@ fn fixture(token: Option<&str>, open_writes: bool) -> Fixture {
         let kind = ["illegal_parking", "dumping", "street_vending"][(i % 3) as usize];
         store
             .record(&NewViolation {
-                kind: kind.into(),
+                kind: kind.parse().unwrap(),
                 cell: format!("cell-{}", i % 4),
                 admin_path: "Huangpu / Riverside".into(),
                 lat: 31.23,
@@ -187,6 +187,7 @@ async fn cases_are_filtered_and_paged() {
         "/api/cases?limit=100000",
         "/api/cases?limit=-1",
         "/api/cases?since=yesterday",
+        "/api/cases?kind=graffiti",
     ] {
         let (s, doc) = get_json(&f, bad).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");

@@ -26,7 +26,7 @@ const T0: i64 = 1_795_000_000_000;
 
 fn violation(kind: &str, cell: &str, camera: &str, at_ms: i64) -> NewViolation {
     NewViolation {
-        kind: kind.into(),
+        kind: kind.parse().unwrap(),
         cell: cell.into(),
         admin_path: format!("Huangpu / Nanjing East Road / {cell}"),
         lat: 31.2304,
@@ -398,14 +398,17 @@ async fn absorbed_sightings_go_as_one_follow_up_after_the_delay() {
 async fn a_rejected_request_fails_for_good_with_the_receivers_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let store = store(tmp.path(), Duration::ZERO);
-    // a kind the inbox offers no service for
-    let mut v = violation("graffiti", "G1", "cam3", T0);
+    // a service code the inbox does not offer
+    let mut v = violation("street_vending", "G1", "cam3", T0);
     store.record(&v).unwrap();
     v.at_ms += 1000;
     v.camera = "cam4".into();
     assert_eq!(store.record(&v).unwrap().1, Outcome::Absorbed);
     let (url, inbox, stop) = start_default_inbox(&tmp.path().join("inbox")).await;
-    let ob = outbox(&store, &config(&url));
+    let mut cfg = config(&url);
+    cfg.service_codes
+        .insert("street_vending".into(), "graffiti".into());
+    let ob = outbox(&store, &cfg);
     assert!(ob
         .drain(Some(Instant::now() + Duration::from_secs(10)))
         .await

@@ -168,6 +168,11 @@ fn cases_record_stores_nothing_when_a_line_is_bad() {
             good(3).replace("\"cam\"", "\"c\\u0000m\""),
             "line 3: camera",
         ),
+        (
+            "a kind gridwatch does not know",
+            good(3).replace("\"dumping\"", "\"graffiti\""),
+            "unknown kind \"graffiti\"",
+        ),
     ] {
         let input = tmp.path().join("v.jsonl");
         std::fs::write(&input, format!("{}\n{}\n{third}\n", good(1), good(2))).unwrap();

@@ -227,7 +227,7 @@ fn a_reviewer_confirms_and_rejects_in_the_browser() {
         for (i, kind) in ["dumping", "street_vending"].iter().enumerate() {
             let (id, _) = store
                 .record(&NewViolation {
-                    kind: kind.to_string(),
+                    kind: kind.parse().unwrap(),
                     cell: format!("310101-007-010{i}"),
                     admin_path: "Huangpu / Riverside".into(),
                     lat: 31.2305,

@@ -294,7 +294,11 @@ async fn cases(
         }
     };
     let query = CaseQuery {
-        kind: q.get("kind").filter(|v| !v.is_empty()).cloned(),
+        kind: q
+            .get("kind")
+            .filter(|v| !v.is_empty())
+            .map(|v| v.parse().map_err(|e| bad(format!("kind: {e}"))))
+            .transpose()?,
         cell: q.get("cell").filter(|v| !v.is_empty()).cloned(),
         status,
         since_ms: time_param(&q, "since")?,

@@ -36,7 +36,7 @@ impl Outgoing {
         };
         let mut text = format!(
             "{} in {} (grid cell {}): seen {} time{} by {} between {} and {}. Status: {}.",
-            c.kind.replace('_', " "),
+            c.kind.as_str().replace('_', " "),
             c.admin_path,
             c.cell,
             c.count,
@@ -190,7 +190,7 @@ pub fn case_attributes(out: &Outgoing) -> Vec<(&'static str, String)> {
     let c = &out.case;
     vec![
         ("gridwatch_case_id", c.id.to_string()),
-        ("gridwatch_kind", c.kind.clone()),
+        ("gridwatch_kind", c.kind.to_string()),
         ("gridwatch_cell", c.cell.clone()),
         ("gridwatch_status", c.status.as_str().to_string()),
         ("gridwatch_count", c.count.to_string()),

@@ -22,6 +22,101 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+/// What was broken: a case's kind, typed from the rule that found it to the store, the
+/// API and the workflow. Its name ([`ViolationKind::as_str`]) is what it is stored and
+/// serialized as; an unknown name is an error wherever one is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ViolationKind {
+    /// A vehicle stayed in a no-parking zone past the dwell time.
+    IllegalParking,
+    /// People with stall props stayed in a no-vending zone.
+    StreetVending,
+    /// An object was left behind in a no-dumping zone.
+    Dumping,
+    /// A lasting change in a construction-watch zone.
+    IllegalConstruction,
+}
+
+impl ViolationKind {
+    /// Every kind.
+    pub const ALL: [Self; 4] = [
+        Self::IllegalParking,
+        Self::StreetVending,
+        Self::Dumping,
+        Self::IllegalConstruction,
+    ];
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IllegalParking => "illegal_parking",
+            Self::StreetVending => "street_vending",
+            Self::Dumping => "dumping",
+            Self::IllegalConstruction => "illegal_construction",
+        }
+    }
+
+    /// From its name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl PartialEq<str> for ViolationKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ViolationKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::str::FromStr for ViolationKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse(s).ok_or_else(|| {
+            let all: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+            format!("unknown kind {s:?} (known: {})", all.join(", "))
+        })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ViolationKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl rusqlite::types::ToSql for ViolationKind {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for ViolationKind {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        v.as_str()?
+            .parse()
+            .map_err(|e: String| rusqlite::types::FromSqlError::Other(e.into()))
+    }
+}
+
+impl Serialize for ViolationKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// What a rule found, ready to be filed. Also the line format of
 /// `gridwatch cases record` (JSON Lines).
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -29,7 +124,7 @@ use serde::Serialize;
 pub struct NewViolation {
     /// Violation kind (`illegal_parking`, `street_vending`, `dumping`,
     /// `illegal_construction`).
-    pub kind: String,
+    pub kind: ViolationKind,
     /// The grid cell (dedup key part).
     pub cell: String,
     /// The cell's admin path, for routing.
@@ -104,7 +199,7 @@ pub struct Case {
     /// Id.
     pub id: i64,
     /// Violation kind.
-    pub kind: String,
+    pub kind: ViolationKind,
     /// Grid cell.
     pub cell: String,
     /// Admin path of the cell.
@@ -442,11 +537,23 @@ pub struct DeliveryCounts {
     pub skipped: u64,
 }
 
+impl DeliveryCounts {
+    /// Counts `n` deliveries in `state` (its name in the store).
+    pub fn set(&mut self, state: &str, n: u64) {
+        match DeliveryState::parse(state) {
+            DeliveryState::Pending => self.pending = n,
+            DeliveryState::Delivered => self.delivered = n,
+            DeliveryState::Failed => self.failed = n,
+            DeliveryState::Skipped => self.skipped = n,
+        }
+    }
+}
+
 /// A case search: every filter optional, newest first, one page.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CaseQuery {
     /// Violation kind.
-    pub kind: Option<String>,
+    pub kind: Option<ViolationKind>,
     /// Grid cell.
     pub cell: Option<String>,
     /// Status.
@@ -528,7 +635,7 @@ pub trait CaseStore: Send + Sync {
     /// Cases matching a query (one page, newest first) and how many match in all.
     fn find(&self, q: &CaseQuery) -> Result<(Vec<Case>, u64), StoreError>;
     /// Cases by (kind, status).
-    fn case_counts(&self) -> Result<Vec<(String, CaseStatus, u64)>, StoreError>;
+    fn case_counts(&self) -> Result<Vec<(ViolationKind, CaseStatus, u64)>, StoreError>;
     /// Moves an open case to confirmed, rejected or closed at `at_ms`.
     fn set_status(&self, id: i64, status: CaseStatus, at_ms: i64) -> Result<(), StoreError>;
 
@@ -619,4 +726,27 @@ pub fn open(
         Some(url) => std::sync::Arc::new(postgres::PgStore::open(url, dir, dedup)?),
         None => std::sync::Arc::new(sqlite::SqliteStore::open(dir, dedup)?),
     })
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::ViolationKind;
+
+    #[test]
+    fn a_kind_has_one_name_everywhere() {
+        for k in ViolationKind::ALL {
+            assert_eq!(ViolationKind::parse(k.as_str()), Some(k));
+            assert_eq!(k.as_str().parse::<ViolationKind>(), Ok(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            let back: ViolationKind = serde_json::from_value(k.as_str().into()).unwrap();
+            assert_eq!(back, k);
+            assert_eq!(format!("{k:>22}").trim_start(), k.as_str(), "Display pads");
+        }
+        let e = "graffiti".parse::<ViolationKind>().unwrap_err();
+        assert!(
+            e.contains("graffiti") && e.contains("illegal_parking"),
+            "{e}"
+        );
+        assert!(serde_json::from_value::<ViolationKind>("graffiti".into()).is_err());
+    }
 }

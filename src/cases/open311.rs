@@ -95,7 +95,7 @@ impl Open311Client {
         if let Some(j) = &self.cfg.jurisdiction_id {
             f.append_pair("jurisdiction_id", j);
         }
-        f.append_pair("service_code", &self.cfg.service_code(&c.kind));
+        f.append_pair("service_code", &self.cfg.service_code(c.kind.as_str()));
         f.append_pair("lat", &format!("{:.7}", c.lat));
         f.append_pair("long", &format!("{:.7}", c.lon));
         f.append_pair("address_string", &c.admin_path);

@@ -272,7 +272,7 @@ pub fn record(
     now_ms: i64,
 ) -> Result<(i64, Outcome), StoreError> {
     let (case_id, outcome) = loop {
-        match on_active(tx.active_case(&v.kind, &v.cell)?, v.at_ms, cfg) {
+        match on_active(tx.active_case(v.kind.as_str(), &v.cell)?, v.at_ms, cfg) {
             ActiveStep::Absorb(id) => {
                 tx.absorb(id, v.at_ms)?;
                 if !tx.pending_update(id)? {
@@ -285,7 +285,7 @@ pub fn record(
             }
             ActiveStep::None => {}
         }
-        if let Some(id) = in_cooldown(tx.last_closed(&v.kind, &v.cell)?, v.at_ms, cfg) {
+        if let Some(id) = in_cooldown(tx.last_closed(v.kind.as_str(), &v.cell)?, v.at_ms, cfg) {
             break (id, Outcome::Suppressed);
         }
         if let Some(id) = tx.insert_case(v)? {

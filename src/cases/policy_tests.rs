@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
+use crate::cases::ViolationKind;
 
 fn cfg() -> DedupConfig {
     DedupConfig {
@@ -158,7 +159,7 @@ impl CaseTx for Mem {
     fn insert_case(&mut self, v: &NewViolation) -> Result<Option<i64>, StoreError> {
         let id = self.cases.len() as i64 + 1;
         let row = (
-            v.kind.clone(),
+            v.kind.as_str().to_string(),
             v.cell.clone(),
             CaseStatus::Open,
             v.at_ms,
@@ -289,7 +290,7 @@ impl CaseTx for Mem {
 
 fn seen(at_ms: i64) -> NewViolation {
     NewViolation {
-        kind: "illegal_parking".into(),
+        kind: ViolationKind::IllegalParking,
         cell: "c1".into(),
         admin_path: String::new(),
         lat: 31.0,

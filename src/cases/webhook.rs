@@ -84,7 +84,7 @@ impl WebhookClient {
             "case": {
                 "id": c.id,
                 "kind": c.kind,
-                "service_code": self.cfg.service_code(&c.kind),
+                "service_code": self.cfg.service_code(c.kind.as_str()),
                 "cell": c.cell,
                 "admin_path": c.admin_path,
                 "status": c.status,

@@ -286,11 +286,10 @@ fn read_violations(mut reader: impl BufRead, name: &str) -> anyhow::Result<Vec<N
         }
         let mut v: NewViolation =
             serde_json::from_str(line).with_context(|| format!("{}: not a violation", at()))?;
-        if v.kind.is_empty() || v.cell.is_empty() || v.camera.is_empty() {
-            bail!("{}: kind, cell and camera must not be empty", at());
+        if v.cell.is_empty() || v.camera.is_empty() {
+            bail!("{}: cell and camera must not be empty", at());
         }
         for (field, value) in [
-            ("kind", &v.kind),
             ("cell", &v.cell),
             ("camera", &v.camera),
             ("zone", &v.zone),

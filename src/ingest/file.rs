@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use super::handoff::{CameraFrame, Slot};
+use super::handoff::Slot;
 use super::session::{End, InFlight, Shared};
 use super::{CameraShared, CameraState, Source};
 use crate::decode::{read_image, FileDecoder, Frame, Input, Sampler};
@@ -62,15 +62,7 @@ fn run_blocking(session: &Session) -> End {
     let stopped = || *stop.borrow() || session.in_flight.abandoned();
     let mut spare: Option<Frame> = None;
     let publish = |frame: Frame, received: SystemTime, spare: &mut Option<Frame>| {
-        let pose = cam.pose_at(received);
-        let handed = CameraFrame {
-            camera: cam.id.clone(),
-            received,
-            frame,
-            pose,
-        };
-        cam.counters.lag_ms.store(0, Ordering::Relaxed);
-        *spare = slot.put(handed, cam, &pool.notify).map(|old| old.frame);
+        *spare = slot.publish(cam, frame, received, &pool.notify);
     };
     match &cam.config.source {
         Source::File {

@@ -85,6 +85,32 @@ impl Slot {
         old
     }
 
+    /// Hands a decoded picture of `cam`, received at `received`, to detection: with
+    /// the drone pose of that moment, the camera's lag updated (receipt → now), into
+    /// the slot. Returns the picture it replaced, whose buffer the decoder reuses. The
+    /// one way every source hands on a frame.
+    pub fn publish(
+        &self,
+        cam: &CameraShared,
+        frame: Frame,
+        received: SystemTime,
+        notify: &Notify,
+    ) -> Option<Frame> {
+        let lag = SystemTime::now()
+            .duration_since(received)
+            .unwrap_or_default();
+        cam.counters
+            .lag_ms
+            .store(lag.as_millis() as u64, Ordering::Relaxed);
+        let handed = CameraFrame {
+            camera: cam.id.clone(),
+            received,
+            frame,
+            pose: cam.pose_at(received),
+        };
+        self.put(handed, cam, notify).map(|old| old.frame)
+    }
+
     /// Takes the waiting frame, if any.
     pub fn take(&self) -> Option<CameraFrame> {
         self.frame.lock().expect("slot lock").take()

@@ -9,12 +9,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::handoff::{CameraFrame, Recycler, Slot};
+use super::handoff::{Recycler, Slot};
 use super::session::InFlight;
 use super::CameraShared;
 use crate::decode::plan::{Step, Unit};
@@ -189,19 +189,7 @@ impl LiveDecoder {
             frame.index = index;
             frame.pts_ms = Some(pts_ms);
             frame.keyframe = keyframe;
-            let lag = SystemTime::now()
-                .duration_since(received)
-                .unwrap_or(Duration::ZERO);
-            cam.counters
-                .lag_ms
-                .store(lag.as_millis() as u64, Ordering::Relaxed);
-            let handed = CameraFrame {
-                camera: cam.id.clone(),
-                received,
-                frame,
-                pose: cam.pose_at(received),
-            };
-            self.spare = slot.put(handed, cam, notify).map(|old| old.frame);
+            self.spare = slot.publish(cam, frame, received, notify);
         }
     }
 }

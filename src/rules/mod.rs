@@ -15,50 +15,7 @@ use serde::Serialize;
 
 use crate::geo::zones::ZoneKind;
 
-/// What was broken. Its name ([`ViolationKind::as_str`]) is the case's `kind`, in the
-/// store, the API and the workflow, and what it serializes as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ViolationKind {
-    /// A vehicle stayed in a no-parking zone past the dwell time.
-    IllegalParking,
-    /// People with stall props stayed in a no-vending zone.
-    StreetVending,
-    /// An object was left behind in a no-dumping zone.
-    Dumping,
-    /// A lasting change in a construction-watch zone.
-    IllegalConstruction,
-}
-
-impl ViolationKind {
-    /// Every kind.
-    pub const ALL: [Self; 4] = [
-        Self::IllegalParking,
-        Self::StreetVending,
-        Self::Dumping,
-        Self::IllegalConstruction,
-    ];
-
-    /// Its name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::IllegalParking => "illegal_parking",
-            Self::StreetVending => "street_vending",
-            Self::Dumping => "dumping",
-            Self::IllegalConstruction => "illegal_construction",
-        }
-    }
-
-    /// From its name.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-}
-
-impl Serialize for ViolationKind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+pub use crate::cases::ViolationKind;
 
 /// A warning (reminder) or the violation itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -230,19 +187,5 @@ pub fn duration_param(v: &serde_json::Value) -> Option<Duration> {
             .filter(|s| *s >= 0.0)
             .map(Duration::from_secs_f64),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_kind_has_one_name_everywhere() {
-        for k in ViolationKind::ALL {
-            assert_eq!(ViolationKind::parse(k.as_str()), Some(k));
-            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
-        }
-        assert_eq!(ViolationKind::parse("littering"), None);
     }
 }

@@ -270,7 +270,7 @@ impl Scene {
             let ev = self.keeper.evidence(frame, e, &outline)?;
             out.push(Found {
                 violation: NewViolation {
-                    kind: e.kind.as_str().to_string(),
+                    kind: e.kind,
                     cell: cell.id.clone(),
                     admin_path: cell.admin.to_string(),
                     lat: place.lat,

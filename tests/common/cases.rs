@@ -33,7 +33,7 @@ pub fn dedup() -> DedupConfig {
 /// A violation of `kind` in `cell` seen by `camera` at `at_ms`, held for a minute.
 pub fn violation(kind: &str, cell: &str, camera: &str, at_ms: i64) -> NewViolation {
     NewViolation {
-        kind: kind.into(),
+        kind: kind.parse().unwrap(),
         cell: cell.into(),
         admin_path: format!("D / S / C / {cell}"),
         lat: 31.23,

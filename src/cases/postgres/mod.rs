@@ -20,7 +20,7 @@ use postgres::{GenericClient, Row};
 
 use super::{
     Attempt, Case, CaseQuery, CaseStatus, CaseStore, DedupConfig, Delivery, DeliveryCounts,
-    DeliveryState, Event, Evidence, Review, StoreError, Verdict,
+    DeliveryState, Event, Evidence, Review, StoreError, Verdict, ViolationKind,
 };
 use crate::pg::Db;
 use tx::PgTx;
@@ -111,6 +111,13 @@ impl PgStore {
         error(self.db.name(), &e)
     }
 
+    /// A kind read from the database; an unknown one (written by a newer gridwatch)
+    /// is refused.
+    fn kind(&self, name: &str) -> Result<ViolationKind, StoreError> {
+        name.parse()
+            .map_err(|e| refused(self.db.name(), format!("a case of {e}")))
+    }
+
     /// Runs `f` in one transaction: committed when it returns `Ok`, rolled back
     /// otherwise.
     fn write<R>(
@@ -147,7 +154,7 @@ impl PgStore {
             .collect();
         Ok(Case {
             id: r.get(0),
-            kind: r.get(1),
+            kind: self.kind(r.get(1))?,
             cell: r.get(2),
             admin_path: r.get(3),
             status: CaseStatus::parse(r.get(4)).unwrap_or(CaseStatus::Closed),
@@ -191,9 +198,9 @@ impl CaseStore for PgStore {
             .collect()
     }
 
-    fn case_counts(&self) -> Result<Vec<(String, CaseStatus, u64)>, StoreError> {
+    fn case_counts(&self) -> Result<Vec<(ViolationKind, CaseStatus, u64)>, StoreError> {
         let mut client = self.conn()?;
-        Ok(client
+        client
             .query(
                 "SELECT kind, status, count(*) FROM cases GROUP BY kind, status ORDER BY kind, status",
                 &[],
@@ -201,13 +208,13 @@ impl CaseStore for PgStore {
             .map_err(|e| self.err(e))?
             .iter()
             .map(|r| {
-                (
-                    r.get::<_, String>(0),
+                Ok((
+                    self.kind(r.get(0))?,
                     CaseStatus::parse(r.get(1)).unwrap_or(CaseStatus::Closed),
                     r.get::<_, i64>(2) as u64,
-                )
+                ))
             })
-            .collect())
+            .collect()
     }
 
     fn find(&self, q: &CaseQuery) -> Result<(Vec<Case>, u64), StoreError> {
@@ -217,10 +224,11 @@ impl CaseStore for PgStore {
              AND ($3::TEXT IS NULL OR status = $3) AND ($4::BIGINT IS NULL OR last_seen_ms >= $4)
              AND ($5::BIGINT IS NULL OR first_seen_ms <= $5)";
         let status = q.status.map(|s| s.as_str());
+        let kind = q.kind.map(|k| k.as_str());
         let total: i64 = client
             .query_one(
                 &format!("SELECT count(*) FROM cases {WHERE}"),
-                &[&q.kind, &q.cell, &status, &q.since_ms, &q.until_ms],
+                &[&kind, &q.cell, &status, &q.since_ms, &q.until_ms],
             )
             .map_err(|e| self.err(e))?
             .get(0);
@@ -230,7 +238,7 @@ impl CaseStore for PgStore {
                     "SELECT id FROM cases {WHERE} ORDER BY last_seen_ms DESC, id DESC LIMIT $6 OFFSET $7"
                 ),
                 &[
-                    &q.kind,
+                    &kind,
                     &q.cell,
                     &status,
                     &q.since_ms,
@@ -373,13 +381,7 @@ impl CaseStore for PgStore {
             .query("SELECT state, count(*) FROM deliveries GROUP BY state", &[])
             .map_err(|e| self.err(e))?
         {
-            let n = r.get::<_, i64>(1) as u64;
-            match DeliveryState::parse(r.get(0)) {
-                DeliveryState::Pending => counts.pending = n,
-                DeliveryState::Delivered => counts.delivered = n,
-                DeliveryState::Failed => counts.failed = n,
-                DeliveryState::Skipped => counts.skipped = n,
-            }
+            counts.set(r.get(0), r.get::<_, i64>(1) as u64);
         }
         Ok(counts)
     }

@@ -7,7 +7,10 @@ use crate::cases::StoreError;
 use crate::pg::Describe;
 
 /// Migrations, in order; `gridwatch_schema` records how many ran.
-pub(super) const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+pub(super) const MIGRATIONS: &[&[&str]] = &[&[CASES_1], &[crate::cluster::TABLES, EVIDENCE_2]];
+
+/// 1: cases, the violations they absorbed, evidence, the outbox, reviews.
+const CASES_1: &str = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      INSERT INTO meta (key, value) VALUES ('install_id', substr(md5(random()::text || clock_timestamp()::text), 1, 12));
      CREATE TABLE cases (
         id BIGSERIAL PRIMARY KEY,
@@ -85,28 +88,14 @@ pub(super) const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KE
         note TEXT NOT NULL,
         at_ms BIGINT NOT NULL
      );
-     CREATE INDEX reviews_by_case ON reviews (case_id);",
-    // 2: nodes sharing the cameras (service/cluster.rs), evidence kept in the database
-    // so that every node serves it, and evidence retention
-    "CREATE TABLE cluster_nodes (
-        node TEXT PRIMARY KEY,
-        url TEXT,
-        instance TEXT NOT NULL,
-        cameras_digest TEXT NOT NULL,
-        started_ms BIGINT NOT NULL,
-        seen_ms BIGINT NOT NULL
-     );
-     CREATE TABLE camera_leases (
-        camera TEXT PRIMARY KEY,
-        node TEXT NOT NULL,
-        expires_ms BIGINT NOT NULL,
-        since_ms BIGINT NOT NULL
-     );
-     CREATE INDEX camera_leases_by_node ON camera_leases (node);
-     CREATE TABLE evidence_jpeg (
+     CREATE INDEX reviews_by_case ON reviews (case_id);";
+
+/// 2 (after the cluster's tables, [`crate::cluster::TABLES`]): evidence kept in the
+/// database, so that every node serves it.
+const EVIDENCE_2: &str = "CREATE TABLE evidence_jpeg (
         evidence_id BIGINT PRIMARY KEY REFERENCES evidence (id) ON DELETE CASCADE,
         jpeg BYTEA NOT NULL
-     );"];
+     );";
 
 /// Runs the migrations the database has not had yet, in one transaction. A schema
 /// from a newer gridwatch is refused, not touched.
@@ -130,9 +119,11 @@ pub(super) fn migrate(client: &mut Client, store: &str) -> Result<(), StoreError
             MIGRATIONS.len()
         )));
     }
-    for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        tx.batch_execute(m)
-            .map_err(|e| err(&format!("migration {}: {}", i + 1, e.describe())))?;
+    for (i, parts) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        for m in *parts {
+            tx.batch_execute(m)
+                .map_err(|e| err(&format!("migration {}: {}", i + 1, e.describe())))?;
+        }
     }
     tx.execute("DELETE FROM gridwatch_schema", &[])
         .map_err(db)?;

@@ -63,7 +63,7 @@ impl CaseTx for PgTx<'_, '_> {
                  VALUES ($1, $2, $3, 'open', $4, $4, 1, $5, $6)
                  ON CONFLICT (kind, cell) WHERE status IN ('open', 'confirmed') DO NOTHING
                  RETURNING id",
-                &[&v.kind, &v.cell, &v.admin_path, &v.at_ms, &v.lat, &v.lon],
+                &[&v.kind.as_str(), &v.cell, &v.admin_path, &v.at_ms, &v.lat, &v.lon],
             )?
             .map(|r| r.get(0)))
     }

@@ -18,7 +18,7 @@ use tx::LiteTx;
 
 use super::{
     Attempt, Case, CaseQuery, CaseStatus, CaseStore, DedupConfig, Delivery, DeliveryCounts,
-    DeliveryState, Event, Evidence, Review, StoreError, Verdict,
+    DeliveryState, Event, Evidence, Review, StoreError, Verdict, ViolationKind,
 };
 
 /// The SQLite store.
@@ -164,7 +164,7 @@ impl CaseStore for SqliteStore {
             .collect()
     }
 
-    fn case_counts(&self) -> Result<Vec<(String, CaseStatus, u64)>, StoreError> {
+    fn case_counts(&self) -> Result<Vec<(ViolationKind, CaseStatus, u64)>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = conn
             .prepare_cached("SELECT kind, status, count(*) FROM cases GROUP BY kind, status ORDER BY kind, status")
@@ -172,7 +172,7 @@ impl CaseStore for SqliteStore {
         let rows = st
             .query_map([], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
+                    r.get::<_, ViolationKind>(0)?,
                     CaseStatus::parse(&r.get::<_, String>(1)?).unwrap_or(CaseStatus::Closed),
                     r.get::<_, i64>(2)? as u64,
                 ))
@@ -345,13 +345,7 @@ impl CaseStore for SqliteStore {
         let mut counts = DeliveryCounts::default();
         for row in rows {
             let (state, n) = row.map_err(|e| self.err(e))?;
-            let n = n as u64;
-            match DeliveryState::parse(&state) {
-                DeliveryState::Pending => counts.pending = n,
-                DeliveryState::Delivered => counts.delivered = n,
-                DeliveryState::Failed => counts.failed = n,
-                DeliveryState::Skipped => counts.skipped = n,
-            }
+            counts.set(&state, n as u64);
         }
         Ok(counts)
     }
