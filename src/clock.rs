@@ -17,8 +17,16 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        crate::cases::now_ms()
+        now_ms()
     }
+}
+
+/// Milliseconds since the Unix epoch, now, by the system's clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// A clock that stands still until moved ([`ManualClock::advance`]).

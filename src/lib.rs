@@ -36,6 +36,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod pg;
 pub mod rules;
+pub mod serve;
 pub mod service;
 pub mod track;
 

@@ -37,7 +37,7 @@ pub async fn host_guard(State(s): State<Arc<ApiState>>, req: Request, next: Next
         if let Some(host) = req.headers().get(header::HOST) {
             let host = host.to_str().unwrap_or("");
             if !host_allowed(allowed, host) {
-                let peer = super::serve::peer(req.extensions());
+                let peer = crate::serve::peer(req.extensions());
                 tracing::warn!("api: refused a request for host {host:?} from {peer}");
                 return ApiError(
                     StatusCode::MISDIRECTED_REQUEST,

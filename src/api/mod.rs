@@ -17,7 +17,6 @@ use serde_json::json;
 
 mod guard;
 mod review;
-pub mod serve;
 mod state;
 
 use crate::cases::{CaseQuery, CaseStatus, StoreError};

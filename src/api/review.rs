@@ -114,7 +114,7 @@ pub(super) async fn review(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let peer = super::serve::peer(&ext);
+    let peer = crate::serve::peer(&ext);
     let checked = authorise(&s, &headers).and_then(|()| same_site(&headers));
     if let Err(e) = &checked {
         tracing::warn!("api: refused a review of case {id} from {peer}: {}", e.1);

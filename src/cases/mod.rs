@@ -614,13 +614,7 @@ pub(crate) fn write_evidence_file(path: &std::path::Path, jpeg: &[u8]) -> std::i
     std::fs::rename(&tmp, path)
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::now_ms;
 
 /// Where cases live. Every violation is stored before anything else happens to it, and
 /// every case is queued for delivery in the same transaction that opens it (the outbox).

@@ -443,18 +443,13 @@ pub async fn run(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut server_stop = stop_rx.clone();
-    let limits = crate::api::serve::Limits {
+    let limits = crate::serve::Limits {
         header_timeout: cfg.api.header_timeout,
         max_connections: cfg.api.max_connections,
     };
-    let server = tokio::spawn(crate::api::serve::serve(
-        listener,
-        app,
-        limits,
-        async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        },
-    ));
+    let server = tokio::spawn(crate::serve::serve(listener, app, limits, async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    }));
     let outbox_task = {
         let outbox = outbox.clone();
         let rx = stop_rx.clone();

@@ -125,7 +125,7 @@ fn client_of<'a>(
         .as_deref()
         .or_else(|| header("x-api-key"))
         .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")));
-    let peer = crate::api::serve::peer(ext);
+    let peer = crate::serve::peer(ext);
     match key.and_then(|k| clients::authenticate(&inbox.cfg.clients, k.trim())) {
         Some(c) => Ok(c),
         None => {
@@ -455,10 +455,10 @@ pub async fn serve(
     inbox: Arc<Inbox>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::api::serve::serve(
+    crate::serve::serve(
         listener,
         router(inbox),
-        crate::api::serve::Limits::default(),
+        crate::serve::Limits::default(),
         shutdown,
     )
     .await
