@@ -133,22 +133,25 @@ async fn metrics(State(s): St) -> Response {
     let store = if s.metrics.store_query.swap(true, Ordering::AcqRel) {
         None
     } else {
-        let st = s.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let r = st
-                .store
-                .case_counts()
-                .and_then(|c| Ok((c, st.store.delivery_counts()?)));
-            st.metrics.store_query.store(false, Ordering::Release);
-            r
+        /// Lets the next scrape ask once this question ended, however it ended.
+        struct Asked<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Asked<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let task = crate::cases::blocking(s.clone(), |st: &ApiState| {
+            let _asked = Asked(&st.metrics.store_query);
+            Ok((st.store.case_counts()?, st.store.delivery_counts()?))
         });
+        // the blocking call runs on after a timeout, and ends the question when done
         match tokio::time::timeout(STORE_WAIT, task).await {
-            Ok(Ok(Ok(t))) => Some(t),
-            Ok(Ok(Err(e))) => {
+            Ok(Ok(t)) => Some(t),
+            Ok(Err(e)) => {
                 tracing::warn!("metrics: {e}");
                 None
             }
-            _ => None,
+            Err(_) => None,
         }
     };
     let scrape = crate::metrics::Scrape {

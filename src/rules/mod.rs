@@ -71,7 +71,8 @@ pub struct Sample<'a, 'z> {
     pub frame: &'a crate::decode::Frame,
     /// The camera's tracks after this sample.
     pub tracks: &'a [crate::track::Track],
-    /// The zones each of `tracks` stands in, in the same order.
+    /// The zones each of `tracks` stands in, in the same order (empty for a track not
+    /// seen in this sample: rules look at the tracks seen now).
     pub track_zones: &'a [Vec<ZoneHit<'z>>],
     /// The zones a box (frame pixels) stands in: for regions that are not tracks.
     pub box_zones: &'a dyn Fn(&[f32; 4]) -> Vec<ZoneHit<'z>>,

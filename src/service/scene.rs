@@ -210,10 +210,17 @@ impl Scene {
         let cal = self.calibration.as_ref();
         let camera = self.camera.clone();
         let ov = self.override_dwell;
-        // where each track stands, found once for every rule and the evidence keeper
+        // where each track seen in this sample stands, found once for every rule and the
+        // evidence keeper (they look only at tracks seen now; the others stay empty)
         let track_zones: Vec<Vec<ZoneHit>> = tracks
             .iter()
-            .map(|tr| Self::zones_at(&zones, cal, &camera, &tr.bbox, now, ov))
+            .map(|tr| {
+                if tr.seen_at(t_ms) {
+                    Self::zones_at(&zones, cal, &camera, &tr.bbox, now, ov)
+                } else {
+                    Vec::new()
+                }
+            })
             .collect();
         let box_zones = |b: &[f32; 4]| Self::zones_at(&zones, cal, &camera, b, now, ov);
         let sample = Sample {
