@@ -555,10 +555,9 @@ impl Config {
                 Ok(s) => c.every = s,
                 Err(e) => out.push(format!("{at}.every: {e}")),
             }
-            match c.transport_text.as_str() {
-                "tcp" => c.transport = RtspTransport::Tcp,
-                "udp" => c.transport = RtspTransport::Udp,
-                other => out.push(format!("{at}.transport: {other:?} is neither tcp nor udp")),
+            match c.transport_text.parse::<RtspTransport>() {
+                Ok(t) => c.transport = t,
+                Err(e) => out.push(format!("{at}.transport: {e}")),
             }
         }
         match self.model.provider_text.parse::<Provider>() {
@@ -713,7 +712,7 @@ impl Config {
             }
         }
         if let Some(url) = self.store_url() {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            if !crate::pg::is_url(&url) {
                 out.push("store: only postgres:// URLs are supported (leave it out for the embedded store)".into());
             }
         }

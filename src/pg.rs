@@ -143,7 +143,7 @@ impl TlsParams {
                 _ => Ok(false),
             }
         };
-        let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let rest = if is_url(url) {
             let mut u = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
             let mut kept = Vec::new();
             for (k, v) in u.query_pairs() {
@@ -262,6 +262,12 @@ impl Drop for Conn {
             let _ = std::thread::spawn(move || drop(c)).join();
         }
     }
+}
+
+/// Whether `url` is a PostgreSQL URL (`postgres://` or `postgresql://`), the only
+/// kind of store URL there is.
+pub fn is_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// Whether an error means the database could not be reached or could not take the

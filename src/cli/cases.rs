@@ -43,7 +43,7 @@ impl DataArgs {
             None => self.store.clone(),
         };
         if let Some(u) = &url {
-            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            if !crate::pg::is_url(u) {
                 bail!("--store: only postgres:// URLs (leave it out for the data directory's SQLite store)");
             }
         }
