@@ -1,12 +1,15 @@
 //! Sharing the cameras among gridwatch nodes that use one PostgreSQL store.
 //!
-//! Every node runs the same config (the same camera list). Each heartbeat (a third of
-//! the lease TTL) a node, in one transaction on the database's clock:
+//! Every node shares the same camera list: the registry's enabled cameras (each node
+//! follows the registry's changes, [`Membership::set_cameras`]), or with
+//! `registry.cameras = "config"` the config's. Each heartbeat (a third of the lease
+//! TTL) a node, in one transaction on the database's clock:
 //!
 //! 1. marks itself alive in `cluster_nodes`;
-//! 2. reads the nodes seen within the TTL with the same camera list (the live nodes;
-//!    nodes whose lists differ, as during a rolling config change, share among
-//!    themselves, and the leases still keep any camera on one node at a time);
+//! 2. reads the nodes seen within the TTL with the same kind of list (the live nodes;
+//!    with config lists, nodes whose lists differ, as during a rolling config change,
+//!    share among themselves; the registry's list is one for all, though a node may
+//!    be a poll behind; either way the leases keep any camera on one node at a time);
 //! 3. works out which cameras prefer it: rendezvous (highest-random-weight) hashing of
 //!    (node, camera) over the live nodes, so every node computes the same answer, the
 //!    shares stay balanced, and a node joining or leaving moves only its own share;
@@ -99,7 +102,8 @@ pub struct Membership {
     node: String,
     node_url: Option<String>,
     ttl: Duration,
-    cameras: Vec<String>,
+    /// The cameras shared (the enabled ones), and a count of the lists set.
+    cameras: Mutex<(u64, Vec<String>)>,
     /// Identifies this camera list among the nodes.
     digest: String,
     /// Identifies this process (two processes must not share a node name).
@@ -108,9 +112,9 @@ pub struct Membership {
     held: Mutex<BTreeMap<String, Instant>>,
     /// Every camera's holder, read on demand and kept for a heartbeat.
     holders: Mutex<Option<(Instant, BTreeMap<String, Holder>)>>,
-    /// The cameras that prefer this node, for the live set they were computed from
-    /// (computed again only when the live set changes).
-    preferred: Mutex<(Vec<String>, Vec<String>)>,
+    /// The cameras that prefer this node, for the live set and the camera list they
+    /// were computed from (computed again only when either changes).
+    preferred: Mutex<(Vec<String>, u64, Vec<String>)>,
     /// Live nodes at the last heartbeat.
     live: Mutex<Vec<String>>,
     /// When the last heartbeat went through.
@@ -142,14 +146,31 @@ impl Membership {
             node: node.to_string(),
             node_url,
             ttl,
-            cameras,
+            cameras: Mutex::new((0, cameras)),
             digest,
             instance,
             held: Mutex::new(BTreeMap::new()),
             holders: Mutex::new(None),
-            preferred: Mutex::new((Vec::new(), Vec::new())),
+            preferred: Mutex::new((Vec::new(), u64::MAX, Vec::new())),
             live: Mutex::new(Vec::new()),
             last_ok: Mutex::new(None),
+        }
+    }
+
+    /// A membership whose camera list is the shared registry's: every node has the
+    /// same list (or one a poll behind), so every node is in the live set whatever
+    /// its list; the leases keep a camera on one node while the lists differ.
+    pub fn with_registry(mut self) -> Self {
+        self.digest = "registry".into();
+        self
+    }
+
+    /// Sets the cameras to share (the registry's enabled cameras, after a change).
+    pub fn set_cameras(&self, mut cameras: Vec<String>) {
+        cameras.sort();
+        let mut c = self.cameras.lock().unwrap_or_else(|p| p.into_inner());
+        if c.1 != cameras {
+            *c = (c.0 + 1, cameras);
         }
     }
 
@@ -247,17 +268,18 @@ impl Membership {
 
     /// The cameras that prefer this node among `live`.
     fn preferred_among(&self, live: &[String]) -> Vec<String> {
+        let cams = self.cameras.lock().unwrap_or_else(|p| p.into_inner());
         let mut p = self.preferred.lock().unwrap_or_else(|p| p.into_inner());
-        if p.0 != live {
-            let want = self
-                .cameras
+        if p.0 != live || p.1 != cams.0 {
+            let want = cams
+                .1
                 .iter()
                 .filter(|cam| preferred(cam, live) == Some(self.node.as_str()))
                 .cloned()
                 .collect();
-            *p = (live.to_vec(), want);
+            *p = (live.to_vec(), cams.0, want);
         }
-        p.1.clone()
+        p.2.clone()
     }
 
     /// The live nodes at the last heartbeat.

@@ -35,6 +35,7 @@ pub mod geo;
 pub mod ingest;
 pub mod metrics;
 pub mod pg;
+pub mod registry;
 pub mod rules;
 pub mod serve;
 pub mod service;

@@ -56,10 +56,15 @@ fn fixture(token: Option<&str>, open_writes: bool) -> Fixture {
         metrics: Arc::new(Metrics::default()),
         outbox_waker: Arc::new(tokio::sync::Notify::new()),
         ready: AtomicBool::new(true),
-        token: token.map(str::to_string),
-        open_writes,
+        access: gridwatch::api::auth::Access {
+            tokens: Arc::new(gridwatch::registry::access::Tokens::new(token)),
+            open_reads: true,
+            open_writes,
+        },
+        registry: Arc::new(gridwatch::registry::Registry::open(None, tmp.path()).unwrap()),
+        view: Arc::new(gridwatch::registry::view::View::of_registry()),
+        cameras_changed: Arc::new(tokio::sync::Notify::new()),
         data_dir: tmp.path().to_path_buf(),
-        cameras: vec![],
         node: "test-node".into(),
         cluster: None,
         allowed_hosts: gridwatch::api::allowed_hosts("127.0.0.1:8080", &[]),
@@ -298,10 +303,15 @@ async fn reviews_need_the_token_and_follow_the_case_rules() {
     let ds = f.store.deliveries(Some(1)).unwrap();
     assert!(ds.iter().any(|d| d.event.as_str() == "update"), "{ds:?}");
 
-    // no token configured and writes not opened: refused
+    // no token configured and writes not opened: a reviewer's token is needed
     let closed = fixture(None, false);
     let (s, b) = call(&closed, "POST", uri, None, review("confirm", "")).await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
     let open = fixture(None, true);
     assert_eq!(
         call(&open, "POST", uri, None, review("confirm", ""))
@@ -332,7 +342,8 @@ async fn metrics_count_cases_and_deliveries() {
 /// refused now, and refused writes change nothing.
 #[tokio::test]
 async fn what_an_attacker_tried_is_refused() {
-    // an empty token: no write at all, with or without an Authorization header
+    // an empty token: no write at all, with or without an Authorization header (it
+    // is no token: one in force is asked for)
     let empty = fixture(Some(""), false);
     for headers in [
         vec![("content-type", "application/json")],
@@ -349,7 +360,12 @@ async fn what_an_attacker_tried_is_refused() {
             review("confirm", ""),
         )
         .await;
-        assert_eq!(s, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&b));
+        assert_eq!(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            String::from_utf8_lossy(&b)
+        );
     }
     // with open writes: a cross-site form post (text/plain) and a foreign Origin
     let open = fixture(None, true);

@@ -1,7 +1,8 @@
 //! The HTTP API and the analyst review page: health, readiness, Prometheus metrics,
-//! cameras (state, last frame), cases (search, one case with its evidence), evidence
-//! files, and reviews (confirm / reject). `router(state)` is the whole surface; errors
-//! are mapped to statuses in one place ([`ApiError`]) and never show internals.
+//! the camera registry ([`cameras`]), cases (search, one case with its evidence),
+//! evidence files, reviews (confirm / reject), tokens and the audit log ([`admin`]).
+//! `router(state)` is the whole surface; who may call what is [`auth`]'s; errors are
+//! mapped to statuses in one place ([`ApiError`]) and never show internals.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -11,15 +12,20 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+mod admin;
+pub mod auth;
+mod cameras;
 mod guard;
 mod review;
 mod state;
 
 use crate::cases::{CaseQuery, CaseStatus, StoreError};
+use auth::Viewer;
+pub use cameras::MAX_CATALOGUE_BODY;
 pub use state::ApiState;
 
 /// The review page: one self-contained file, nothing from elsewhere.
@@ -99,8 +105,21 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/cameras", get(cameras))
-        .route("/api/cameras/{id}/frame.jpg", get(camera_frame))
+        .route("/api/whoami", get(admin::whoami))
+        .route("/api/cameras", get(cameras::list).post(cameras::create))
+        .route("/api/cameras/import", post(cameras::import))
+        .route(
+            "/api/cameras/{id}",
+            get(cameras::get_one)
+                .put(cameras::update)
+                .delete(cameras::delete),
+        )
+        .route("/api/cameras/{id}/enable", post(cameras::enable))
+        .route("/api/cameras/{id}/disable", post(cameras::disable))
+        .route("/api/cameras/{id}/frame.jpg", get(cameras::frame))
+        .route("/api/tokens", get(admin::tokens).post(admin::create_token))
+        .route("/api/tokens/{id}", delete(admin::revoke_token))
+        .route("/api/audit", get(admin::audit))
         .route("/api/cases", get(cases))
         .route("/api/cases/{id}", get(case))
         .route("/api/cases/{id}/review", post(review::review))
@@ -169,91 +188,25 @@ async fn metrics(State(s): St) -> Response {
 /// How long `/metrics` waits for the store's totals before answering without them.
 const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// How long `/api/cameras` waits for the lease table before answering from the last
-/// reading.
-const HOLDERS_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
-
-/// Every configured camera: those running here with their state, counters and last
-/// frame; with several nodes, the others with the node that holds them (`node`,
-/// `node_url`, `state: "elsewhere"`) or `state: "unassigned"` while nobody does.
-async fn cameras(State(s): St) -> Json<serde_json::Value> {
-    let status = s.pool.status();
-    let holders = match s.cluster.clone() {
-        // the lease table is read on demand; a database that stops answering while it
-        // is asked (its connection was free, so no heartbeat was stuck on it) must not
-        // take the API with it: after HOLDERS_WAIT the last reading answers
-        Some(c) => {
-            let asked = c.clone();
-            let read = tokio::task::spawn_blocking(move || asked.holders());
-            match tokio::time::timeout(HOLDERS_WAIT, read).await {
-                Ok(Ok(Ok(h))) => h,
-                Ok(Ok(Err(e))) => {
-                    tracing::warn!("api: camera holders: {e}");
-                    c.last_holders()
-                }
-                Ok(Err(_)) => c.last_holders(),
-                Err(_) => {
-                    tracing::warn!(
-                        "api: camera holders: the store did not answer within {HOLDERS_WAIT:?}; showing the last reading"
-                    );
-                    c.last_holders()
-                }
-            }
-        }
-        None => Default::default(),
-    };
-    let list: Vec<_> = s
-        .cameras
-        .iter()
-        .filter_map(|id| match status.iter().find(|c| &c.id == id) {
-            Some(c) => {
-                let mut v = serde_json::to_value(c).unwrap_or_default();
-                v["node"] = json!(s.node);
-                v["last_frame"] = if s.metrics.last_frame(&c.id).is_some() {
-                    json!(format!("/api/cameras/{}/frame.jpg", c.id))
-                } else {
-                    serde_json::Value::Null
-                };
-                if let Some(h) = holders.get(id) {
-                    v["lease_expires_in_ms"] = json!(h.expires_in_ms);
-                }
-                Some(v)
-            }
-            None if s.cluster.is_some() => Some(match holders.get(id) {
-                Some(h) => json!({
-                    "id": id,
-                    "state": "elsewhere",
-                    "node": h.node,
-                    "node_url": h.node_url,
-                    "lease_expires_in_ms": h.expires_in_ms,
-                }),
-                None => json!({ "id": id, "state": "unassigned", "node": null }),
-            }),
-            None => None,
-        })
-        .collect();
-    Json(json!(list))
-}
-
-async fn camera_frame(State(s): St, Seg(id): Seg<String>) -> Result<Response, ApiError> {
-    let jpeg = s.metrics.last_frame(&id).ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no frame from camera {id} yet"),
-        )
-    })?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "image/jpeg"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        jpeg,
-    )
-        .into_response())
-}
-
 pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+/// A number parameter of a query string, `default` when absent, at most `max`.
+pub(crate) fn num_param(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match q.get(name).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| bad(format!("{name}: {v:?} is not a number up to {max}"))),
+    }
 }
 
 fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
@@ -274,6 +227,7 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Ap
 
 async fn cases(
     State(s): St,
+    Viewer(_): Viewer,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = q.map_err(|_| bad("the query string could not be read"))?;
@@ -285,16 +239,7 @@ async fn cases(
             ))
         })?),
     };
-    let num = |name: &str, default: usize, max: usize| -> Result<usize, ApiError> {
-        match q.get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n <= max)
-                .ok_or_else(|| bad(format!("{name}: {v:?} is not a number up to {max}"))),
-        }
-    };
+    let num = |name: &str, default: usize, max: usize| num_param(&q, name, default, max);
     let query = CaseQuery {
         kind: q
             .get("kind")
@@ -337,7 +282,11 @@ pub(crate) fn case_id(id: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no case {id:?}")))
 }
 
-async fn case(State(s): St, Seg(id): Seg<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn case(
+    State(s): St,
+    Viewer(_): Viewer,
+    Seg(id): Seg<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let id = case_id(&id)?;
     let doc = blocking(&s, move |s| {
         let c = s.store.case(id)?;
@@ -369,6 +318,7 @@ async fn case(State(s): St, Seg(id): Seg<String>) -> Result<Json<serde_json::Val
 
 async fn evidence(
     State(s): St,
+    Viewer(_): Viewer,
     Seg((case, file)): Seg<(String, String)>,
 ) -> Result<Response, ApiError> {
     // only `<digits>/<digits>.jpg`: nothing can name a path outside the evidence folder

@@ -9,6 +9,8 @@ use crate::cases::CaseStore;
 use crate::cluster;
 use crate::ingest::Pool;
 use crate::metrics::Metrics;
+use crate::registry::view::View;
+use crate::registry::Registry;
 
 /// What the API reads of the running service: its parts, shared with the service
 /// (which builds it), so that the API depends on the parts and not on the service.
@@ -23,14 +25,16 @@ pub struct ApiState {
     pub outbox_waker: Arc<Notify>,
     /// Set once the model is loaded and the cameras are started.
     pub ready: AtomicBool,
-    /// Bearer token for writes.
-    pub token: Option<String>,
-    /// Writes without a token.
-    pub open_writes: bool,
+    /// Who may call what.
+    pub access: super::auth::Access,
+    /// Cameras, tokens and the audit log.
+    pub registry: Arc<Registry>,
+    /// This node's copy of the camera list.
+    pub view: Arc<View>,
+    /// Wakes the camera controller (after a camera change).
+    pub cameras_changed: Arc<Notify>,
     /// Where evidence files are.
     pub data_dir: std::path::PathBuf,
-    /// Camera ids in config order.
-    pub cameras: Vec<String>,
     /// This node's name.
     pub node: String,
     /// With a PostgreSQL store: the cameras shared among the nodes.

@@ -34,7 +34,22 @@ pub struct DataArgs {
 
 impl DataArgs {
     /// Opens the store these arguments name.
-    fn open(&self, dedup: DedupConfig) -> anyhow::Result<Arc<dyn CaseStore>> {
+    pub(super) fn open(&self, dedup: DedupConfig) -> anyhow::Result<Arc<dyn CaseStore>> {
+        let url = self.url()?;
+        Ok(crate::cases::open(url.as_deref(), &self.data, dedup)?)
+    }
+
+    /// The camera registry of the store these arguments name (its migrations run).
+    pub(super) fn registry(&self) -> anyhow::Result<crate::registry::Registry> {
+        self.open(DedupConfig::default())?;
+        Ok(crate::registry::Registry::open(
+            self.url()?.as_deref(),
+            &self.data,
+        )?)
+    }
+
+    /// The PostgreSQL URL, if one is given.
+    fn url(&self) -> anyhow::Result<Option<String>> {
         let url = match &self.store_env {
             Some(var) => Some(
                 std::env::var(var)
@@ -47,7 +62,7 @@ impl DataArgs {
                 bail!("--store: only postgres:// URLs (leave it out for the data directory's SQLite store)");
             }
         }
-        Ok(crate::cases::open(url.as_deref(), &self.data, dedup)?)
+        Ok(url)
     }
 }
 

@@ -7,6 +7,7 @@ mod cases;
 mod detect;
 mod interrupt;
 mod models;
+mod registry;
 mod run;
 mod watch;
 
@@ -92,6 +93,12 @@ enum Command {
     /// deliver them to the workflow API.
     #[command(subcommand)]
     Cases(cases::CasesCommand),
+    /// The camera registry: list cameras, import a catalogue (CSV or JSON), delete.
+    #[command(subcommand)]
+    Cameras(registry::CamerasCommand),
+    /// API tokens: create (viewer, reviewer or admin), list, revoke.
+    #[command(subcommand)]
+    Tokens(registry::TokensCommand),
     /// Serve the built-in Open311 GeoReport v2 inbox (the embedded workflow receiver).
     Inbox(cases::InboxArgs),
     /// Measure per-stage time and end-to-end throughput of a model on a clip, with the
@@ -110,6 +117,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Calibrate(a) => calibrate::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Cases(c) => cases::run(c),
+        Command::Cameras(c) => registry::cameras(c),
+        Command::Tokens(c) => registry::tokens(c),
         Command::Inbox(a) => cases::inbox(a),
     }
 }

@@ -392,6 +392,10 @@ impl ZoneSet {
                 params,
             });
         }
+        Ok(Self::indexed(zones, tz))
+    }
+
+    fn indexed(zones: Vec<Zone>, tz: Tz) -> Self {
         let ground = RTree::bulk_load(
             zones
                 .iter()
@@ -402,7 +406,24 @@ impl ZoneSet {
                 })
                 .collect(),
         );
-        Ok(Self { zones, tz, ground })
+        Self { zones, tz, ground }
+    }
+
+    /// The zones of `ids` alone (a camera that watches only some zones); the ids
+    /// that name no zone come back too, for the caller to report.
+    pub fn only(&self, ids: &[String]) -> (Self, Vec<String>) {
+        let zones: Vec<Zone> = self
+            .zones
+            .iter()
+            .filter(|z| ids.contains(&z.id))
+            .cloned()
+            .collect();
+        let unknown = ids
+            .iter()
+            .filter(|id| !self.zones.iter().any(|z| &z.id == *id))
+            .cloned()
+            .collect();
+        (Self::indexed(zones, self.tz), unknown)
     }
 
     /// No zones at all (a deployment that has none yet: nothing is a violation).

@@ -3,6 +3,7 @@
 //! store → outbox → workflow API; and one HTTP server for the API, the review page,
 //! evidence and (by default) the built-in Open311 inbox.
 
+mod cameras;
 pub mod check;
 pub mod recorder;
 pub mod scene;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::api::ApiState;
 use crate::cases::config::DeliveryConfig;
@@ -21,48 +22,19 @@ use crate::cases::inbox::{Inbox, InboxConfig, InboxStore};
 use crate::cases::outbox::{Client, Outbox};
 use crate::cases::{CaseStore, DedupConfig};
 use crate::cluster;
-use crate::config::{CameraEntry, Config};
+use crate::config::{CameraSource, Config};
 use crate::detect::{Detector, EngineOptions, ModelManifest};
-use crate::geo::calib::Calibration;
 use crate::geo::grid::{CellLocator, Grid};
 use crate::geo::zones::ZoneSet;
-use crate::geo::LatLon;
 use crate::ingest::handoff::CameraFrame;
-use crate::ingest::{CameraConfig, Pool, PoolOptions, Source};
+use crate::ingest::{Pool, PoolOptions};
 use crate::metrics::Metrics;
+use crate::registry::access::Tokens;
+use crate::registry::view::View;
+use crate::registry::Registry;
+use cameras::{Controller, SceneChange, SceneFactory};
 use recorder::Recorder;
 use scene::{Scene, SceneRules};
-
-fn camera_config(c: &CameraEntry) -> anyhow::Result<CameraConfig> {
-    let sampling = c.every;
-    let source = if c.source.starts_with("rtsp://") {
-        Source::Rtsp {
-            url: c
-                .source
-                .parse()
-                .with_context(|| format!("camera {}: source is not a valid URL", c.id))?,
-            transport: c.transport,
-        }
-    } else {
-        let path = std::path::PathBuf::from(&c.source);
-        if path.is_dir() {
-            Source::Images {
-                dir: path,
-                interval: Duration::from_secs(1),
-                looping: c.looping,
-            }
-        } else {
-            Source::File {
-                path,
-                realtime: true,
-                looping: c.looping,
-            }
-        }
-    };
-    let mut cc = CameraConfig::with_source(c.id.clone(), source, sampling);
-    cc.stall_timeout = c.stall_timeout;
-    Ok(cc)
-}
 
 fn scene_rules(cfg: &Config) -> SceneRules {
     let mut r = SceneRules {
@@ -88,9 +60,10 @@ fn scene_rules(cfg: &Config) -> SceneRules {
 
 /// Everything loaded before the service starts: a bad file stops it here, named.
 struct Loaded {
-    /// One per detection worker, each with the scenes of its cameras.
-    workers: Vec<(Detector, HashMap<String, Scene>)>,
-    cameras: Vec<CameraConfig>,
+    /// The detection workers (each gets its scenes from the camera controller).
+    detectors: Vec<Detector>,
+    /// What the cameras' scenes are built from.
+    factory: SceneFactory,
 }
 
 fn load(cfg: &Config) -> anyhow::Result<Loaded> {
@@ -124,34 +97,20 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
                 .map_err(|e| anyhow::anyhow!("geo.h3_resolution: {e}"))?,
         ),
     });
-    let rules = scene_rules(cfg);
-    let mut workers: Vec<(Detector, HashMap<String, Scene>)> =
-        detectors.into_iter().map(|d| (d, HashMap::new())).collect();
-    let n_workers = workers.len();
-    let mut cameras = Vec::new();
-    for (i, c) in cfg.cameras.iter().enumerate() {
-        let scenes = &mut workers[i % n_workers].1;
-        let calibration = match &c.calibration {
-            Some(p) => Some(
-                Calibration::load(p).with_context(|| format!("camera {}: calibration", c.id))?,
-            ),
-            None => None,
-        };
-        let location = c.location.map(|[lat, lon]| LatLon { lat, lon });
-        scenes.insert(
-            c.id.clone(),
-            Scene::new(
-                Arc::from(c.id.as_str()),
-                calibration,
-                location,
-                zones.clone(),
-                cells.clone(),
-                &rules,
-            ),
-        );
-        cameras.push(camera_config(c)?);
+    let factory = SceneFactory {
+        zones,
+        cells,
+        rules: scene_rules(cfg),
+    };
+    // the config's cameras are checked here, so that a bad one stops the start named
+    // (cameras added later through the registry are checked when they are)
+    for c in &cfg.cameras {
+        factory
+            .build(c)
+            .and_then(|_| cameras::camera_config(c))
+            .with_context(|| format!("camera {}", c.id))?;
     }
-    Ok(Loaded { workers, cameras })
+    Ok(Loaded { detectors, factory })
 }
 
 fn ms(t: SystemTime) -> i64 {
@@ -166,7 +125,7 @@ fn ms(t: SystemTime) -> i64 {
 /// thread until `stop`.
 fn detection_loop(
     mut detector: Detector,
-    mut scenes: HashMap<String, Scene>,
+    changes: std::sync::mpsc::Receiver<SceneChange>,
     state: Arc<ApiState>,
     recorder: Arc<Recorder>,
     gather: Duration,
@@ -177,18 +136,34 @@ fn detection_loop(
     let mut frames: Vec<CameraFrame> = Vec::new();
     let mut dets = Vec::new();
     let m = state.metrics.clone();
-    // a model that takes several frames per call gets the frames of cameras that
-    // arrive within the gather window together (a model of fixed batch 1 never waits)
-    let want = detector.batch_size().min(scenes.len()).max(1);
-    let mine: std::collections::HashSet<String> = scenes.keys().cloned().collect();
-    let take =
-        |frames: &mut Vec<CameraFrame>| state.pool.take_frames_of(frames, |id| mine.contains(id));
+    let mut scenes: HashMap<String, Scene> = HashMap::new();
+    let take = |frames: &mut Vec<CameraFrame>, scenes: &HashMap<String, Scene>| {
+        state
+            .pool
+            .take_frames_of(frames, |id| scenes.contains_key(id))
+    };
     while !stop.load(Ordering::Relaxed) {
+        // cameras started, restarted or stopped by the controller since the last batch
+        // (a restarted camera's scene starts afresh)
+        while let Ok(change) = changes.try_recv() {
+            match change {
+                SceneChange::Insert(scene) => {
+                    scenes.insert(scene.camera().to_string(), *scene);
+                }
+                SceneChange::Remove(id) => {
+                    scenes.remove(&id);
+                }
+            }
+        }
+        // a model that takes several frames per call gets the frames of cameras that
+        // arrive within the gather window together (a model of fixed batch 1 never
+        // waits)
+        let want = detector.batch_size().min(scenes.len()).max(1);
         // frames that arrived while the last batch ran are taken at once
-        take(&mut frames);
+        take(&mut frames, &scenes);
         if frames.is_empty() {
             rt.block_on(state.pool.frames_ready(Duration::from_millis(200)));
-            take(&mut frames);
+            take(&mut frames, &scenes);
             if frames.is_empty() {
                 continue;
             }
@@ -201,7 +176,7 @@ fn detection_loop(
                     break;
                 }
                 rt.block_on(state.pool.frames_ready(left));
-                take(&mut frames);
+                take(&mut frames, &scenes);
             }
         }
         let before = detector.times();
@@ -251,18 +226,14 @@ fn detection_loop(
     }
 }
 
-/// Keeps the cameras this node holds running: a heartbeat every third of the lease
-/// TTL, then the pool is brought in line with the leases (cameras taken are started,
-/// cameras lost or handed over are stopped). Until `stop`.
+/// Renews this node's camera leases: a heartbeat every third of the lease TTL, then
+/// the camera controller is woken to bring the pool in line with the leases (cameras
+/// taken are started, cameras lost or handed over are stopped). Until `stop`.
 async fn cluster_loop(
     membership: Arc<cluster::Membership>,
-    pool: Arc<Pool>,
-    cameras: Vec<CameraConfig>,
+    controller: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let by_id: HashMap<String, CameraConfig> =
-        cameras.into_iter().map(|c| (c.id.clone(), c)).collect();
-    let mut running: std::collections::BTreeSet<String> = Default::default();
     let mut failing = false;
     // a heartbeat still waiting on the database (it is not started twice)
     let mut beating: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
@@ -303,25 +274,8 @@ async fn cluster_loop(
                 failing = true;
             }
         }
-        let held = membership.held();
-        // cameras whose leases are gone stop together (each removal waits for its
-        // camera's task; one slow camera does not hold back the others)
-        let gone: Vec<String> = running.difference(&held).cloned().collect();
-        futures::future::join_all(gone.iter().map(|id| pool.remove(id))).await;
-        for id in gone {
-            running.remove(&id);
-            tracing::info!(camera = id.as_str(), "camera stopped on this node");
-        }
-        for id in held.difference(&running).cloned().collect::<Vec<_>>() {
-            if let Some(c) = by_id.get(&id) {
-                match pool.add(c.clone()) {
-                    Ok(()) => {
-                        running.insert(id);
-                    }
-                    Err(e) => tracing::error!(camera = id.as_str(), "starting: {e}"),
-                }
-            }
-        }
+        // the controller stops cameras whose leases are gone and starts those taken
+        controller.notify_one();
         // the next heartbeat, or sooner when a lease runs out unrenewed before it, so
         // that the camera stops before another node may take it
         let mut wait = membership.heartbeat();
@@ -399,25 +353,58 @@ pub async fn run(
     let pool = Arc::new(Pool::new(PoolOptions::default()));
     let metrics = Arc::new(Metrics::default());
     let node = cfg.cluster.node_name();
+    // the camera list: the registry's (seeded from the config the first time), or
+    // the config's, read-only
+    let (url, dir) = (cfg.store_url(), cfg.data_dir.clone());
+    let registry = Arc::new(
+        tokio::task::spawn_blocking(move || Registry::open(url.as_deref(), &dir))
+            .await
+            .expect("registry task panicked")?,
+    );
+    let from_store = cfg.registry.cameras == CameraSource::Store;
+    let view = Arc::new(if from_store {
+        let (r, seed) = (registry.clone(), cfg.cameras.clone());
+        match tokio::task::spawn_blocking(move || r.seed(&seed))
+            .await
+            .expect("registry task panicked")?
+        {
+            Some(n) => tracing::info!("registry: seeded with the config's {n} camera(s)"),
+            None if !cfg.cameras.is_empty() => tracing::info!(
+                "registry: the camera list is the store's; the config's [[camera]] entries only seed an empty one (registry.cameras = \"config\" makes the file the list)"
+            ),
+            None => {}
+        }
+        View::of_registry()
+    } else {
+        View::from_config(&cfg.cameras)
+    });
+    let tokens = Arc::new(Tokens::new(cfg.api_token().as_deref()));
+    let cameras_changed = Arc::new(Notify::new());
     let state = Arc::new(ApiState {
         store: store.clone(),
         pool: pool.clone(),
         metrics,
         outbox_waker: outbox.waker(),
         ready: AtomicBool::new(false),
-        token: cfg.api_token(),
-        open_writes: cfg.api.open_writes,
+        access: crate::api::auth::Access {
+            tokens: tokens.clone(),
+            open_reads: cfg.api.open_reads,
+            open_writes: cfg.api.open_writes,
+        },
+        registry: registry.clone(),
+        view: view.clone(),
+        cameras_changed: cameras_changed.clone(),
         data_dir: cfg.data_dir.clone(),
-        cameras: cfg.cameras.iter().map(|c| c.id.clone()).collect(),
         node: node.clone(),
         cluster: cfg.store_url().map(|url| {
-            Arc::new(cluster::Membership::new(
+            let m = cluster::Membership::new(
                 &url,
                 &node,
                 Some(public.clone()),
-                cfg.cameras.iter().map(|c| c.id.clone()).collect(),
+                view.enabled_ids(),
                 cfg.cluster.lease_ttl,
-            ))
+            );
+            Arc::new(if from_store { m.with_registry() } else { m })
         }),
         allowed_hosts: {
             let mut extra = cfg.api.allowed_hosts.clone();
@@ -455,29 +442,6 @@ pub async fn run(
         let rx = stop_rx.clone();
         tokio::spawn(async move { outbox.run(rx).await })
     };
-    let (cluster_stop_tx, cluster_stop) = watch::channel(false);
-    let cluster_task = match &state.cluster {
-        Some(membership) => {
-            tracing::info!(
-                node = membership.node(),
-                "sharing {} cameras with the other nodes of the store (lease {:?})",
-                loaded.cameras.len(),
-                cfg.cluster.lease_ttl
-            );
-            Some(tokio::spawn(cluster_loop(
-                membership.clone(),
-                pool.clone(),
-                loaded.cameras.clone(),
-                cluster_stop,
-            )))
-        }
-        None => {
-            for c in loaded.cameras.iter().cloned() {
-                pool.add(c)?;
-            }
-            None
-        }
-    };
     let retention_task = {
         let store = store.clone();
         let keep = cfg.cases.evidence_retention;
@@ -511,19 +475,52 @@ pub async fn run(
     };
     let stop_loop = Arc::new(AtomicBool::new(false));
     let mut detect_threads = Vec::new();
-    for (i, (detector, scenes)) in loaded.workers.into_iter().enumerate() {
+    let mut workers = Vec::new();
+    for (i, detector) in loaded.detectors.into_iter().enumerate() {
         let (state, recorder) = (state.clone(), recorder.clone());
         let stop = stop_loop.clone();
         let rt = tokio::runtime::Handle::current();
         let gather = cfg.model.gather;
+        let (tx, rx) = std::sync::mpsc::channel();
+        workers.push(tx);
         detect_threads.push(
             std::thread::Builder::new()
                 .name(format!("detect-{i}"))
-                .spawn(move || {
-                    detection_loop(detector, scenes, state, recorder, gather, rt, stop)
-                })?,
+                .spawn(move || detection_loop(detector, rx, state, recorder, gather, rt, stop))?,
         );
     }
+    let controller = Arc::new(Controller::new(
+        pool.clone(),
+        view.clone(),
+        registry.clone(),
+        tokens,
+        state.cluster.clone(),
+        Arc::new(loaded.factory),
+        workers,
+        cameras_changed,
+        cfg.registry.poll,
+    ));
+    // the cameras there are now start before the service says it is ready
+    controller.sync().await;
+    controller.apply().await;
+    let (cluster_stop_tx, cluster_stop) = watch::channel(false);
+    let controller_task = tokio::spawn(controller.clone().run(cluster_stop.clone()));
+    let cluster_task = match &state.cluster {
+        Some(membership) => {
+            tracing::info!(
+                node = membership.node(),
+                "sharing {} cameras with the other nodes of the store (lease {:?})",
+                view.enabled_ids().len(),
+                cfg.cluster.lease_ttl
+            );
+            Some(tokio::spawn(cluster_loop(
+                membership.clone(),
+                controller.wake.clone(),
+                cluster_stop,
+            )))
+        }
+        None => None,
+    };
     state.ready.store(true, Ordering::Relaxed);
     println!("gridwatch: review page http://{addr}/  (API http://{addr}/api/cases, metrics http://{addr}/metrics)");
     use std::io::Write;
@@ -537,6 +534,7 @@ pub async fn run(
         if let Some(t) = cluster_task {
             let _ = t.await;
         }
+        let _ = controller_task.await;
         pool.shutdown().await;
         if let Some(membership) = state.cluster.clone() {
             // the cameras are stopped: hand them over now rather than after the TTL

@@ -7,7 +7,12 @@ use crate::cases::StoreError;
 use crate::pg::Describe;
 
 /// Migrations, in order; `gridwatch_schema` records how many ran.
-pub(super) const MIGRATIONS: &[&[&str]] = &[&[CASES_1], &[crate::cluster::TABLES, EVIDENCE_2]];
+pub(super) const MIGRATIONS: &[&[&str]] = &[
+    &[CASES_1],
+    &[crate::cluster::TABLES, EVIDENCE_2],
+    // 3: the camera registry, API tokens and the audit log
+    &[crate::registry::sql::PG_TABLES],
+];
 
 /// 1: cases, the violations they absorbed, evidence, the outbox, reviews.
 const CASES_1: &str = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

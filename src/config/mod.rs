@@ -10,9 +10,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cases::config::DeliveryConfig;
-use crate::decode::Sampling;
 use crate::detect::Provider;
-use crate::ingest::RtspTransport;
+
+mod camera;
+pub use camera::CameraEntry;
 
 /// `"30s"`, `"5m"`: durations as humantime strings.
 mod dur {
@@ -66,9 +67,52 @@ pub struct Config {
     /// Sharing the cameras with other nodes over the PostgreSQL store.
     #[serde(default)]
     pub cluster: ClusterConfig,
-    /// The cameras.
+    /// Where the camera list lives, and how often nodes look for changes.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// The cameras: with `registry.cameras = "store"` (the default) the seed of an
+    /// empty registry; with `"config"` the camera list itself.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraEntry>,
+}
+
+/// Where the camera list lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraSource {
+    /// In the case store, changed through the API and `gridwatch cameras`; the
+    /// config's `[[camera]]` entries seed a registry that has never had cameras.
+    Store,
+    /// The config's `[[camera]]` entries, read-only (cameras kept in files and git).
+    Config,
+}
+
+/// `[registry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `store` or `config`.
+    #[serde(default = "default_camera_source")]
+    pub cameras: CameraSource,
+    /// How often a node looks for camera changes in the store.
+    #[serde(default = "default_poll", deserialize_with = "dur::de")]
+    pub poll: Duration,
+}
+
+fn default_camera_source() -> CameraSource {
+    CameraSource::Store
+}
+fn default_poll() -> Duration {
+    Duration::from_secs(2)
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            cameras: default_camera_source(),
+            poll: default_poll(),
+        }
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -92,6 +136,10 @@ pub struct ApiConfig {
     /// Let anyone on the network review cases (the built-in demo on 127.0.0.1 does).
     #[serde(default)]
     pub open_writes: bool,
+    /// Let anyone who reaches the port read cases, evidence, cameras and frames
+    /// without a token (the built-in demo on 127.0.0.1 does); off: a viewer token.
+    #[serde(default)]
+    pub open_reads: bool,
     /// The address others reach this API at, for evidence URLs sent to the workflow
     /// (default: `http://` + `listen`).
     #[serde(default)]
@@ -127,6 +175,7 @@ impl Default for ApiConfig {
             token_env: None,
             token: None,
             open_writes: false,
+            open_reads: false,
             public_url: None,
             allowed_hosts: Vec::new(),
             header_timeout: default_header_timeout(),
@@ -348,57 +397,6 @@ impl Default for CasesConfig {
     }
 }
 
-/// One `[[camera]]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CameraEntry {
-    /// Unique id (logs, metrics, cases, pixel zones' `camera`).
-    pub id: String,
-    /// `rtsp://…` (credentials may be in the URL), a video file, or a directory of
-    /// images.
-    pub source: String,
-    /// Which frames to decode: `keyframes`, an interval like `"2s"`, or `all`, as
-    /// written.
-    #[serde(default = "default_every", rename = "every")]
-    every_text: String,
-    /// The sampling, parsed from `every` when the config is read.
-    #[serde(skip)]
-    pub every: Sampling,
-    /// RTSP transport: `tcp` or `udp`, as written.
-    #[serde(default = "default_transport", rename = "transport")]
-    transport_text: String,
-    /// The transport, parsed from `transport` when the config is read.
-    #[serde(skip)]
-    pub transport: RtspTransport,
-    /// Files and folders: play them again from the start at the end.
-    #[serde(default = "yes", rename = "loop")]
-    pub looping: bool,
-    /// Ground-plane calibration file (TOML); without it only pixel zones apply and
-    /// cases are placed at `location`.
-    #[serde(default)]
-    pub calibration: Option<PathBuf>,
-    /// Where the camera is, `[lat, lon]`, for cameras without calibration.
-    #[serde(default)]
-    pub location: Option<[f64; 2]>,
-    /// No frame for this long → reconnect; also the limit for one read or decode call
-    /// (one that does not return within it is a decoder fault).
-    #[serde(default = "default_stall", deserialize_with = "dur::de")]
-    pub stall_timeout: Duration,
-}
-
-fn default_every() -> String {
-    "2s".into()
-}
-fn default_transport() -> String {
-    "tcp".into()
-}
-fn yes() -> bool {
-    true
-}
-fn default_stall() -> Duration {
-    Duration::from_secs(10)
-}
-
 /// A config error with the file and the field's path.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {message}")]
@@ -417,6 +415,7 @@ data_dir = "data"
 [api]
 listen = "127.0.0.1:8080"
 open_writes = true
+open_reads = true
 
 [geo]
 zones = "samples/geo/zones.geojson"
@@ -534,13 +533,7 @@ impl Config {
             d.resolve(base);
         }
         for c in &mut self.cameras {
-            if let Some(p) = &mut c.calibration {
-                fix(p);
-            }
-            if !c.source.contains("://") {
-                let p = base.join(&c.source);
-                c.source = p.display().to_string();
-            }
+            c.resolve(base);
         }
     }
 
@@ -551,14 +544,7 @@ impl Config {
         let mut out = Vec::new();
         for (i, c) in self.cameras.iter_mut().enumerate() {
             let at = format!("camera[{i}] ({})", c.id);
-            match c.every_text.parse::<Sampling>() {
-                Ok(s) => c.every = s,
-                Err(e) => out.push(format!("{at}.every: {e}")),
-            }
-            match c.transport_text.parse::<RtspTransport>() {
-                Ok(t) => c.transport = t,
-                Err(e) => out.push(format!("{at}.transport: {e}")),
-            }
+            out.extend(c.parse_fields().into_iter().map(|m| format!("{at}{m}")));
         }
         match self.model.provider_text.parse::<Provider>() {
             Ok(p) => self.model.provider = p,
@@ -577,20 +563,16 @@ impl Config {
     /// with the field's path (the text fields' parse is [`Config::parse`]'s).
     pub fn check(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.cameras.is_empty() {
-            out.push("camera: no [[camera]] given".into());
+        if self.cameras.is_empty() && self.registry.cameras == CameraSource::Config {
+            out.push(
+                "camera: no [[camera]] given (with registry.cameras = \"config\" the file is the camera list)"
+                    .into(),
+            );
         }
         let mut ids = std::collections::HashSet::new();
         for (i, c) in self.cameras.iter().enumerate() {
             let at = format!("camera[{i}] ({})", c.id);
-            if c.id.is_empty()
-                || c.id.len() > 64
-                || c.id.starts_with('.')
-                || !c
-                    .id
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
-            {
+            if !CameraEntry::valid_id(&c.id) {
                 out.push(format!(
                     "camera[{i}].id: {:?} must be 1 to 64 letters, digits, - _ . and not start with a dot (it names files and URLs)",
                     c.id
@@ -599,36 +581,7 @@ impl Config {
             if !ids.insert(c.id.clone()) {
                 out.push(format!("{at}.id: used twice"));
             }
-            if c.source.starts_with("rtsp://") {
-                match url::Url::parse(&c.source) {
-                    Err(_) => out.push(format!("{at}.source: not a valid URL")),
-                    Ok(u) if u.host_str().is_none_or(str::is_empty) => {
-                        out.push(format!("{at}.source: the rtsp:// URL has no host"))
-                    }
-                    Ok(_) => {}
-                }
-            } else if c.source.contains("://") {
-                out.push(format!(
-                    "{at}.source: only rtsp:// URLs, files and folders are supported"
-                ));
-            } else if !Path::new(&c.source).exists() {
-                out.push(format!("{at}.source: {} does not exist", c.source));
-            }
-            if let Some(p) = &c.calibration {
-                if !p.exists() {
-                    out.push(format!("{at}.calibration: {} does not exist", p.display()));
-                }
-            }
-            if let Some([lat, lon]) = c.location {
-                if !(lat.abs() <= 90.0 && lon.abs() <= 180.0) {
-                    out.push(format!("{at}.location: [{lat}, {lon}] is not a place"));
-                }
-            }
-            if c.calibration.is_none() && c.location.is_none() {
-                out.push(format!(
-                    "{at}: give calibration or location, so its cases can be placed"
-                ));
-            }
+            out.extend(c.check().into_iter().map(|m| format!("{at}{m}")));
         }
         for (name, p) in [
             ("model.manifest", &self.model.manifest),
@@ -700,6 +653,24 @@ impl Config {
                 ));
             }
         }
+        if self.api.open_reads {
+            let loopback = self
+                .api
+                .listen
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback());
+            if !loopback {
+                tracing::warn!(
+                    "api.open_reads: on {} anyone who reaches the port can read cases and evidence",
+                    self.api.listen
+                );
+            }
+        }
+        if self.registry.poll < Duration::from_millis(100)
+            || self.registry.poll > Duration::from_secs(300)
+        {
+            out.push("registry.poll: 100ms to 5m".into());
+        }
         if self.api.max_connections == 0 {
             out.push("api.max_connections: must be at least 1".into());
         }
@@ -750,6 +721,8 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::Sampling;
+    use crate::ingest::RtspTransport;
 
     #[test]
     fn the_built_in_config_is_valid() {

@@ -1,0 +1,261 @@
+//! One camera's settings: a `[[camera]]` of the config file, and the document the
+//! camera registry ([`crate::registry`]) keeps, creates and imports — one type, so a
+//! camera reads the same from TOML, from the API's JSON and from a catalogue, and is
+//! checked by the same rules.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::Sampling;
+use crate::ingest::RtspTransport;
+
+/// One camera.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CameraEntry {
+    /// Unique id (logs, metrics, cases, pixel zones' `camera`).
+    pub id: String,
+    /// `rtsp://…` (credentials may be in the URL), a video file, or a directory of
+    /// images.
+    pub source: String,
+    /// Which frames to decode: `keyframes`, an interval like `"2s"`, or `all`, as
+    /// written.
+    #[serde(default = "default_every", rename = "every")]
+    pub(crate) every_text: String,
+    /// The sampling, parsed from `every` when the camera is read.
+    #[serde(skip, default = "default_sampling")]
+    pub every: Sampling,
+    /// RTSP transport: `tcp` or `udp`, as written.
+    #[serde(default = "default_transport", rename = "transport")]
+    pub(crate) transport_text: String,
+    /// The transport, parsed from `transport` when the camera is read.
+    #[serde(skip)]
+    pub transport: RtspTransport,
+    /// Files and folders: play them again from the start at the end.
+    #[serde(default = "yes", rename = "loop")]
+    pub looping: bool,
+    /// Ground-plane calibration file (TOML); without it only pixel zones apply and
+    /// cases are placed at `location`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<PathBuf>,
+    /// Where the camera is, `[lat, lon]`, for cameras without calibration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<[f64; 2]>,
+    /// No frame for this long → reconnect; also the limit for one read or decode call
+    /// (one that does not return within it is a decoder fault).
+    #[serde(default = "default_stall", with = "humantime_serde_compat")]
+    pub stall_timeout: Duration,
+    /// Whether the camera runs (a disabled camera keeps its settings and its cases).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Free labels, such as `district` or `owner` (filters of the camera list).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The ids of the zones (of `geo.zones`) this camera's findings may fall in;
+    /// empty: every zone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
+}
+
+/// Durations as humantime strings, both ways.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration ({e})")))
+    }
+}
+
+fn default_every() -> String {
+    "2s".into()
+}
+fn default_sampling() -> Sampling {
+    Sampling::Every(Duration::from_secs(2))
+}
+fn default_transport() -> String {
+    "tcp".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_stall() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Most labels on one camera, and the longest key and value.
+const MAX_LABELS: usize = 32;
+const MAX_LABEL: usize = 200;
+
+impl CameraEntry {
+    /// A camera of `source` with every other field at its default (tests, tools).
+    pub fn new(id: &str, source: &str) -> Self {
+        let mut c: Self = serde_json::from_value(serde_json::json!({ "id": id, "source": source }))
+            .expect("the defaults deserialize");
+        c.parse_fields();
+        c
+    }
+
+    /// `every` as written.
+    pub fn every_text(&self) -> &str {
+        &self.every_text
+    }
+
+    /// Sets `every` (as written) and its parsed value.
+    pub fn set_every(&mut self, every: &str) -> Result<(), String> {
+        self.every = every.parse::<Sampling>().map_err(|e| e.to_string())?;
+        self.every_text = every.to_string();
+        Ok(())
+    }
+
+    /// Relative paths (a file source, the calibration) become relative to `base`.
+    pub fn resolve(&mut self, base: &Path) {
+        if let Some(p) = &mut self.calibration {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if !self.source.contains("://") && Path::new(&self.source).is_relative() {
+            self.source = base.join(&self.source).display().to_string();
+        }
+    }
+
+    /// Parses the fields written as text into their types; every one that does not
+    /// parse is a problem, starting with the field's name (`.every: …`).
+    pub fn parse_fields(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        match self.every_text.parse::<Sampling>() {
+            Ok(s) => self.every = s,
+            Err(e) => out.push(format!(".every: {e}")),
+        }
+        match self.transport_text.parse::<RtspTransport>() {
+            Ok(t) => self.transport = t,
+            Err(e) => out.push(format!(".transport: {e}")),
+        }
+        out
+    }
+
+    /// Whether `id` can name a camera: 1 to 64 letters, digits, `-_.`, not starting
+    /// with a dot (it names files and URLs).
+    pub fn valid_id(id: &str) -> bool {
+        !id.is_empty()
+            && id.len() <= 64
+            && !id.starts_with('.')
+            && id
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+    }
+
+    /// Every problem of the values, each starting with the field's name (`.source: …`,
+    /// or `: …` for the camera as a whole); the id's own check is [`Self::valid_id`].
+    pub fn check(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let c = self;
+        if c.source.starts_with("rtsp://") {
+            match url::Url::parse(&c.source) {
+                Err(_) => out.push(".source: not a valid URL".into()),
+                Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+                    out.push(".source: the rtsp:// URL has no host".into())
+                }
+                Ok(_) => {}
+            }
+        } else if c.source.contains("://") {
+            out.push(".source: only rtsp:// URLs, files and folders are supported".into());
+        } else if !Path::new(&c.source).exists() {
+            out.push(format!(".source: {} does not exist", c.source));
+        }
+        if let Some(p) = &c.calibration {
+            if !p.exists() {
+                out.push(format!(".calibration: {} does not exist", p.display()));
+            }
+        }
+        if let Some([lat, lon]) = c.location {
+            if !(lat.abs() <= 90.0 && lon.abs() <= 180.0) {
+                out.push(format!(".location: [{lat}, {lon}] is not a place"));
+            }
+        }
+        if c.calibration.is_none() && c.location.is_none() {
+            out.push(": give calibration or location, so its cases can be placed".into());
+        }
+        if c.stall_timeout < Duration::from_millis(100) {
+            out.push(".stall_timeout: must be at least 100ms".into());
+        }
+        if c.labels.len() > MAX_LABELS {
+            out.push(format!(".labels: at most {MAX_LABELS}"));
+        }
+        for (k, v) in &c.labels {
+            if k.is_empty() || k.len() > MAX_LABEL || v.len() > MAX_LABEL {
+                out.push(format!(
+                    ".labels: {k:?}: keys 1 to {MAX_LABEL} characters, values up to {MAX_LABEL}"
+                ));
+            } else if let Err(e) = crate::cases::text::check("label", v, MAX_LABEL, true) {
+                out.push(format!(".labels.{k}: {e}"));
+            }
+        }
+        if c.zones.len() > 1000 || c.zones.iter().any(|z| z.is_empty() || z.len() > 200) {
+            out.push(".zones: up to 1000 zone ids of 1 to 200 characters".into());
+        }
+        out
+    }
+
+    /// The source for messages and listings: an RTSP URL without its password.
+    pub fn source_redacted(&self) -> String {
+        match url::Url::parse(&self.source) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("***"));
+                u.to_string()
+            }
+            _ => self.source.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_camera_reads_the_same_from_toml_and_json_and_goes_back_as_written() {
+        let toml_text = "id = \"c1\"\nsource = \"rtsp://u:pw@cam.example/x\"\nevery = \"500ms\"\ntransport = \"udp\"\nlocation = [31.0, 121.0]\nstall_timeout = \"4s\"\nlabels = { district = \"Huangpu\" }\n";
+        let mut a: CameraEntry = toml::from_str(toml_text).unwrap();
+        assert!(a.parse_fields().is_empty());
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["every"], "500ms");
+        assert_eq!(json["stall_timeout"], "4s");
+        assert_eq!(json["transport"], "udp");
+        let mut b: CameraEntry = serde_json::from_value(json).unwrap();
+        assert!(b.parse_fields().is_empty());
+        assert_eq!(a, b);
+        assert_eq!(b.transport, RtspTransport::Udp);
+        assert_eq!(b.every, Sampling::Every(Duration::from_millis(500)));
+        assert!(b.check().is_empty(), "{:?}", b.check());
+        assert_eq!(b.source_redacted(), "rtsp://u:***@cam.example/x");
+    }
+
+    #[test]
+    fn bad_values_are_named_by_field() {
+        let mut c: CameraEntry = serde_json::from_value(serde_json::json!({
+            "id": "x", "source": "http://nope", "every": "sometimes", "location": [91.0, 0.0],
+            "labels": { "": "x" }
+        }))
+        .unwrap();
+        let mut all = c.parse_fields();
+        all.extend(c.check());
+        for f in [".every", ".source", ".location", ".labels"] {
+            assert!(all.iter().any(|m| m.starts_with(f)), "{f}: {all:?}");
+        }
+        assert!(!CameraEntry::valid_id(".hidden"));
+        assert!(!CameraEntry::valid_id("a/b"));
+        assert!(CameraEntry::valid_id("cam-01.north_2"));
+    }
+}

@@ -1,0 +1,649 @@
+//! The camera registry: the camera list in the case store (the SQLite file alone, or
+//! the PostgreSQL database every node shares), API tokens with their roles, and the
+//! audit log of every write.
+//!
+//! - **Cameras** ([`CameraEntry`] documents) change through the API, `gridwatch
+//!   cameras` and catalogue imports ([`catalogue`]). Every write bumps the registry's
+//!   revision (one counter row, locked by the write until it commits, so revisions
+//!   commit in order) and stamps the cameras it touched with it; a deleted camera
+//!   stays as a tombstone with its revision. A node asks for the changes since the
+//!   revision it has ([`Registry::changes_since`]) every `registry.poll`, and brings
+//!   its cameras in line ([`view`]).
+//! - **Tokens** ([`access`]) are stored as SHA-256 digests of their secrets.
+//! - **The audit log**: who (the token's name and role), what (action and target),
+//!   when, and the document before and after, written in the same transaction as the
+//!   camera and token writes it describes (reviews are written by the case store,
+//!   their entry right after).
+//!
+//! The config's `[[camera]]` entries seed a registry that never had cameras
+//! ([`Registry::seed`]); with `registry.cameras = "config"` they are the list itself,
+//! and the registry's cameras are not used.
+
+pub mod access;
+pub mod catalogue;
+pub mod sql;
+pub mod view;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::cases::StoreError;
+use crate::clock::{Clock, SystemClock};
+pub use crate::config::CameraEntry;
+pub use access::{Actor, Role};
+use sql::{Backend, Row, Tx, Val};
+
+/// A camera as the registry has it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CameraRecord {
+    /// Its settings.
+    #[serde(flatten)]
+    pub camera: CameraEntry,
+    /// The registry revision of its last change.
+    pub revision: i64,
+    /// When it was registered (ms since the epoch).
+    pub created_ms: i64,
+    /// When it last changed.
+    pub updated_ms: i64,
+}
+
+/// What went wrong with a registry write.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The camera (or token) is not there.
+    #[error("no camera {0:?}")]
+    NotFound(String),
+    /// A camera of this id is registered already.
+    #[error("camera {0:?} is registered already")]
+    Exists(String),
+    /// The document has problems (each starting with the field).
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The changes since a revision.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// The revision now.
+    pub revision: i64,
+    /// Cameras created or changed since (with their settings now).
+    pub changed: Vec<CameraRecord>,
+    /// Cameras deleted since.
+    pub deleted: Vec<String>,
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct ImportSummary {
+    /// Cameras registered.
+    pub created: usize,
+    /// Cameras whose settings changed.
+    pub updated: usize,
+    /// Rows equal to the camera registered.
+    pub unchanged: usize,
+    /// The revision after the import.
+    pub revision: i64,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditEntry {
+    /// Its number.
+    pub id: i64,
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+    /// Who: the token's name.
+    pub actor: String,
+    /// With which role.
+    pub role: String,
+    /// What: `camera.create`, `camera.update`, `camera.delete`, `camera.enable`,
+    /// `camera.disable`, `camera.import`, `token.create`, `token.revoke`, `case.review`.
+    pub action: String,
+    /// On what: `camera/<id>`, `token/<id>`, `case/<id>`, `cameras` (imports).
+    pub target: String,
+    /// The document before (absent for a creation).
+    pub before: Option<serde_json::Value>,
+    /// The document after (absent for a deletion).
+    pub after: Option<serde_json::Value>,
+}
+
+/// The registry over the case store's database.
+pub struct Registry {
+    db: Backend,
+    clock: Arc<dyn Clock>,
+}
+
+/// Most cameras one import may hold.
+pub const MAX_IMPORT: usize = 100_000;
+
+const CAMERA_COLUMNS: &str = "id, doc, enabled, deleted, revision, created_ms, updated_ms";
+
+fn read_record(store: &str, r: &Row) -> Result<CameraRecord, StoreError> {
+    let id = r.text(0);
+    let mut camera: CameraEntry =
+        serde_json::from_str(&r.text(1)).map_err(|e| StoreError::Refused {
+            store: store.to_string(),
+            message: format!("camera {id:?}: its stored settings cannot be read ({e})"),
+        })?;
+    let problems = camera.parse_fields();
+    if !problems.is_empty() {
+        return Err(StoreError::Refused {
+            store: store.to_string(),
+            message: format!("camera {id:?}: {}", problems.join("; ")),
+        });
+    }
+    camera.enabled = r.int(2) != 0;
+    Ok(CameraRecord {
+        camera,
+        revision: r.int(4),
+        created_ms: r.int(5),
+        updated_ms: r.int(6),
+    })
+}
+
+fn doc(c: &CameraEntry) -> String {
+    serde_json::to_string(c).expect("a camera serializes")
+}
+
+/// Bumps the revision; returns the new one (the counter row stays locked until the
+/// transaction ends, so writes commit in revision order).
+fn bump(tx: &mut dyn Tx) -> Result<i64, StoreError> {
+    Ok(tx
+        .rows(
+            "UPDATE registry_meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
+            &[],
+        )?
+        .first()
+        .map_or(0, |r| r.int(0)))
+}
+
+/// Appends to the audit log.
+pub(crate) fn audit(
+    tx: &mut dyn Tx,
+    at_ms: i64,
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+) -> Result<(), StoreError> {
+    tx.exec(
+        "INSERT INTO audit_log (at_ms, actor, role, action, target, before_doc, after_doc)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            at_ms.into(),
+            actor.name.as_str().into(),
+            actor.role.as_str().into(),
+            action.into(),
+            target.into(),
+            before.map(|v| v.to_string()).into(),
+            after.map(|v| v.to_string()).into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A camera's document as the audit log keeps it: the password of an RTSP URL hidden.
+fn audit_doc(c: &CameraEntry) -> serde_json::Value {
+    let mut v = serde_json::to_value(c).unwrap_or_default();
+    v["source"] = c.source_redacted().into();
+    v
+}
+
+/// Checks a camera's settings for the registry: its id, its fields' parse, its values.
+pub fn validate(c: &mut CameraEntry) -> Result<(), RegistryError> {
+    let mut problems = Vec::new();
+    if !CameraEntry::valid_id(&c.id) {
+        problems.push(format!(
+            "id: {:?} must be 1 to 64 letters, digits, - _ . and not start with a dot",
+            c.id
+        ));
+    }
+    problems.extend(c.parse_fields().into_iter().map(|m| m[1..].to_string()));
+    problems.extend(c.check().into_iter().map(|m| {
+        m.strip_prefix(": ")
+            .or_else(|| m.strip_prefix('.'))
+            .unwrap_or(&m)
+            .to_string()
+    }));
+    if let Some(p) = c.calibration.as_ref().filter(|p| p.exists()) {
+        if let Err(e) = crate::geo::calib::Calibration::load(p) {
+            problems.push(format!("calibration: {e}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(RegistryError::Invalid(problems))
+    }
+}
+
+impl Registry {
+    /// The registry of the case store at `url` (PostgreSQL) or in `dir` (SQLite);
+    /// open the case store first (its migrations make the tables).
+    pub fn open(url: Option<&str>, dir: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: Backend::open(url, dir)?,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// The registry reading the time from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The database, for messages.
+    pub fn name(&self) -> &str {
+        self.db.name()
+    }
+
+    pub(crate) fn tx<R>(
+        &self,
+        f: impl FnOnce(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.db.tx(f)
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The revision now.
+    pub fn revision(&self) -> Result<i64, StoreError> {
+        self.tx(|tx| {
+            Ok(tx
+                .rows(
+                    "SELECT value FROM registry_meta WHERE key = 'revision'",
+                    &[],
+                )?
+                .first()
+                .map_or(0, |r| r.int(0)))
+        })
+    }
+
+    /// The changes after revision `since` (0: every camera there is).
+    pub fn changes_since(&self, since: i64) -> Result<Changes, StoreError> {
+        let store = self.name().to_string();
+        self.tx(|tx| {
+            let revision = tx
+                .rows("SELECT value FROM registry_meta WHERE key = 'revision'", &[])?
+                .first()
+                .map_or(0, |r| r.int(0));
+            let mut out = Changes {
+                revision,
+                ..Changes::default()
+            };
+            if revision == since {
+                return Ok(out);
+            }
+            let rows = tx.rows(
+                &format!("SELECT {CAMERA_COLUMNS} FROM cameras WHERE revision > $1 AND revision <= $2 ORDER BY id"),
+                &[since.into(), revision.into()],
+            )?;
+            for r in &rows {
+                if r.int(3) != 0 {
+                    out.deleted.push(r.text(0));
+                } else {
+                    out.changed.push(read_record(&store, r)?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// One camera (not a deleted one).
+    pub fn get(&self, id: &str) -> Result<Option<CameraRecord>, StoreError> {
+        let store = self.name().to_string();
+        self.tx(|tx| get(tx, &store, id))
+    }
+
+    /// Seeds a registry that never had cameras with `cameras` (the config's), once;
+    /// returns how many went in (`None`: it had been seeded already).
+    pub fn seed(&self, cameras: &[CameraEntry]) -> Result<Option<usize>, StoreError> {
+        let now = self.now_ms();
+        let actor = Actor::system("config");
+        self.tx(|tx| {
+            // the first node to start seeds it, once
+            if tx.exec(
+                "UPDATE registry_meta SET value = 1 WHERE key = 'seeded' AND value = 0",
+                &[],
+            )? == 0
+            {
+                return Ok(None);
+            }
+            if cameras.is_empty() {
+                return Ok(Some(0));
+            }
+            let rev = bump(tx)?;
+            for c in cameras {
+                put(tx, c, rev, now, true)?;
+                audit(
+                    tx,
+                    now,
+                    &actor,
+                    "camera.create",
+                    &format!("camera/{}", c.id),
+                    None,
+                    Some(&audit_doc(c)),
+                )?;
+            }
+            Ok(Some(cameras.len()))
+        })
+    }
+
+    /// Registers a camera (checked with [`validate`]).
+    pub fn create(&self, actor: &Actor, mut c: CameraEntry) -> Result<CameraRecord, RegistryError> {
+        validate(&mut c)?;
+        let now = self.now_ms();
+        let store = self.name().to_string();
+        let id = c.id.clone();
+        let out = self.tx(|tx| {
+            if get(tx, &store, &c.id)?.is_some() {
+                return Ok(None);
+            }
+            let rev = bump(tx)?;
+            put(tx, &c, rev, now, true)?;
+            audit(
+                tx,
+                now,
+                actor,
+                "camera.create",
+                &format!("camera/{}", c.id),
+                None,
+                Some(&audit_doc(&c)),
+            )?;
+            get(tx, &store, &c.id)
+        })?;
+        out.ok_or(RegistryError::Exists(id))
+    }
+
+    /// Changes a registered camera's settings; a source given with its password
+    /// hidden (as the API shows it) keeps the password registered.
+    pub fn update(&self, actor: &Actor, mut c: CameraEntry) -> Result<CameraRecord, RegistryError> {
+        let now = self.now_ms();
+        let store = self.name().to_string();
+        let id = c.id.clone();
+        let mut invalid = None;
+        let out = self.tx(|tx| {
+            let Some(before) = get(tx, &store, &c.id)? else {
+                return Ok(None);
+            };
+            if c.source == before.camera.source_redacted() {
+                c.source = before.camera.source.clone();
+            }
+            if let Err(e) = validate(&mut c) {
+                invalid = Some(e);
+                return Ok(None);
+            }
+            if c == before.camera {
+                return Ok(Some(before));
+            }
+            let rev = bump(tx)?;
+            put(tx, &c, rev, now, false)?;
+            audit(
+                tx,
+                now,
+                actor,
+                "camera.update",
+                &format!("camera/{}", c.id),
+                Some(&audit_doc(&before.camera)),
+                Some(&audit_doc(&c)),
+            )?;
+            get(tx, &store, &c.id)
+        })?;
+        if let Some(e) = invalid {
+            return Err(e);
+        }
+        out.ok_or(RegistryError::NotFound(id))
+    }
+
+    /// Enables or disables a camera.
+    pub fn set_enabled(
+        &self,
+        actor: &Actor,
+        id: &str,
+        enabled: bool,
+    ) -> Result<CameraRecord, RegistryError> {
+        let Some(mut c) = self.get(id)? else {
+            return Err(RegistryError::NotFound(id.to_string()));
+        };
+        if c.camera.enabled == enabled {
+            return Ok(c);
+        }
+        let now = self.now_ms();
+        let store = self.name().to_string();
+        c.camera.enabled = enabled;
+        let action = if enabled {
+            "camera.enable"
+        } else {
+            "camera.disable"
+        };
+        let out = self.tx(|tx| {
+            let Some(before) = get(tx, &store, id)? else {
+                return Ok(None);
+            };
+            let mut after = before.camera.clone();
+            after.enabled = enabled;
+            let rev = bump(tx)?;
+            put(tx, &after, rev, now, false)?;
+            audit(
+                tx,
+                now,
+                actor,
+                action,
+                &format!("camera/{id}"),
+                Some(&audit_doc(&before.camera)),
+                Some(&audit_doc(&after)),
+            )?;
+            get(tx, &store, id)
+        })?;
+        out.ok_or_else(|| RegistryError::NotFound(id.to_string()))
+    }
+
+    /// Deletes a camera (its cases stay).
+    pub fn delete(&self, actor: &Actor, id: &str) -> Result<(), RegistryError> {
+        let now = self.now_ms();
+        let store = self.name().to_string();
+        let found = self.tx(|tx| {
+            let Some(before) = get(tx, &store, id)? else {
+                return Ok(false);
+            };
+            let rev = bump(tx)?;
+            tx.exec(
+                "UPDATE cameras SET deleted = 1, revision = $2, updated_ms = $3 WHERE id = $1",
+                &[id.into(), rev.into(), now.into()],
+            )?;
+            audit(
+                tx,
+                now,
+                actor,
+                "camera.delete",
+                &format!("camera/{id}"),
+                Some(&audit_doc(&before.camera)),
+                None,
+            )?;
+            Ok(true)
+        })?;
+        if found {
+            Ok(())
+        } else {
+            Err(RegistryError::NotFound(id.to_string()))
+        }
+    }
+
+    /// Registers or updates every camera of a catalogue in one transaction: all of
+    /// them, or (on an error) none. The rows must have been checked
+    /// ([`catalogue::parse`] does).
+    pub fn import(
+        &self,
+        actor: &Actor,
+        cameras: &[CameraEntry],
+    ) -> Result<ImportSummary, StoreError> {
+        let now = self.now_ms();
+        let store = self.name().to_string();
+        self.tx(|tx| {
+            let existing: BTreeMap<String, CameraRecord> = tx
+                .rows(
+                    &format!("SELECT {CAMERA_COLUMNS} FROM cameras WHERE deleted = 0"),
+                    &[],
+                )?
+                .iter()
+                .map(|r| read_record(&store, r).map(|c| (c.camera.id.clone(), c)))
+                .collect::<Result<_, _>>()?;
+            let mut s = ImportSummary::default();
+            let changed: Vec<&CameraEntry> = cameras
+                .iter()
+                .filter(|c| match existing.get(&c.id) {
+                    Some(e) if e.camera == **c => {
+                        s.unchanged += 1;
+                        false
+                    }
+                    Some(_) => {
+                        s.updated += 1;
+                        true
+                    }
+                    None => {
+                        s.created += 1;
+                        true
+                    }
+                })
+                .collect();
+            s.revision = if changed.is_empty() {
+                current(tx)?
+            } else {
+                bump(tx)?
+            };
+            for c in &changed {
+                put(tx, c, s.revision, now, !existing.contains_key(&c.id))?;
+            }
+            audit(
+                tx,
+                now,
+                actor,
+                "camera.import",
+                "cameras",
+                None,
+                Some(&serde_json::json!({
+                    "created": s.created,
+                    "updated": s.updated,
+                    "unchanged": s.unchanged,
+                    "cameras": changed.iter().map(|c| &c.id).collect::<Vec<_>>(),
+                })),
+            )?;
+            Ok(s)
+        })
+    }
+
+    /// The audit log, newest first: at most `limit` from `offset`, optionally of one
+    /// target; with how many there are.
+    pub fn audit_log(
+        &self,
+        target: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<AuditEntry>, u64), StoreError> {
+        let (limit, offset) = (limit as i64, offset as i64);
+        self.tx(|tx| {
+            let (filter, params): (&str, Vec<Val>) = match target {
+                Some(t) => ("WHERE target = $1", vec![t.into()]),
+                None => ("", vec![]),
+            };
+            let total = tx
+                .rows(&format!("SELECT count(*) FROM audit_log {filter}"), &params)?
+                .first()
+                .map_or(0, |r| r.int(0)) as u64;
+            let n = params.len();
+            let mut p = params;
+            p.push(limit.into());
+            p.push(offset.into());
+            let parse = |t: Option<String>| t.and_then(|t| serde_json::from_str(&t).ok());
+            let rows = tx.rows(
+                &format!(
+                    "SELECT id, at_ms, actor, role, action, target, before_doc, after_doc FROM audit_log {filter}
+                     ORDER BY id DESC LIMIT ${} OFFSET ${}",
+                    n + 1,
+                    n + 2
+                ),
+                &p,
+            )?;
+            Ok((
+                rows.iter()
+                    .map(|r| AuditEntry {
+                        id: r.int(0),
+                        at_ms: r.int(1),
+                        actor: r.text(2),
+                        role: r.text(3),
+                        action: r.text(4),
+                        target: r.text(5),
+                        before: parse(r.opt_text(6)),
+                        after: parse(r.opt_text(7)),
+                    })
+                    .collect(),
+                total,
+            ))
+        })
+    }
+
+    /// Writes one audit entry on its own (for writes made elsewhere: reviews).
+    pub fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: &str,
+        before: Option<&serde_json::Value>,
+        after: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let now = self.now_ms();
+        self.tx(|tx| audit(tx, now, actor, action, target, before, after))
+    }
+}
+
+fn current(tx: &mut dyn Tx) -> Result<i64, StoreError> {
+    Ok(tx
+        .rows(
+            "SELECT value FROM registry_meta WHERE key = 'revision'",
+            &[],
+        )?
+        .first()
+        .map_or(0, |r| r.int(0)))
+}
+
+fn get(tx: &mut dyn Tx, store: &str, id: &str) -> Result<Option<CameraRecord>, StoreError> {
+    tx.rows(
+        &format!("SELECT {CAMERA_COLUMNS} FROM cameras WHERE id = $1 AND deleted = 0"),
+        &[id.into()],
+    )?
+    .first()
+    .map(|r| read_record(store, r))
+    .transpose()
+}
+
+/// Writes a camera's row at revision `rev` (over a tombstone of the same id).
+fn put(
+    tx: &mut dyn Tx,
+    c: &CameraEntry,
+    rev: i64,
+    now: i64,
+    created: bool,
+) -> Result<(), StoreError> {
+    tx.exec(
+        "INSERT INTO cameras (id, doc, enabled, deleted, revision, created_ms, updated_ms)
+         VALUES ($1, $2, $3, 0, $4, $5, $5)
+         ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, enabled = excluded.enabled, deleted = 0,
+            revision = excluded.revision, updated_ms = excluded.updated_ms,
+            created_ms = CASE WHEN CAST($6 AS BIGINT) = 1 THEN excluded.created_ms ELSE cameras.created_ms END",
+        &[c.id.as_str().into(), doc(c).into(), c.enabled.into(), rev.into(), now.into(), created.into()],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! The camera controller: keeps the cameras running on this node in line with the
+//! camera list and, with several nodes, with the leases this node holds.
+//!
+//! Every `registry.poll` (and at once when the API changed a camera here, or a
+//! heartbeat changed the leases) it reads the registry's changes into the node's
+//! copy of the list ([`View::sync`]) and the tokens in force, then brings the pool
+//! and the detection workers' scenes in line: a camera wanted and not running
+//! starts (its scene — calibration, zones — built first, off the detection threads,
+//! and handed to the worker with the fewest cameras); a running camera whose
+//! settings changed restarts with the new ones; one deleted, disabled or handed to
+//! another node stops (its cases stay in the store). A camera that cannot start
+//! (a calibration that does not load) is reported on `/api/cameras` and tried
+//! again when its settings change; the others are not held up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{watch, Mutex, Notify};
+
+use super::scene::{Scene, SceneRules};
+use crate::cluster::Membership;
+use crate::config::CameraEntry;
+use crate::geo::calib::Calibration;
+use crate::geo::grid::CellLocator;
+use crate::geo::zones::ZoneSet;
+use crate::geo::LatLon;
+use crate::ingest::{CameraConfig, Pool, Source};
+use crate::registry::access::Tokens;
+use crate::registry::view::View;
+use crate::registry::Registry;
+
+/// A change to a detection worker's scenes, applied between two batches.
+pub(crate) enum SceneChange {
+    /// Start (or replace) a camera's scene.
+    Insert(Box<Scene>),
+    /// Drop a camera's scene.
+    Remove(String),
+}
+
+/// What scenes are built from.
+pub(crate) struct SceneFactory {
+    pub zones: Arc<ZoneSet>,
+    pub cells: Arc<CellLocator>,
+    pub rules: SceneRules,
+}
+
+impl SceneFactory {
+    /// A camera's scene (blocking: reads its calibration).
+    pub fn build(&self, c: &CameraEntry) -> anyhow::Result<Scene> {
+        let calibration = match &c.calibration {
+            Some(p) => Some(Calibration::load(p).context("calibration")?),
+            None => None,
+        };
+        let zones = if c.zones.is_empty() {
+            self.zones.clone()
+        } else {
+            let (only, unknown) = self.zones.only(&c.zones);
+            if !unknown.is_empty() {
+                anyhow::bail!("zones: {unknown:?} are not zones of geo.zones");
+            }
+            Arc::new(only)
+        };
+        Ok(Scene::new(
+            Arc::from(c.id.as_str()),
+            calibration,
+            c.location.map(|[lat, lon]| LatLon { lat, lon }),
+            zones,
+            self.cells.clone(),
+            &self.rules,
+        ))
+    }
+}
+
+/// The ingest settings of a camera.
+pub(crate) fn camera_config(c: &CameraEntry) -> anyhow::Result<CameraConfig> {
+    let source = if c.source.starts_with("rtsp://") {
+        Source::Rtsp {
+            url: c.source.parse().context("source is not a valid URL")?,
+            transport: c.transport,
+        }
+    } else {
+        let path = std::path::PathBuf::from(&c.source);
+        if path.is_dir() {
+            Source::Images {
+                dir: path,
+                interval: Duration::from_secs(1),
+                looping: c.looping,
+            }
+        } else {
+            Source::File {
+                path,
+                realtime: true,
+                looping: c.looping,
+            }
+        }
+    };
+    let mut cc = CameraConfig::with_source(c.id.clone(), source, c.every);
+    cc.stall_timeout = c.stall_timeout;
+    Ok(cc)
+}
+
+/// A camera running here: the settings it runs with and its detection worker.
+struct Running {
+    camera: CameraEntry,
+    worker: usize,
+}
+
+/// The controller.
+pub(crate) struct Controller {
+    pub pool: Arc<Pool>,
+    pub view: Arc<View>,
+    pub registry: Arc<Registry>,
+    pub tokens: Arc<Tokens>,
+    pub membership: Option<Arc<Membership>>,
+    pub factory: Arc<SceneFactory>,
+    pub workers: Vec<Sender<SceneChange>>,
+    pub wake: Arc<Notify>,
+    pub poll: Duration,
+    running: Mutex<BTreeMap<String, Running>>,
+    /// Cameras that could not start, with the settings they failed with.
+    failed: Mutex<BTreeMap<String, CameraEntry>>,
+}
+
+impl Controller {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        pool: Arc<Pool>,
+        view: Arc<View>,
+        registry: Arc<Registry>,
+        tokens: Arc<Tokens>,
+        membership: Option<Arc<Membership>>,
+        factory: Arc<SceneFactory>,
+        workers: Vec<Sender<SceneChange>>,
+        wake: Arc<Notify>,
+        poll: Duration,
+    ) -> Self {
+        Self {
+            pool,
+            view,
+            registry,
+            tokens,
+            membership,
+            factory,
+            workers,
+            wake,
+            poll,
+            running: Mutex::default(),
+            failed: Mutex::default(),
+        }
+    }
+
+    /// Reads the registry's changes and the tokens (blocking calls on a blocking
+    /// thread); tells the membership the cameras to share.
+    pub async fn sync(self: &Arc<Self>) {
+        let me = self.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let touched = me.view.sync(&me.registry);
+            let tokens = me.tokens.refresh(&me.registry);
+            (touched, tokens)
+        })
+        .await;
+        match r {
+            Ok((touched, tokens)) => {
+                match touched {
+                    Ok(t) if !t.is_empty() => {
+                        tracing::info!(
+                            "registry: {} camera(s) changed; revision {}",
+                            t.len(),
+                            self.view.revision()
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("registry: reading the camera changes: {e}"),
+                }
+                if let Err(e) = tokens {
+                    tracing::warn!("registry: reading the tokens: {e}");
+                }
+            }
+            Err(_) => tracing::error!("registry: the sync task panicked"),
+        }
+        if let Some(m) = &self.membership {
+            m.set_cameras(self.view.enabled_ids());
+        }
+    }
+
+    /// The cameras this node should run now.
+    fn wanted(&self) -> BTreeSet<String> {
+        let enabled = self.view.enabled_ids().into_iter();
+        match &self.membership {
+            Some(m) => {
+                let held = m.held();
+                enabled.filter(|id| held.contains(id)).collect()
+            }
+            None => enabled.collect(),
+        }
+    }
+
+    /// Brings the pool and the scenes in line with the list and the leases.
+    pub async fn apply(&self) {
+        let wanted = self.wanted();
+        let mut running = self.running.lock().await;
+        // stop what is no longer wanted here, or runs with settings that changed
+        let stop: Vec<String> = running
+            .iter()
+            .filter(|(id, r)| {
+                !wanted.contains(*id) || self.view.get(id).is_none_or(|v| v.camera != r.camera)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        futures::future::join_all(stop.iter().map(|id| self.pool.remove(id))).await;
+        for id in &stop {
+            if let Some(r) = running.remove(id) {
+                let _ = self.workers[r.worker].send(SceneChange::Remove(id.clone()));
+            }
+            if !wanted.contains(id) {
+                tracing::info!(camera = id.as_str(), "camera stopped on this node");
+            }
+        }
+        let mut failed = self.failed.lock().await;
+        failed.retain(|id, _| wanted.contains(id));
+        let start: Vec<&String> = wanted
+            .iter()
+            .filter(|id| !running.contains_key(*id))
+            .collect();
+        for id in start {
+            let Some(rec) = self.view.get(id) else {
+                continue;
+            };
+            if failed.get(id) == Some(&rec.camera) {
+                continue;
+            }
+            let camera = rec.camera;
+            // calibration files are read on a blocking thread, not on the detection
+            // threads
+            let (c, f) = (camera.clone(), self.factory.clone());
+            let built = tokio::task::spawn_blocking(move || {
+                f.build(&c)
+                    .and_then(|scene| Ok((scene, camera_config(&c)?)))
+            })
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("building its scene panicked")));
+            let (scene, cc) = match built {
+                Ok(b) => b,
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    tracing::error!(camera = id.as_str(), "cannot start: {msg}");
+                    self.view.set_problem(id, Some(msg));
+                    failed.insert(id.clone(), camera);
+                    continue;
+                }
+            };
+            let worker = (0..self.workers.len())
+                .min_by_key(|w| running.values().filter(|r| r.worker == *w).count())
+                .unwrap_or(0);
+            let _ = self.workers[worker].send(SceneChange::Insert(Box::new(scene)));
+            match self.pool.add(cc) {
+                Ok(()) => {
+                    self.view.set_problem(id, None);
+                    failed.remove(id);
+                    running.insert(id.clone(), Running { camera, worker });
+                }
+                Err(e) => {
+                    let _ = self.workers[worker].send(SceneChange::Remove(id.clone()));
+                    tracing::error!(camera = id.as_str(), "starting: {e}");
+                }
+            }
+        }
+    }
+
+    /// Syncs and applies every poll, at every wake, until `stop`.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = self.wake.notified() => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            self.sync().await;
+            self.apply().await;
+        }
+    }
+}
