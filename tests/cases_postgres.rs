@@ -263,6 +263,7 @@ fn two_nodes_seeing_the_same_cell_file_one_case() {
 store_env = "GW_TEST_STORE"
 [api]
 listen = "127.0.0.1:0"
+open_reads = true
 [geo]
 zones = "{zones}"
 grid = "{grid}"

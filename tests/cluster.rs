@@ -170,6 +170,7 @@ fn three_nodes_share_thirty_cameras_survive_a_kill_a_restart_and_file_each_case_
 store_env = "GW_TEST_STORE"
 [api]
 listen = "127.0.0.1:0"
+open_reads = true
 [cluster]
 lease_ttl = "3s"
 [geo]
@@ -472,7 +473,7 @@ fn a_node_cut_off_from_the_database_stops_its_cameras_before_another_takes_them(
     let tmp = tempfile::tempdir().unwrap();
     let p = |rel: &str| common::path(rel).display().to_string();
     let mut cfg = format!(
-        "data_dir = \"{}\"\nstore_env = \"GW_TEST_STORE\"\n[api]\nlisten = \"127.0.0.1:0\"\n[cluster]\nlease_ttl = \"6s\"\n",
+        "data_dir = \"{}\"\nstore_env = \"GW_TEST_STORE\"\n[api]\nlisten = \"127.0.0.1:0\"\nopen_reads = true\n[cluster]\nlease_ttl = \"6s\"\n",
         tmp.path().join("data").display()
     );
     for cam in cameras(8) {

@@ -42,6 +42,16 @@ impl Service {
         http("GET", &format!("{}{path}", self.url), None).1
     }
 
+    /// A GET with a bearer token.
+    fn get_as(&self, path: &str, token: &str) -> Value {
+        http(
+            "GET",
+            &format!("{}{path}", self.url),
+            Some((token, String::new())),
+        )
+        .1
+    }
+
     /// SIGTERM, then the exit status within `wait`.
     fn terminate(mut self, wait: Duration) -> (bool, String) {
         unsafe {
@@ -86,7 +96,9 @@ fn http(method: &str, url: &str, body: Option<(&str, String)>) -> (u16, Value) {
             c.post(url)
         };
         if let Some((auth, b)) = body {
-            req = req.header("content-type", "application/json").body(b);
+            if method != "GET" {
+                req = req.header("content-type", "application/json").body(b);
+            }
             if !auth.is_empty() {
                 req = req.header("authorization", format!("Bearer {auth}"));
             }
@@ -270,23 +282,62 @@ calibration = "{cal}"
     )
     .unwrap();
     let svc = Service::start(&["--config", cfg.to_str().unwrap()]);
+    // reads need a token here
+    assert_eq!(http("GET", &format!("{}/api/cases", svc.url), None).0, 401);
     assert_eq!(
-        svc.get("/api/cases")["total"],
+        svc.get_as("/api/cases", "t0k3n")["total"],
         2,
         "{}",
-        svc.get("/api/cases")
+        svc.get_as("/api/cases", "t0k3n")
     );
+    // a viewer's token, made by an admin on the command line
+    let out = common::gridwatch(&[
+        "tokens",
+        "create",
+        "--data",
+        data.to_str().unwrap(),
+        "--name",
+        "vic",
+        "--role",
+        "viewer",
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let viewer = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let b = Browser::start();
     b.goto(&format!("{}/", svc.url));
     let long = Duration::from_secs(20);
+    // no token: the page asks for one and shows nothing
+    b.wait_for(
+        "getComputedStyle(document.getElementById('signin')).display === 'block'",
+        long,
+    );
+    assert_eq!(b.eval("document.querySelectorAll('#list .row').length"), 0);
+    // a wrong one is not accepted
+    b.type_into(&b.find("#signin-token", long), "gw_00000000_wrong\u{E007}");
+    b.wait_for(
+        "document.getElementById('signin-msg').textContent.includes('not accepted')",
+        long,
+    );
+    // a viewer sees the cases and the evidence, and no way to review
+    b.type_into(&b.find("#signin-token", long), &format!("{viewer}\u{E007}"));
     b.wait_for("document.querySelectorAll('#list .row').length === 2", long);
+    b.wait_for(
+        "document.getElementById('who').dataset.role === 'viewer'",
+        long,
+    );
     let first = b
         .eval("document.querySelector('#list .row.sel').dataset.caseId")
         .as_str()
         .unwrap()
         .parse::<i64>()
         .unwrap();
-    // the page shows the case's evidence and where it is
+    // the page shows the case's evidence (fetched with the token) and where it is
     b.wait_for(
         "document.querySelectorAll('#detail .imgs img').length === 1",
         long,
@@ -298,30 +349,45 @@ calibration = "{cal}"
     assert!(b
         .text(&b.find("#detail dl", long))
         .contains("Huangpu / Riverside"));
-
-    // without the token: refused, shown, nothing changes
-    let note = b.find("#note", long);
-    b.type_into(&note, "bags on the lawn");
-    b.click(&b.find("#confirm", long));
+    b.wait_for("document.querySelector('#detail .readonly') !== null", long);
+    assert_eq!(b.eval("document.getElementById('confirm')"), Value::Null);
+    b.click(&b.find("body", long));
+    b.key("c");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        svc.get_as(&format!("/api/cases/{first}"), "t0k3n")["case"]["status"],
+        "open",
+        "a viewer's key press reviews nothing"
+    );
+    // the token lasts the tab's session: a reload keeps the viewer signed in
+    b.goto(&format!("{}/", svc.url));
     b.wait_for(
-        "document.getElementById('msg').textContent.includes('bearer token')",
+        "document.getElementById('who').dataset.role === 'viewer'",
         long,
     );
-    assert_eq!(
-        svc.get(&format!("/api/cases/{first}"))["case"]["status"],
-        "open"
-    );
 
-    // with it: confirmed (button), then the other one rejected (keyboard)
-    let token = b.find("#token", long);
-    b.type_into(&token, "t0k3n\u{E007}");
+    // signed out, then in with the admin token: confirmed (button), then the other
+    // one rejected (keyboard)
+    b.click(&b.find("#signout", long));
+    b.wait_for(
+        "getComputedStyle(document.getElementById('signin')).display === 'block'",
+        long,
+    );
+    b.type_into(&b.find("#signin-token", long), "t0k3n\u{E007}");
+    b.wait_for(
+        "document.getElementById('who').dataset.role === 'admin'",
+        long,
+    );
+    b.wait_for("document.querySelectorAll('#list .row').length === 2", long);
+    let note = b.find("#note", long);
+    b.type_into(&note, "bags on the lawn");
     b.click(&b.find("#confirm", long));
     b.wait_for(
         "(document.getElementById('msg')||{}).textContent?.includes('confirmed')",
         long,
     );
     assert_eq!(
-        svc.get(&format!("/api/cases/{first}"))["case"]["status"],
+        svc.get_as(&format!("/api/cases/{first}"), "t0k3n")["case"]["status"],
         "confirmed"
     );
     b.wait_for("document.querySelectorAll('#list .row').length === 1", long);
@@ -335,9 +401,10 @@ calibration = "{cal}"
     b.click(&b.find("body", long));
     b.key("r");
     eventually("the rejection", long, || {
-        (svc.get(&format!("/api/cases/{second}"))["case"]["status"] == "rejected").then_some(())
+        (svc.get_as(&format!("/api/cases/{second}"), "t0k3n")["case"]["status"] == "rejected")
+            .then_some(())
     });
-    let reviews = svc.get(&format!("/api/cases/{first}"))["reviews"].clone();
+    let reviews = svc.get_as(&format!("/api/cases/{first}"), "t0k3n")["reviews"].clone();
     assert_eq!(reviews[0]["verdict"], "confirm");
     assert_eq!(reviews[0]["note"], "bags on the lawn");
 
@@ -390,7 +457,7 @@ calibration = "{cal}"
 fn test_model_config(dir: &std::path::Path, cameras: usize, model: &str) -> std::path::PathBuf {
     let p = |rel: &str| common::path(rel).display().to_string();
     let mut text = format!(
-        "data_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:0\"\n[model]\nmanifest = \"{}\"\n{model}\n",
+        "data_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:0\"\nopen_reads = true\n[model]\nmanifest = \"{}\"\n{model}\n",
         dir.join("data").display(),
         p("tests/fixtures/models/yolov8-test.toml"),
     );

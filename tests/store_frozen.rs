@@ -22,7 +22,7 @@ fn detection_runs_on_while_the_store_is_frozen_and_every_violation_is_recorded_a
     let p = |rel: &str| common::path(rel).display().to_string();
     // leases far longer than the freeze: the cameras keep running meanwhile
     let mut cfg = format!(
-        "data_dir = \"{}\"\nstore_env = \"GW_TEST_STORE\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+        "data_dir = \"{}\"\nstore_env = \"GW_TEST_STORE\"\n[api]\nlisten = \"127.0.0.1:0\"\nopen_reads = true\n\
          [cluster]\nlease_ttl = \"300s\"\n[geo]\nzones = \"{}\"\ngrid = \"{}\"\n\
          [rules]\noverride_zone_dwell = true\nparking = {{ dwell = \"3s\" }}\ndumping = {{ dwell = \"5s\" }}\n",
         tmp.path().join("data").display(),

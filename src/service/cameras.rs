@@ -270,16 +270,29 @@ impl Controller {
         }
     }
 
-    /// Syncs and applies every poll, at every wake, until `stop`.
+    /// Syncs and applies every poll, at every wake, until `stop`. A store that does
+    /// not answer must not hold up the cameras (a lease that runs out must stop its
+    /// camera whatever the registry does): a sync runs on its own, waited for a
+    /// moment, and the cameras are brought in line with what is known meanwhile.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut pending: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(self.poll) => {}
                 _ = self.wake.notified() => {}
                 _ = stop.wait_for(|s| *s) => break,
             }
-            self.sync().await;
+            let mut task = pending.take().unwrap_or_else(|| {
+                let me = self.clone();
+                tokio::spawn(async move { me.sync().await })
+            });
+            if tokio::time::timeout(SYNC_WAIT, &mut task).await.is_err() {
+                pending = Some(task);
+            }
             self.apply().await;
         }
     }
 }
+
+/// How long the controller waits for a registry sync before it applies what it knows.
+const SYNC_WAIT: Duration = Duration::from_millis(500);

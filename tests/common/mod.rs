@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod cases;
 pub mod node;
 pub mod pg;

@@ -1,0 +1,141 @@
+//! A registry-backed API on the real SQLite store, through `router(state)`: cases,
+//! evidence, one camera, tokens of every role, and calls with any headers.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use gridwatch::api::auth::Access;
+use gridwatch::api::ApiState;
+use gridwatch::cases::sqlite::SqliteStore;
+use gridwatch::cases::{CaseStore, DedupConfig};
+use gridwatch::ingest::{Pool, PoolOptions};
+use gridwatch::metrics::Metrics;
+use gridwatch::registry::access::Tokens;
+use gridwatch::registry::view::View;
+use gridwatch::registry::{Actor, CameraEntry, Registry, Role};
+use tower::ServiceExt;
+
+pub const ROOT: &str = "config-root-token";
+
+pub struct Fixture {
+    pub _tmp: tempfile::TempDir,
+    pub state: Arc<ApiState>,
+    /// viewer, reviewer, admin, revoked — and the viewer token's id.
+    pub tokens: [String; 4],
+    pub viewer_id: String,
+}
+
+pub fn camera(id: &str) -> CameraEntry {
+    let mut c = CameraEntry::new(id, &format!("rtsp://10.1.0.1/{id}"));
+    c.location = Some([31.23, 121.47]);
+    c
+}
+
+pub fn fixture(open_reads: bool, open_writes: bool) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(tmp.path(), DedupConfig::default()).unwrap());
+    for i in 0..3 {
+        store
+            .record(&super::cases::violation(
+                "illegal_parking",
+                &format!("cell-{i}"),
+                "cam-a",
+                1_795_000_000_000 + i,
+            ))
+            .unwrap();
+    }
+    let jpeg = std::fs::read(super::path("samples/dog.jpg")).unwrap();
+    store
+        .add_evidence(1, "cam-a", 1, &jpeg, 3)
+        .unwrap()
+        .unwrap();
+    let registry = Arc::new(Registry::open(None, tmp.path()).unwrap());
+    let sys = Actor::system("test");
+    registry.create(&sys, camera("cam-a")).unwrap();
+    let make = |role| registry.create_token(&sys, "someone", role).unwrap();
+    let (viewer, vi) = make(Role::Viewer);
+    let (reviewer, _) = make(Role::Reviewer);
+    let (admin, _) = make(Role::Admin);
+    let (revoked, ri) = make(Role::Admin);
+    registry.revoke_token(&sys, &ri.id).unwrap();
+    let tokens = Arc::new(Tokens::new(Some(ROOT)));
+    tokens.refresh(&registry).unwrap();
+    let view = Arc::new(View::of_registry());
+    view.sync(&registry).unwrap();
+    let metrics = Arc::new(Metrics::default());
+    metrics.set_last_frame("cam-a", jpeg);
+    let state = Arc::new(ApiState {
+        store,
+        pool: Arc::new(Pool::new(PoolOptions::default())),
+        metrics,
+        outbox_waker: Arc::new(tokio::sync::Notify::new()),
+        ready: AtomicBool::new(true),
+        access: Access {
+            tokens,
+            open_reads,
+            open_writes,
+        },
+        registry,
+        view,
+        cameras_changed: Arc::new(tokio::sync::Notify::new()),
+        data_dir: tmp.path().to_path_buf(),
+        node: "test-node".into(),
+        cluster: None,
+        allowed_hosts: gridwatch::api::allowed_hosts("127.0.0.1:8080", &[]),
+    });
+    Fixture {
+        _tmp: tmp,
+        state,
+        tokens: [viewer, reviewer, admin, revoked],
+        viewer_id: vi.id,
+    }
+}
+
+pub async fn call(
+    f: &Fixture,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    ctype: &str,
+    body: Vec<u8>,
+) -> (StatusCode, String) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![];
+    if !ctype.is_empty() {
+        headers.push(("content-type", ctype));
+    }
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    let (s, _, b) = call_with(f, method, uri, &headers, body).await;
+    (s, String::from_utf8_lossy(&b).into_owned())
+}
+
+/// A request with these headers (and `Host: 127.0.0.1:8080`): status, headers, body.
+pub async fn call_with(
+    f: &Fixture,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "127.0.0.1:8080");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = gridwatch::api::router(f.state.clone())
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let s = resp.status();
+    let h = resp.headers().clone();
+    let b = axum::body::to_bytes(resp.into_body(), 1 << 26)
+        .await
+        .unwrap();
+    (s, h, b.to_vec())
+}
