@@ -49,17 +49,30 @@ impl Node {
 
     /// The cameras running on this node, from its /api/cameras (which must answer).
     pub fn running(&self) -> BTreeSet<String> {
-        let v = get(&format!("{}/api/cameras", self.url)).unwrap_or_else(|| {
-            panic!(
-                "{}'s /api/cameras did not answer\n{}",
-                self.name,
-                self.log()
-            )
-        });
+        self.running_as(None)
+    }
+
+    /// As [`Node::running`], asked with a bearer token.
+    pub fn running_as(&self, token: Option<&str>) -> BTreeSet<String> {
+        let url = format!("{}/api/cameras?limit=1000", self.url);
+        let v = call(reqwest::Method::GET, &url, token, None)
+            .filter(|(s, _)| *s == 200)
+            .and_then(|(_, b)| serde_json::from_slice::<Value>(&b).ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}'s /api/cameras did not answer\n{}",
+                    self.name,
+                    self.log()
+                )
+            });
         v.as_array()
             .into_iter()
             .flatten()
-            .filter(|c| c["node"] == self.name.as_str() && c["state"] != "elsewhere")
+            .filter(|c| {
+                c["node"] == self.name.as_str()
+                    && !["elsewhere", "error", "starting", "disabled", "unassigned"]
+                        .contains(&c["state"].as_str().unwrap_or(""))
+            })
             .map(|c| c["id"].as_str().unwrap().to_string())
             .collect()
     }
@@ -82,17 +95,34 @@ impl Drop for Node {
 
 /// A GET with a 5 s limit: the status and the body, if an answer came back.
 fn fetch(url: &str) -> Option<(u16, Vec<u8>)> {
+    call(reqwest::Method::GET, url, None, None)
+}
+
+/// A request with a 5 s limit, a bearer token and a JSON body if given: the status
+/// and the body, if an answer came back.
+pub fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    json: Option<&str>,
+) -> Option<(u16, Vec<u8>)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let r = reqwest::Client::new()
-            .get(url)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .ok()?;
+        let mut req = reqwest::Client::new()
+            .request(method, url)
+            .timeout(Duration::from_secs(5));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = json {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.ok()?;
         let status = r.status().as_u16();
         Some((status, r.bytes().await.ok()?.to_vec()))
     })
