@@ -125,12 +125,13 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
     // the camera leases: one node's heartbeat (it renews its share of the leases),
-    // with 1 000 cameras over 4 nodes and 100 000 cameras over 20; PostgreSQL only
+    // with 1 000 cameras over 4 nodes, 10 000 over 2 and 100 000 over 20; PostgreSQL
+    // only
     if let Ok(url) = std::env::var("GRIDWATCH_BENCH_PG_URL") {
         if !url.is_empty() {
             use gridwatch::cluster::Membership;
             let mut g = c.benchmark_group("cluster");
-            for (n_cams, n_nodes) in [(1_000usize, 4usize), (100_000, 20)] {
+            for (n_cams, n_nodes) in [(1_000usize, 4usize), (10_000, 2), (100_000, 20)] {
                 let cams: Vec<String> = (0..n_cams).map(|i| format!("cam-{i:06}")).collect();
                 let ttl = std::time::Duration::from_secs(600);
                 let nodes: Vec<Membership> = (0..n_nodes)
@@ -142,6 +143,7 @@ fn bench(c: &mut Criterion) {
                             cams.clone(),
                             ttl,
                         )
+                        .with_registry()
                     })
                     .collect();
                 for _ in 0..2 {

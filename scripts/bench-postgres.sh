@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the case-store benchmark (`cargo bench --bench cases`) with PostgreSQL beside
+# Runs the case-store and camera-registry benchmarks (`cargo bench --bench cases
+# --bench registry`) with PostgreSQL beside
 # SQLite: starts a throwaway PostgreSQL cluster (Debian's server, installed by
 # scripts/setup.sh) on a free port of 127.0.0.1, points GRIDWATCH_BENCH_PG_URL at an
 # empty database in it, runs the bench, and removes the cluster. As root the server
@@ -17,4 +18,4 @@ as_pg "$bin/initdb" -D "$dir/data" -U gridwatch --auth=trust -E UTF8 >/dev/null
 as_pg "$bin/pg_ctl" -D "$dir/data" -o "-p $port -k $dir -c listen_addresses=127.0.0.1" -l "$dir/log" -w start >/dev/null
 trap 'as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null; rm -rf "$dir"' EXIT
 as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U gridwatch bench
-GRIDWATCH_BENCH_PG_URL="postgres://gridwatch@127.0.0.1:$port/bench" cargo bench --bench cases "$@"
+GRIDWATCH_BENCH_PG_URL="postgres://gridwatch@127.0.0.1:$port/bench" cargo bench --bench cases --bench registry "$@"

@@ -36,7 +36,10 @@ fn rss_mib(pid: u32) -> f64 {
 
 #[test]
 fn ten_thousand_cameras_on_one_node() {
-    let server = RtspServer::start(&["a=h264:samples/street.mp4", "b=h264:samples/street.mp4"], 0);
+    let server = RtspServer::start(
+        &["a=h264:samples/street.mp4", "b=h264:samples/street.mp4"],
+        0,
+    );
     let dead = closed_port();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -51,9 +54,15 @@ fn ten_thousand_cameras_on_one_node() {
     }
     let file = tmp.path().join("catalogue.csv");
     std::fs::write(&file, csv).unwrap();
-    let out = common::gridwatch(&["cameras", "import", file.to_str().unwrap(), "--data", data.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = common::gridwatch(&[
+        "cameras",
+        "import",
+        file.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
     let said = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{said}");
     assert!(said.contains("10000 new"), "{said}");
@@ -73,14 +82,27 @@ fn ten_thousand_cameras_on_one_node() {
     eprintln!("the node answered {:?} after its start", t0.elapsed());
     let get = |path: &str| -> (u16, Value, Duration) {
         let t = Instant::now();
-        let (s, b) = call(Method::GET, &format!("{}{path}", node.url), Some(ROOT), None).expect("an answer");
-        (s, serde_json::from_slice(&b).unwrap_or(Value::Null), t.elapsed())
+        let (s, b) = call(
+            Method::GET,
+            &format!("{}{path}", node.url),
+            Some(ROOT),
+            None,
+        )
+        .expect("an answer");
+        (
+            s,
+            serde_json::from_slice(&b).unwrap_or(Value::Null),
+            t.elapsed(),
+        )
     };
     // the served two stream, the others back off
     let streamed = wait_for(Duration::from_secs(60), "the served cameras stream", || {
-        ["cam-00000", "cam-00001"]
-            .iter()
-            .all(|id| get(&format!("/api/cameras/{id}")).1["decoded"].as_u64().unwrap_or(0) > 0)
+        ["cam-00000", "cam-00001"].iter().all(|id| {
+            get(&format!("/api/cameras/{id}")).1["decoded"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0
+        })
     });
     eprintln!("both served cameras decoded frames {streamed:?} after the node answered");
     let (_, dead_one, _) = get("/api/cameras/cam-05000");
@@ -107,14 +129,25 @@ fn ten_thousand_cameras_on_one_node() {
     assert_eq!(s, 200);
     eprintln!("/metrics with 10 000 cameras answered in {took:?}");
     // one served camera deleted: it stops, the other streams on
-    let (s, _) = call(Method::DELETE, &format!("{}/api/cameras/cam-00001", node.url), Some(ROOT), None).unwrap();
+    let (s, _) = call(
+        Method::DELETE,
+        &format!("{}/api/cameras/cam-00001", node.url),
+        Some(ROOT),
+        None,
+    )
+    .unwrap();
     assert_eq!(s, 204);
     wait_for(Duration::from_secs(10), "the deleted camera stops", || {
         !node.running_as(Some(ROOT)).contains("cam-00001")
     });
-    let before = get("/api/cameras/cam-00000").1["decoded"].as_u64().unwrap_or(0);
+    let before = get("/api/cameras/cam-00000").1["decoded"]
+        .as_u64()
+        .unwrap_or(0);
     wait_for(Duration::from_secs(20), "the other one streams on", || {
-        get("/api/cameras/cam-00000").1["decoded"].as_u64().unwrap_or(0) > before
+        get("/api/cameras/cam-00000").1["decoded"]
+            .as_u64()
+            .unwrap_or(0)
+            > before
     });
     let rss = rss_mib(node.child.id());
     eprintln!("resident memory with 10 000 cameras: {rss:.0} MiB");
@@ -127,7 +160,11 @@ fn ten_thousand_cameras_on_one_node() {
         if node.child.try_wait().unwrap().is_some() {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(6), "no exit 6 s after SIGTERM\n{}", node.log());
+        assert!(
+            t.elapsed() < Duration::from_secs(6),
+            "no exit 6 s after SIGTERM\n{}",
+            node.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("exited {:?} after SIGTERM", t.elapsed());

@@ -139,3 +139,22 @@ fn tokens_are_kept_hashed_checked_and_revoked() {
     assert_eq!(r.tokens().unwrap()[0].revoked_ms, Some(1_000));
     assert!(r.create_token(&admin(), " ", Role::Viewer).is_err());
 }
+
+#[test]
+fn coordinates_come_back_exactly_so_an_equal_import_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let r = open(d.path());
+    let cams: Vec<CameraEntry> = (0..500)
+        .map(|i| {
+            let mut c = cam(&format!("c{i}"));
+            c.location = Some([
+                31.2 + i as f64 * 1e-5,
+                121.473_712_345_678 - i as f64 * 3e-7,
+            ]);
+            c
+        })
+        .collect();
+    assert_eq!(r.import(&admin(), &cams).unwrap().created, 500);
+    let again = r.import(&admin(), &cams).unwrap();
+    assert_eq!((again.unchanged, again.updated), (500, 0));
+}
