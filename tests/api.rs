@@ -6,14 +6,12 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use gridwatch::api::ApiState;
 use gridwatch::cases::sqlite::SqliteStore;
 use gridwatch::cases::{CaseStore, DedupConfig, NewViolation};
 use gridwatch::ingest::{Pool, PoolOptions};
 use gridwatch::metrics::Metrics;
-use tower::ServiceExt;
 
 mod common;
 
@@ -100,20 +98,7 @@ async fn call_with(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = gridwatch::api::router(f.state.clone())
-        .oneshot(req.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let h = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-        .await
-        .unwrap();
-    (status, h, bytes.to_vec())
+    common::api::send(&f.state, method, uri, headers, body).await
 }
 
 async fn get_json(f: &Fixture, uri: &str) -> (StatusCode, serde_json::Value) {

@@ -285,6 +285,20 @@ fn the_statefulset_wires_node_names_store_probes_gpu_and_metrics() {
     ));
     assert!(cfg.cameras.len() >= 2);
     assert!(cfg.cameras.iter().all(|c| c.source.starts_with("rtsp://")));
+    // nothing is read or written without a token, and the admin token the pods start
+    // with comes from a Secret that has it
+    assert!(!cfg.api.open_reads && !cfg.api.open_writes);
+    let var = cfg.api.token_env.as_deref().expect("api.token_env");
+    let token = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == var)
+        .unwrap_or_else(|| panic!("the pod does not set {var}"));
+    let r = &token["valueFrom"]["secretKeyRef"];
+    assert_ne!(r["optional"], true, "the token must not be optional");
+    let secret = find(&docs, "Secret", r["name"].as_str().unwrap());
+    assert!(secret["stringData"][r["key"].as_str().unwrap()].is_string());
     // a clean stop (leases given back, last delivery round) fits the grace period
     assert!(
         pod["spec"]["terminationGracePeriodSeconds"]

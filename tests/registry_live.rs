@@ -7,7 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use gridwatch::cases::CaseStore;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -47,25 +46,12 @@ fn cameras_change_live_on_two_nodes() {
     let cfg_path = tmp.path().join("gridwatch.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
     // an admin token, made on the command line against the shared store
-    let out = common::gridwatch(&[
-        "tokens",
-        "create",
-        "--store-env",
-        "GW_TEST_STORE",
-        "--name",
+    let admin = common::make_token(
+        &["--store-env", "GW_TEST_STORE"],
+        &[("GW_TEST_STORE", &store)],
         "ops",
-        "--role",
         "admin",
-    ])
-    .env("GW_TEST_STORE", &store)
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let admin = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let a = Node::start("gw-a", &cfg_path, &store, tmp.path());
     let b = Node::start("gw-b", &cfg_path, &store, tmp.path());
     let nodes = [&a, &b];

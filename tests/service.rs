@@ -291,24 +291,7 @@ calibration = "{cal}"
         svc.get_as("/api/cases", "t0k3n")
     );
     // a viewer's token, made by an admin on the command line
-    let out = common::gridwatch(&[
-        "tokens",
-        "create",
-        "--data",
-        data.to_str().unwrap(),
-        "--name",
-        "vic",
-        "--role",
-        "viewer",
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let viewer = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let viewer = common::make_token(&["--data", data.to_str().unwrap()], &[], "vic", "viewer");
     let b = Browser::start();
     b.goto(&format!("{}/", svc.url));
     let long = Duration::from_secs(20);

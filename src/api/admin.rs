@@ -35,7 +35,7 @@ pub(super) async fn whoami(State(s): St, headers: HeaderMap) -> Result<Json<Valu
             json!({ "name": null, "role": role, "token": false, "open": open }),
         ));
     }
-    let a = s.access.authorise(&headers, Role::Viewer)?;
+    let a = super::auth::authorise(&s, &headers, Role::Viewer).await?;
     Ok(Json(
         json!({ "name": a.name, "role": a.role, "token": true, "open": open }),
     ))

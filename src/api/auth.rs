@@ -37,16 +37,9 @@ pub struct Access {
 impl Access {
     /// The actor a request is, if its role is at least `need`.
     pub fn authorise(&self, headers: &HeaderMap, need: Role) -> Result<Actor, ApiError> {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or("").trim());
-        let actor = match presented {
-            Some(v) => {
-                let token = v
-                    .strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-                    .unwrap_or("")
-                    .trim();
+        let actor = match headers.get(header::AUTHORIZATION) {
+            Some(_) => {
+                let token = bearer(headers).unwrap_or("");
                 self.tokens.check(token).ok_or_else(|| {
                     ApiError(
                         StatusCode::UNAUTHORIZED,
@@ -89,6 +82,39 @@ impl Access {
     }
 }
 
+/// The actor a request is, if its role is at least `need`; a token not known here
+/// (made a moment ago on another node or on the command line) makes the node read
+/// the tokens again first, at most once a second.
+pub async fn authorise(
+    state: &Arc<ApiState>,
+    headers: &HeaderMap,
+    need: Role,
+) -> Result<Actor, ApiError> {
+    let r = state.access.authorise(headers, need);
+    if r.as_ref().is_err_and(|e| e.0 == StatusCode::UNAUTHORIZED) {
+        let presented = bearer(headers).unwrap_or("").to_string();
+        if state.access.tokens.worth_asking(&presented) {
+            let s = state.clone();
+            let read = tokio::task::spawn_blocking(move || s.access.tokens.refresh(&s.registry));
+            if let Ok(Ok(())) = read.await {
+                return state.access.authorise(headers, need);
+            }
+        }
+    }
+    r
+}
+
+/// The bearer token of a request's `Authorization` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    Some(
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .unwrap_or("")
+            .trim(),
+    )
+}
+
 macro_rules! role_extractor {
     ($name:ident, $role:expr, $doc:literal) => {
         #[doc = $doc]
@@ -101,7 +127,8 @@ macro_rules! role_extractor {
                 parts: &mut Parts,
                 state: &Arc<ApiState>,
             ) -> Result<Self, ApiError> {
-                match state.access.authorise(&parts.headers, $role) {
+                let r = authorise(state, &parts.headers, $role).await;
+                match r {
                     Ok(a) => Ok(Self(a)),
                     Err(e) => {
                         if e.0 == StatusCode::FORBIDDEN || parts.method != axum::http::Method::GET {

@@ -256,12 +256,22 @@ fn writable(s: &ApiState) -> Result<(), ApiError> {
     }
 }
 
-/// After a write: this node's copy follows at once, and the controller is woken.
-fn changed(s: &ApiState) {
-    if let Err(e) = s.view.sync(&s.registry) {
-        tracing::warn!("api: reading the camera changes back: {e}");
-    }
-    s.cameras_changed.notify_one();
+/// A camera write on a blocking thread; after it, this node's copy follows at once
+/// and the controller is woken.
+async fn write<T: Send + 'static>(
+    s: &Arc<ApiState>,
+    f: impl FnOnce(&ApiState) -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T, ApiError> {
+    writable(s)?;
+    registry_call(s, move |s| {
+        let r = f(s)?;
+        if let Err(e) = s.view.sync(&s.registry) {
+            tracing::warn!("api: reading the camera changes back: {e}");
+        }
+        s.cameras_changed.notify_one();
+        Ok(r)
+    })
+    .await
 }
 
 async fn camera_body(
@@ -293,12 +303,7 @@ pub(super) async fn create(
 ) -> Result<Response, ApiError> {
     writable(&s)?;
     let c = camera_body(&headers, body, None).await?;
-    let r = registry_call(&s, move |s| {
-        let r = s.registry.create(&actor, c)?;
-        changed(s);
-        Ok(r)
-    })
-    .await?;
+    let r = write(&s, move |s| s.registry.create(&actor, c)).await?;
     tracing::info!(camera = r.camera.id.as_str(), "api: camera registered");
     let v = items(&s, &[r]).await.remove(0);
     Ok((StatusCode::CREATED, Json(v)).into_response())
@@ -314,12 +319,7 @@ pub(super) async fn update(
 ) -> Result<Json<Value>, ApiError> {
     writable(&s)?;
     let c = camera_body(&headers, body, Some(&id)).await?;
-    let r = registry_call(&s, move |s| {
-        let r = s.registry.update(&actor, c)?;
-        changed(s);
-        Ok(r)
-    })
-    .await?;
+    let r = write(&s, move |s| s.registry.update(&actor, c)).await?;
     Ok(Json(items(&s, &[r]).await.remove(0)))
 }
 
@@ -332,12 +332,7 @@ pub(super) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     writable(&s)?;
     same_site(&headers, &[])?;
-    registry_call(&s, move |s| {
-        s.registry.delete(&actor, &id)?;
-        changed(s);
-        Ok(())
-    })
-    .await?;
+    write(&s, move |s| s.registry.delete(&actor, &id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -350,12 +345,7 @@ async fn set_enabled(
 ) -> Result<Json<Value>, ApiError> {
     writable(&s)?;
     same_site(headers, &[])?;
-    let r = registry_call(&s, move |s| {
-        let r = s.registry.set_enabled(&actor, &id, on)?;
-        changed(s);
-        Ok(r)
-    })
-    .await?;
+    let r = write(&s, move |s| s.registry.set_enabled(&actor, &id, on)).await?;
     Ok(Json(items(&s, &[r]).await.remove(0)))
 }
 
@@ -408,12 +398,7 @@ pub(super) async fn import(
         }
     };
     let n = cameras.len();
-    let sum = registry_call(&s, move |s| {
-        let sum = s.registry.import(&actor, &cameras)?;
-        changed(s);
-        Ok(sum)
-    })
-    .await?;
+    let sum = write(&s, move |s| Ok(s.registry.import(&actor, &cameras)?)).await?;
     tracing::info!(
         "api: catalogue of {n} cameras imported: {} new, {} changed, {} unchanged",
         sum.created,

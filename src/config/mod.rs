@@ -126,14 +126,15 @@ pub struct ApiConfig {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// Environment variable holding the bearer token that write calls (reviews) need.
+    /// Environment variable holding an admin token (named `config-token`), to
+    /// bootstrap the personal tokens of the registry.
     #[serde(default)]
     pub token_env: Option<String>,
-    /// The token itself (better: `token_env`). Without either, writes are refused
-    /// unless `open_writes = true`.
+    /// The token itself (better: `token_env`).
     #[serde(default)]
     pub token: Option<String>,
-    /// Let anyone on the network review cases (the built-in demo on 127.0.0.1 does).
+    /// Let anyone on the network read and review cases (the built-in demo on
+    /// 127.0.0.1 does); admin calls still need a token.
     #[serde(default)]
     pub open_writes: bool,
     /// Let anyone who reaches the port read cases, evidence, cameras and frames

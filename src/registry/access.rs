@@ -283,7 +283,14 @@ pub struct Tokens {
     known: RwLock<HashMap<String, Known>>,
     /// `api.token`'s digest: an admin named `config-token`.
     root: Option<[u8; 32]>,
+    /// When a token not known here last made this node read the tokens again.
+    asked: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often a token this node does not know (made a moment ago on another node or on
+/// the command line) may make it read the tokens again: an unknown token never costs
+/// the store more than one read a second.
+const UNKNOWN_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Tokens {
     /// No tokens but `root` (the config's `api.token`), until refreshed.
@@ -291,6 +298,7 @@ impl Tokens {
         Self {
             known: RwLock::default(),
             root: root.filter(|t| !t.trim().is_empty()).map(digest),
+            asked: std::sync::Mutex::new(None),
         }
     }
 
@@ -309,6 +317,28 @@ impl Tokens {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .is_empty()
+    }
+
+    /// Whether `presented` is shaped as a stored token whose id this node does not know
+    /// and the tokens may be read again for it now (at most once a second).
+    pub fn worth_asking(&self, presented: &str) -> bool {
+        let Some((id, _)) = split(presented) else {
+            return false;
+        };
+        if self
+            .known
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&id.to_ascii_lowercase())
+        {
+            return false;
+        }
+        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+        if asked.is_some_and(|t| t.elapsed() < UNKNOWN_REFRESH) {
+            return false;
+        }
+        *asked = Some(std::time::Instant::now());
+        true
     }
 
     /// The actor a presented token is, if it is one in force.
@@ -370,6 +400,18 @@ mod tests {
         assert!(
             Tokens::new(Some("  ")).check("  ").is_none(),
             "an empty token is none"
+        );
+    }
+
+    #[test]
+    fn an_unknown_token_asks_the_store_at_most_once_a_second() {
+        let t = Tokens::new(None);
+        assert!(!t.worth_asking("not-a-token"), "only stored tokens' shape");
+        assert!(t.worth_asking("gw_0a1b2c3d_x"));
+        assert!(!t.worth_asking("gw_0a1b2c3d_x"));
+        assert!(
+            !t.worth_asking("gw_99999999_y"),
+            "every unknown id shares the limit"
         );
     }
 }

@@ -87,15 +87,15 @@ impl Format {
     /// bytes look like (JSON starts with `[` or `{`).
     pub fn guess(hint: &str, bytes: &[u8]) -> Self {
         let hint = hint.to_ascii_lowercase();
+        let looks_json = || {
+            bytes
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|b| *b == b'[' || *b == b'{')
+        };
         if hint.ends_with(".csv") || hint.contains("text/csv") {
             Format::Csv
-        } else if hint.ends_with(".json") || hint.contains("json") {
-            Format::Json
-        } else if bytes
-            .iter()
-            .find(|b| !b.is_ascii_whitespace())
-            .is_some_and(|b| *b == b'[' || *b == b'{')
-        {
+        } else if hint.ends_with(".json") || hint.contains("json") || looks_json() {
             Format::Json
         } else {
             Format::Csv
@@ -206,9 +206,7 @@ fn csv_rows(bytes: &[u8]) -> Result<Vec<Parsed>, CatalogueError> {
         .collect();
     let mut problems = Vec::new();
     for (i, h) in header.iter().enumerate() {
-        if !COLUMNS.contains(&h.as_str())
-            && !h.strip_prefix("label.").is_some_and(|k| !k.is_empty())
-        {
+        if !COLUMNS.contains(&h.as_str()) && h.strip_prefix("label.").is_none_or(|k| k.is_empty()) {
             problems.push(format!(
                 "column {} {h:?} is not one of {} or label.<key>",
                 i + 1,

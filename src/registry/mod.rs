@@ -20,6 +20,7 @@
 //! and the registry's cameras are not used.
 
 pub mod access;
+pub mod audit;
 pub mod catalogue;
 pub mod sql;
 pub mod view;
@@ -34,6 +35,8 @@ use crate::cases::StoreError;
 use crate::clock::{Clock, SystemClock};
 pub use crate::config::CameraEntry;
 pub use access::{Actor, Role};
+pub(crate) use audit::audit;
+pub use audit::AuditEntry;
 use sql::{Backend, Row, Tx, Val};
 
 /// A camera as the registry has it.
@@ -91,28 +94,6 @@ pub struct ImportSummary {
     pub revision: i64,
 }
 
-/// One entry of the audit log.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct AuditEntry {
-    /// Its number.
-    pub id: i64,
-    /// When (ms since the epoch).
-    pub at_ms: i64,
-    /// Who: the token's name.
-    pub actor: String,
-    /// With which role.
-    pub role: String,
-    /// What: `camera.create`, `camera.update`, `camera.delete`, `camera.enable`,
-    /// `camera.disable`, `camera.import`, `token.create`, `token.revoke`, `case.review`.
-    pub action: String,
-    /// On what: `camera/<id>`, `token/<id>`, `case/<id>`, `cameras` (imports).
-    pub target: String,
-    /// The document before (absent for a creation).
-    pub before: Option<serde_json::Value>,
-    /// The document after (absent for a deletion).
-    pub after: Option<serde_json::Value>,
-}
-
 /// The registry over the case store's database.
 pub struct Registry {
     db: Backend,
@@ -161,32 +142,6 @@ fn bump(tx: &mut dyn Tx) -> Result<i64, StoreError> {
         )?
         .first()
         .map_or(0, |r| r.int(0)))
-}
-
-/// Appends to the audit log.
-pub(crate) fn audit(
-    tx: &mut dyn Tx,
-    at_ms: i64,
-    actor: &Actor,
-    action: &str,
-    target: &str,
-    before: Option<&serde_json::Value>,
-    after: Option<&serde_json::Value>,
-) -> Result<(), StoreError> {
-    tx.exec(
-        "INSERT INTO audit_log (at_ms, actor, role, action, target, before_doc, after_doc)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[
-            at_ms.into(),
-            actor.name.as_str().into(),
-            actor.role.as_str().into(),
-            action.into(),
-            target.into(),
-            before.map(|v| v.to_string()).into(),
-            after.map(|v| v.to_string()).into(),
-        ],
-    )?;
-    Ok(())
 }
 
 /// A camera's document as the audit log keeps it: the password of an RTSP URL hidden.
@@ -258,25 +213,14 @@ impl Registry {
 
     /// The revision now.
     pub fn revision(&self) -> Result<i64, StoreError> {
-        self.tx(|tx| {
-            Ok(tx
-                .rows(
-                    "SELECT value FROM registry_meta WHERE key = 'revision'",
-                    &[],
-                )?
-                .first()
-                .map_or(0, |r| r.int(0)))
-        })
+        self.tx(current)
     }
 
     /// The changes after revision `since` (0: every camera there is).
     pub fn changes_since(&self, since: i64) -> Result<Changes, StoreError> {
         let store = self.name().to_string();
         self.tx(|tx| {
-            let revision = tx
-                .rows("SELECT value FROM registry_meta WHERE key = 'revision'", &[])?
-                .first()
-                .map_or(0, |r| r.int(0));
+            let revision = current(tx)?;
             let mut out = Changes {
                 revision,
                 ..Changes::default()
@@ -323,8 +267,8 @@ impl Registry {
                 return Ok(Some(0));
             }
             let rev = bump(tx)?;
+            put_many(tx, &cameras.iter().collect::<Vec<_>>(), rev, now)?;
             for c in cameras {
-                put(tx, c, rev, now, true)?;
                 audit(
                     tx,
                     now,
@@ -350,7 +294,7 @@ impl Registry {
                 return Ok(None);
             }
             let rev = bump(tx)?;
-            put(tx, &c, rev, now, true)?;
+            put(tx, &c, rev, now)?;
             audit(
                 tx,
                 now,
@@ -387,7 +331,7 @@ impl Registry {
                 return Ok(Some(before));
             }
             let rev = bump(tx)?;
-            put(tx, &c, rev, now, false)?;
+            put(tx, &c, rev, now)?;
             audit(
                 tx,
                 now,
@@ -433,7 +377,7 @@ impl Registry {
             let mut after = before.camera.clone();
             after.enabled = enabled;
             let rev = bump(tx)?;
-            put(tx, &after, rev, now, false)?;
+            put(tx, &after, rev, now)?;
             audit(
                 tx,
                 now,
@@ -521,9 +465,7 @@ impl Registry {
             } else {
                 bump(tx)?
             };
-            for c in &changed {
-                put(tx, c, s.revision, now, !existing.contains_key(&c.id))?;
-            }
+            put_many(tx, &changed, s.revision, now)?;
             audit(
                 tx,
                 now,
@@ -540,69 +482,6 @@ impl Registry {
             )?;
             Ok(s)
         })
-    }
-
-    /// The audit log, newest first: at most `limit` from `offset`, optionally of one
-    /// target; with how many there are.
-    pub fn audit_log(
-        &self,
-        target: Option<&str>,
-        limit: usize,
-        offset: usize,
-    ) -> Result<(Vec<AuditEntry>, u64), StoreError> {
-        let (limit, offset) = (limit as i64, offset as i64);
-        self.tx(|tx| {
-            let (filter, params): (&str, Vec<Val>) = match target {
-                Some(t) => ("WHERE target = $1", vec![t.into()]),
-                None => ("", vec![]),
-            };
-            let total = tx
-                .rows(&format!("SELECT count(*) FROM audit_log {filter}"), &params)?
-                .first()
-                .map_or(0, |r| r.int(0)) as u64;
-            let n = params.len();
-            let mut p = params;
-            p.push(limit.into());
-            p.push(offset.into());
-            let parse = |t: Option<String>| t.and_then(|t| serde_json::from_str(&t).ok());
-            let rows = tx.rows(
-                &format!(
-                    "SELECT id, at_ms, actor, role, action, target, before_doc, after_doc FROM audit_log {filter}
-                     ORDER BY id DESC LIMIT ${} OFFSET ${}",
-                    n + 1,
-                    n + 2
-                ),
-                &p,
-            )?;
-            Ok((
-                rows.iter()
-                    .map(|r| AuditEntry {
-                        id: r.int(0),
-                        at_ms: r.int(1),
-                        actor: r.text(2),
-                        role: r.text(3),
-                        action: r.text(4),
-                        target: r.text(5),
-                        before: parse(r.opt_text(6)),
-                        after: parse(r.opt_text(7)),
-                    })
-                    .collect(),
-                total,
-            ))
-        })
-    }
-
-    /// Writes one audit entry on its own (for writes made elsewhere: reviews).
-    pub fn audit(
-        &self,
-        actor: &Actor,
-        action: &str,
-        target: &str,
-        before: Option<&serde_json::Value>,
-        after: Option<&serde_json::Value>,
-    ) -> Result<(), StoreError> {
-        let now = self.now_ms();
-        self.tx(|tx| audit(tx, now, actor, action, target, before, after))
     }
 }
 
@@ -627,21 +506,50 @@ fn get(tx: &mut dyn Tx, store: &str, id: &str) -> Result<Option<CameraRecord>, S
 }
 
 /// Writes a camera's row at revision `rev` (over a tombstone of the same id).
-fn put(
-    tx: &mut dyn Tx,
-    c: &CameraEntry,
-    rev: i64,
-    now: i64,
-    created: bool,
-) -> Result<(), StoreError> {
-    tx.exec(
-        "INSERT INTO cameras (id, doc, enabled, deleted, revision, created_ms, updated_ms)
-         VALUES ($1, $2, $3, 0, $4, $5, $5)
-         ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, enabled = excluded.enabled, deleted = 0,
-            revision = excluded.revision, updated_ms = excluded.updated_ms,
-            created_ms = CASE WHEN CAST($6 AS BIGINT) = 1 THEN excluded.created_ms ELSE cameras.created_ms END",
-        &[c.id.as_str().into(), doc(c).into(), c.enabled.into(), rev.into(), now.into(), created.into()],
-    )?;
+fn put(tx: &mut dyn Tx, c: &CameraEntry, rev: i64, now: i64) -> Result<(), StoreError> {
+    put_many(tx, &[c], rev, now)
+}
+
+/// Rows written per statement: one round trip per 500 cameras, not per camera.
+const PUT_CHUNK: usize = 500;
+
+/// Writes cameras' rows at revision `rev`, many a statement. A camera registered
+/// again over its tombstone is created anew; a live one keeps its creation time.
+fn put_many(tx: &mut dyn Tx, cams: &[&CameraEntry], rev: i64, now: i64) -> Result<(), StoreError> {
+    for chunk in cams.chunks(PUT_CHUNK) {
+        let mut sql = String::from(
+            "INSERT INTO cameras (id, doc, enabled, deleted, revision, created_ms, updated_ms) VALUES ",
+        );
+        let mut params: Vec<Val> = Vec::with_capacity(chunk.len() * 5);
+        for (i, c) in chunk.iter().enumerate() {
+            let n = i * 5;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, 0, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 5
+            ));
+            params.extend([
+                c.id.as_str().into(),
+                doc(c).into(),
+                c.enabled.into(),
+                rev.into(),
+                now.into(),
+            ]);
+        }
+        sql.push_str(
+            " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, enabled = excluded.enabled, deleted = 0,
+                revision = excluded.revision, updated_ms = excluded.updated_ms,
+                created_ms = CASE WHEN cameras.deleted = 1 THEN excluded.created_ms ELSE cameras.created_ms END",
+        );
+        tx.exec(&sql, &params)?;
+    }
     Ok(())
 }
 

@@ -263,7 +263,7 @@ pub enum Backend {
         name: String,
     },
     /// The shared PostgreSQL database.
-    Pg(crate::pg::Db),
+    Pg(Box<crate::pg::Db>),
 }
 
 impl Backend {
@@ -271,7 +271,7 @@ impl Backend {
     /// migrations have run (open the case store first).
     pub fn open(url: Option<&str>, dir: &Path) -> Result<Self, StoreError> {
         match url {
-            Some(url) => Ok(Backend::Pg(crate::pg::Db::new(url))),
+            Some(url) => Ok(Backend::Pg(Box::new(crate::pg::Db::new(url)))),
             None => {
                 let path = dir.join("cases.sqlite");
                 let name = path.display().to_string();

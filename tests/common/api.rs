@@ -121,14 +121,25 @@ pub async fn call_with(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "127.0.0.1:8080");
+    let mut all = vec![("host", "127.0.0.1:8080")];
+    all.extend_from_slice(headers);
+    send(&f.state, method, uri, &all, body).await
+}
+
+/// A request with exactly these headers through `router(state)`: status, headers,
+/// body.
+pub async fn send(
+    state: &Arc<ApiState>,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = gridwatch::api::router(f.state.clone())
+    let resp = gridwatch::api::router(state.clone())
         .oneshot(req.body(Body::from(body)).unwrap())
         .await
         .unwrap();

@@ -114,3 +114,20 @@ pub fn read_lines(path: &Path) -> Vec<Line> {
 }
 
 pub mod corpus;
+
+/// A token made with `gridwatch tokens create` (store arguments `store`, e.g.
+/// `["--data", dir]`; `env`: variables the command needs), as it printed it.
+pub fn make_token(store: &[&str], env: &[(&str, &str)], name: &str, role: &str) -> String {
+    let mut cmd =
+        gridwatch(&[&["tokens", "create", "--name", name, "--role", role], store].concat());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
