@@ -75,6 +75,8 @@ pub struct Metrics {
     /// Violations given up on (the waiting queue overflowed).
     pub lost: AtomicU64,
     last: Mutex<BTreeMap<String, (Instant, Vec<u8>)>>,
+    /// What each camera's view check said last.
+    views: Mutex<BTreeMap<String, crate::geo::view::ViewState>>,
     /// A scrape's question to the store is in flight (one at a time).
     pub store_query: std::sync::atomic::AtomicBool,
 }
@@ -98,6 +100,34 @@ impl Metrics {
             .lock()
             .expect("metrics lock")
             .insert(camera.to_string(), (Instant::now(), jpeg));
+    }
+
+    /// Notes what a camera's view check said (logged when it changes).
+    pub fn set_view(&self, camera: &str, state: &crate::geo::view::ViewState) {
+        let mut v = self.views.lock().expect("metrics lock");
+        let before = v.get(camera).map(|s| s.name());
+        if before != Some(state.name()) {
+            if state.paused() {
+                tracing::warn!(camera, "view: {} ({state:?}); its rules wait", state.name());
+            } else {
+                tracing::info!(camera, "view: {} ({state:?})", state.name());
+            }
+        }
+        v.insert(camera.to_string(), state.clone());
+    }
+
+    /// What a camera's view check said last.
+    pub fn view(&self, camera: &str) -> Option<crate::geo::view::ViewState> {
+        self.views
+            .lock()
+            .expect("metrics lock")
+            .get(camera)
+            .cloned()
+    }
+
+    /// Forgets a camera's view (it stopped here).
+    pub fn forget_view(&self, camera: &str) {
+        self.views.lock().expect("metrics lock").remove(camera);
     }
 
     /// A camera's last frame, JPEG.
@@ -235,6 +265,36 @@ impl Collector for Scrape {
             "1 for the state each camera is in.",
             MetricType::Gauge,
             rows,
+        )?;
+        let views: Vec<(String, crate::geo::view::ViewState)> = self
+            .cameras
+            .iter()
+            .filter_map(|c| Some((c.id.clone(), self.metrics.view(&c.id)?)))
+            .collect();
+        family(
+            &mut e,
+            "gridwatch_camera_view",
+            "1 for what each camera's view check said last (steady, shifted: corrected; the others pause its rules).",
+            MetricType::Gauge,
+            views.iter().map(|(id, v)| {
+                (
+                    [("camera", id.clone()), ("state", v.name().to_string())],
+                    ConstGauge::new(1),
+                )
+            }),
+        )?;
+        family(
+            &mut e,
+            "gridwatch_camera_view_shift_px",
+            "How far each camera's view moved from its reference, pixels (shifted or moved).",
+            MetricType::Gauge,
+            views.iter().filter_map(|(id, v)| match v {
+                crate::geo::view::ViewState::Shifted { shift_px, .. }
+                | crate::geo::view::ViewState::ViewMoved { shift_px } => {
+                    Some(([("camera", id.clone())], ConstGauge::new(*shift_px)))
+                }
+                _ => None,
+            }),
         )?;
         let m = &self.metrics;
         let rows = STAGES

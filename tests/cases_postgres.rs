@@ -247,7 +247,8 @@ fn migrations_run_once_and_a_newer_schema_is_refused() {
 }
 
 /// Two `gridwatch run` nodes over one PostgreSQL store, each with its own camera on the
-/// same scene: the van both see is one case, seen by both cameras, filed once.
+/// same scene (camera lists from their files, `registry.cameras = "config"`): the van
+/// both see is one case, seen by both cameras, filed once.
 #[test]
 fn two_nodes_seeing_the_same_cell_file_one_case() {
     let pg = Pg::start();
@@ -271,6 +272,9 @@ grid = "{grid}"
 override_zone_dwell = true
 parking = {{ dwell = "30s" }}
 dumping = {{ dwell = "10m" }}
+# each node's own camera list, from its file
+[registry]
+cameras = "config"
 [[camera]]
 id = "{name}"
 source = "{clip}"

@@ -105,6 +105,9 @@ fn item(
                 }
             }
             v["node"] = json!(s.node);
+            if let Some(view) = s.metrics.view(id) {
+                v["view"] = json!(view);
+            }
             v["last_frame"] = if s.metrics.last_frame(id).is_some() {
                 json!(format!("/api/cameras/{id}/frame.jpg"))
             } else {

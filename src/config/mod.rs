@@ -271,7 +271,7 @@ pub struct GeoConfig {
 }
 
 /// `[rules]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesConfig {
     /// Illegal parking.
@@ -290,6 +290,27 @@ pub struct RulesConfig {
     /// drills).
     #[serde(default)]
     pub override_zone_dwell: bool,
+    /// Check every sample's view against the camera's reference view (correct small
+    /// shifts, pause the rules of a moved, covered, defocused or frozen camera).
+    #[serde(default = "yes")]
+    pub view_check: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            parking: RuleTiming::default(),
+            vending: RuleTiming::default(),
+            dumping: RuleTiming::default(),
+            construction: RuleTiming::default(),
+            override_zone_dwell: false,
+            view_check: true,
+        }
+    }
 }
 
 /// A rule's timing.

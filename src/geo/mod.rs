@@ -5,6 +5,7 @@
 pub mod calib;
 pub mod drone;
 pub mod grid;
+pub mod view;
 pub mod zones;
 
 use std::fmt;

@@ -39,6 +39,10 @@ use scene::{Scene, SceneRules};
 fn scene_rules(cfg: &Config) -> SceneRules {
     let mut r = SceneRules {
         override_zone_dwell: cfg.rules.override_zone_dwell,
+        view: cfg
+            .rules
+            .view_check
+            .then(crate::geo::view::ViewConfig::default),
         ..SceneRules::default()
     };
     if let Some(d) = cfg.rules.parking.dwell {
@@ -152,6 +156,7 @@ fn detection_loop(
                 }
                 SceneChange::Remove(id) => {
                     scenes.remove(&id);
+                    m.forget_view(&id);
                 }
             }
         }
@@ -212,6 +217,9 @@ fn detection_loop(
                 }
             };
             m.stages[3].observe(t_rules.elapsed());
+            if let Some(v) = scene.view() {
+                m.set_view(&cf.camera, v);
+            }
             if m.last_frame_due(&cf.camera) {
                 if let Ok(jpeg) = crate::draw::encode_jpeg(&cf.frame, 80) {
                     m.set_last_frame(&cf.camera, jpeg);

@@ -11,6 +11,7 @@ use crate::decode::Frame;
 use crate::detect::postprocess::Detection;
 use crate::geo::calib::Calibration;
 use crate::geo::grid::CellLocator;
+use crate::geo::view::{ViewConfig, ViewState, ViewWatch};
 use crate::geo::zones::ZoneKind;
 use crate::geo::zones::{Zone, ZoneArea, ZoneSet};
 use crate::geo::LatLon;
@@ -44,6 +45,9 @@ pub struct SceneRules {
     pub construction: ConstructionConfig,
     /// Ignore the zones' own dwell times.
     pub override_zone_dwell: bool,
+    /// Check each sample's view against the camera's reference ([`ViewWatch`]):
+    /// correct small shifts, pause the rules while the view is not the reference's.
+    pub view: Option<ViewConfig>,
 }
 
 /// One camera's scene.
@@ -61,6 +65,12 @@ pub struct Scene {
     override_dwell: bool,
     out: RuleOutput,
     obs: Vec<Observation>,
+    /// The view check (off: every sample is taken as the reference view).
+    view: Option<ViewWatch>,
+    /// A shifted sample carried into the reference view, and its detections there
+    /// (buffers reused from sample to sample).
+    corrected: Frame,
+    mapped: Vec<Detection>,
 }
 
 impl Scene {
@@ -86,6 +96,18 @@ impl Scene {
             override_dwell: rules.override_zone_dwell,
             out: RuleOutput::default(),
             obs: Vec::new(),
+            view: rules
+                .view
+                .clone()
+                .and_then(|cfg| match ViewWatch::new(cfg) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        tracing::error!("view check: {e}; the camera runs without it");
+                        None
+                    }
+                }),
+            corrected: Frame::default(),
+            mapped: Vec::new(),
         };
         // construction-watch zones this camera sees, in its pixels
         let ids: Vec<String> = scene
@@ -180,8 +202,49 @@ impl Scene {
         }
     }
 
-    /// Feeds one frame (taken at `t_ms`, ms since the epoch) and its detections.
+    /// What the view check said of the last sample (`None`: no view check).
+    pub fn view(&self) -> Option<&ViewState> {
+        self.view.as_ref().map(ViewWatch::state)
+    }
+
+    /// Feeds one frame (taken at `t_ms`, ms since the epoch) and its detections. The
+    /// view check comes first: a sample whose view is not the reference's steps no
+    /// rule (nothing is filed from it); a slightly shifted one is carried into the
+    /// reference view, its detections with it, so zones, calibration and the rules'
+    /// pixel references hold.
     pub fn step(
+        &mut self,
+        t_ms: i64,
+        frame: &Frame,
+        dets: &[Detection],
+        classes: &[String],
+    ) -> opencv::Result<Vec<Found>> {
+        let Some(view) = &mut self.view else {
+            return self.step_in_view(t_ms, frame, dets, classes);
+        };
+        if view.observe(frame)?.paused() {
+            return Ok(Vec::new());
+        }
+        let mut corrected = std::mem::take(&mut self.corrected);
+        if !view.correct(frame, &mut corrected)? {
+            self.corrected = corrected;
+            return self.step_in_view(t_ms, frame, dets, classes);
+        }
+        let mut mapped = std::mem::take(&mut self.mapped);
+        mapped.clear();
+        mapped.extend(dets.iter().map(|d| {
+            let mut d = *d;
+            d.bbox = view.to_reference(d.bbox);
+            d
+        }));
+        let out = self.step_in_view(t_ms, &corrected, &mapped, classes);
+        self.corrected = corrected;
+        self.mapped = mapped;
+        out
+    }
+
+    /// [`Scene::step`] on a sample in the reference view.
+    fn step_in_view(
         &mut self,
         t_ms: i64,
         frame: &Frame,
