@@ -13,6 +13,7 @@ pub mod open311;
 pub mod outbox;
 pub mod policy;
 pub mod postgres;
+pub mod registry_tables;
 pub mod retry;
 pub mod sqlite;
 pub mod text;

@@ -1,5 +1,5 @@
 //! One camera's settings: a `[[camera]]` of the config file, and the document the
-//! camera registry ([`crate::registry`]) keeps, creates and imports — one type, so a
+//! camera registry (the `registry` module) keeps, creates and imports — one type, so a
 //! camera reads the same from TOML, from the API's JSON and from a catalogue, and is
 //! checked by the same rules.
 

@@ -13,7 +13,8 @@
 //!   distance, ratio test), a homography fitted with RANSAC. Too few matches or inliers:
 //!   **changed** (the camera turned away, or the scene is another). Otherwise how far
 //!   the view moved is the largest displacement of the frame's corners and centre:
-//!   under `steady_px` **steady**; up to `correct_px` **shifted**, and corrected — the
+//!   under `steady_px` **steady**; up to `correct_px` (and a turn about the optical
+//!   axis up to `correct_deg`) **shifted**, and corrected — the
 //!   frame is carried into the reference view through the homography, so zones,
 //!   calibration and the rules' pixel references hold; beyond it **moved**.
 //!
@@ -42,6 +43,8 @@ pub struct ViewConfig {
     pub steady_px: f64,
     /// A displacement up to this (full-frame pixels) is corrected; beyond, paused.
     pub correct_px: f64,
+    /// A turn about the optical axis up to this (degrees) is corrected; beyond, paused.
+    pub correct_deg: f64,
     /// Mean brightness under this (0–255) is a covered lens.
     pub dark_mean: f64,
     /// Brightness spread (standard deviation) under this is a covered lens.
@@ -60,6 +63,7 @@ impl Default for ViewConfig {
             min_inliers: 20,
             steady_px: 4.0,
             correct_px: 150.0,
+            correct_deg: 5.0,
             dark_mean: 12.0,
             flat_std: 5.0,
             blur_ratio: 0.2,
@@ -302,7 +306,7 @@ impl ViewWatch {
         let (shift_px, rotation_deg) = displacement(&hf, frame.width as f64, frame.height as f64)?;
         if shift_px <= self.cfg.steady_px {
             Ok(ViewState::Steady)
-        } else if shift_px <= self.cfg.correct_px {
+        } else if shift_px <= self.cfg.correct_px && rotation_deg.abs() <= self.cfg.correct_deg {
             self.homography = Some(hf);
             Ok(ViewState::Shifted {
                 shift_px,

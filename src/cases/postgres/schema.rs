@@ -11,7 +11,7 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
     &[CASES_1],
     &[crate::cluster::TABLES, EVIDENCE_2],
     // 3: the camera registry, API tokens and the audit log
-    &[crate::registry::sql::PG_TABLES],
+    &[crate::cases::registry_tables::PG_TABLES],
 ];
 
 /// 1: cases, the violations they absorbed, evidence, the outbox, reviews.

@@ -111,7 +111,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 3: the case list's order, as the PostgreSQL store has it
     "CREATE INDEX cases_by_last_seen ON cases (last_seen_ms DESC, id DESC);",
     // 4: the camera registry, API tokens and the audit log
-    crate::registry::sql::SQLITE_TABLES,
+    crate::cases::registry_tables::SQLITE_TABLES,
 ];
 
 /// Opens (creating it and its folder) a SQLite file in WAL mode with foreign keys on,

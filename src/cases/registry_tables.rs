@@ -1,0 +1,51 @@
+//! The tables of the camera registry (the `registry` module): cameras, API tokens and the
+//! audit log. The registry reads and writes them; the case store's migrations make
+//! them, with the rest of the schema, so a store and its registry are always at one
+//! version (and the registry depends on the case store, not the other way round).
+
+/// The registry's tables, with the column type of an identity key filled in.
+macro_rules! tables {
+    ($identity:literal) => {
+        concat!(
+            "CREATE TABLE registry_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
+             INSERT INTO registry_meta (key, value) VALUES ('revision', 0), ('seeded', 0);
+             CREATE TABLE cameras (
+                id TEXT PRIMARY KEY,
+                doc TEXT NOT NULL,
+                enabled BIGINT NOT NULL,
+                deleted BIGINT NOT NULL,
+                revision BIGINT NOT NULL,
+                created_ms BIGINT NOT NULL,
+                updated_ms BIGINT NOT NULL
+             );
+             CREATE INDEX cameras_by_revision ON cameras (revision);
+             CREATE TABLE api_tokens (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                role TEXT NOT NULL,
+                hash TEXT NOT NULL,
+                created_ms BIGINT NOT NULL,
+                created_by TEXT NOT NULL,
+                revoked_ms BIGINT
+             );
+             CREATE TABLE audit_log (
+                id ",
+            $identity,
+            ",
+                at_ms BIGINT NOT NULL,
+                actor TEXT NOT NULL,
+                role TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL,
+                before_doc TEXT,
+                after_doc TEXT
+             );
+             CREATE INDEX audit_by_target ON audit_log (target, id);"
+        )
+    };
+}
+
+/// The registry's tables in the SQLite store (its migration 4).
+pub const SQLITE_TABLES: &str = tables!("INTEGER PRIMARY KEY");
+/// The registry's tables in the PostgreSQL store (its migration 3).
+pub const PG_TABLES: &str = tables!("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
