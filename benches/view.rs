@@ -8,9 +8,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use gridwatch::decode::{FileDecoder, Frame, Sampler, Sampling};
 use gridwatch::detect::{Detector, EngineOptions, ModelManifest};
 use gridwatch::geo::view::{ViewConfig, ViewState, ViewWatch};
-use opencv::core::{self, Mat, Size};
-use opencv::imgproc;
-use opencv::prelude::*;
+use opencv::core::{self, Mat};
 
 fn frames() -> Vec<Frame> {
     let path = gridwatch::source_dir().join("samples/street.mp4");
@@ -26,21 +24,9 @@ fn frames() -> Vec<Frame> {
 }
 
 fn shifted(f: &Frame, dx: f64) -> Frame {
-    let src = gridwatch::draw::frame_mat(f).unwrap();
     let h = Mat::from_slice_2d(&[[1.0, 0.0, dx], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]).unwrap();
-    let mut dst = Mat::default();
-    imgproc::warp_perspective(
-        &src,
-        &mut dst,
-        &h,
-        Size::new(f.width as i32, f.height as i32),
-        imgproc::INTER_LINEAR,
-        core::BORDER_REPLICATE,
-        core::Scalar::all(0.0),
-    )
-    .unwrap();
-    let mut out = f.clone();
-    out.data.copy_from_slice(dst.data_bytes().unwrap());
+    let mut out = Frame::default();
+    gridwatch::geo::view::warp(f, &h, core::BORDER_REPLICATE, &mut out).unwrap();
     out
 }
 

@@ -13,9 +13,7 @@ use gridwatch::geo::grid::{CellLocator, Grid};
 use gridwatch::geo::view::ViewConfig;
 use gridwatch::geo::zones::ZoneSet;
 use gridwatch::service::scene::{Scene, SceneRules};
-use opencv::core::{self, Mat, Size};
-use opencv::imgproc;
-use opencv::prelude::*;
+use opencv::core::{self, Mat};
 
 /// A pan of `dx` pixels and a turn of `deg` degrees about the centre of a `w`×`h` frame.
 fn pan(w: f64, h: f64, dx: f64, deg: f64) -> Mat {
@@ -30,20 +28,8 @@ fn pan(w: f64, h: f64, dx: f64, deg: f64) -> Mat {
 }
 
 fn warp(f: &Frame, h: &Mat) -> Frame {
-    let src = gridwatch::draw::frame_mat(f).unwrap();
-    let mut dst = Mat::default();
-    imgproc::warp_perspective(
-        &src,
-        &mut dst,
-        h,
-        Size::new(f.width as i32, f.height as i32),
-        imgproc::INTER_LINEAR,
-        core::BORDER_REPLICATE,
-        core::Scalar::all(0.0),
-    )
-    .unwrap();
-    let mut out = f.clone();
-    out.data.copy_from_slice(dst.data_bytes().unwrap());
+    let mut out = Frame::default();
+    gridwatch::geo::view::warp(f, h, core::BORDER_REPLICATE, &mut out).unwrap();
     out
 }
 

@@ -323,23 +323,7 @@ impl ViewWatch {
         let Some(h) = &self.homography else {
             return Ok(false);
         };
-        let src = crate::draw::frame_mat(frame)?;
-        let mut dst = Mat::default();
-        imgproc::warp_perspective(
-            &src,
-            &mut dst,
-            h,
-            Size::new(frame.width as i32, frame.height as i32),
-            imgproc::INTER_LINEAR,
-            core::BORDER_CONSTANT,
-            core::Scalar::all(0.0),
-        )?;
-        out.reshape(frame.width, frame.height);
-        out.index = frame.index;
-        out.pts_ms = frame.pts_ms;
-        out.keyframe = frame.keyframe;
-        debug_assert_eq!(dst.typ(), CV_8UC3);
-        out.data.copy_from_slice(dst.data_bytes()?);
+        warp(frame, h, core::BORDER_CONSTANT, out)?;
         Ok(true)
     }
 
@@ -381,6 +365,30 @@ impl ViewWatch {
             None => (x, y),
         }
     }
+}
+
+/// `frame` through the homography `h` (3×3, `CV_64F`) into `out`, of the same size:
+/// what a camera moved by `h` sees (`border`: what fills the part it did not see,
+/// e.g. `core::BORDER_CONSTANT` black, `core::BORDER_REPLICATE`).
+pub fn warp(frame: &Frame, h: &Mat, border: i32, out: &mut Frame) -> opencv::Result<()> {
+    let src = crate::draw::frame_mat(frame)?;
+    let mut dst = Mat::default();
+    imgproc::warp_perspective(
+        &src,
+        &mut dst,
+        h,
+        Size::new(frame.width as i32, frame.height as i32),
+        imgproc::INTER_LINEAR,
+        border,
+        core::Scalar::all(0.0),
+    )?;
+    out.reshape(frame.width, frame.height);
+    out.index = frame.index;
+    out.pts_ms = frame.pts_ms;
+    out.keyframe = frame.keyframe;
+    debug_assert_eq!(dst.typ(), CV_8UC3);
+    out.data.copy_from_slice(dst.data_bytes()?);
+    Ok(())
 }
 
 fn mean_std(m: &Mat) -> opencv::Result<(f64, f64)> {

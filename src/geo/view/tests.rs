@@ -20,21 +20,9 @@ fn street(n: usize, every: std::time::Duration) -> Vec<Frame> {
 
 /// `f` through the homography `h` (3×3, row-major), as a camera that moved by it sees.
 fn warp(f: &Frame, h: [f64; 9]) -> Frame {
-    let src = crate::draw::frame_mat(f).unwrap();
     let hm = Mat::from_slice_2d(&[&h[0..3], &h[3..6], &h[6..9]]).unwrap();
-    let mut dst = Mat::default();
-    imgproc::warp_perspective(
-        &src,
-        &mut dst,
-        &hm,
-        Size::new(f.width as i32, f.height as i32),
-        imgproc::INTER_LINEAR,
-        core::BORDER_REPLICATE,
-        core::Scalar::all(0.0),
-    )
-    .unwrap();
-    let mut out = f.clone();
-    out.data.copy_from_slice(dst.data_bytes().unwrap());
+    let mut out = Frame::default();
+    super::warp(f, &hm, core::BORDER_REPLICATE, &mut out).unwrap();
     out
 }
 
