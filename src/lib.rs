@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod pg;
 pub mod registry;
 pub mod rules;
+pub mod secret;
 pub mod serve;
 pub mod service;
 pub mod track;

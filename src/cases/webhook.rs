@@ -22,13 +22,10 @@ pub struct WebhookClient {
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(body);
-    let bytes = mac.finalize().into_bytes();
-    let mut hex = String::with_capacity(7 + 64);
-    hex.push_str("sha256=");
-    for b in bytes {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    hex
+    format!(
+        "sha256={}",
+        crate::secret::hex(&mac.finalize().into_bytes())
+    )
 }
 
 /// Checks a signature header against a body in constant time.

@@ -18,7 +18,6 @@ use std::sync::RwLock;
 use base64::Engine;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{audit, Registry, RegistryError};
 use crate::cases::StoreError;
@@ -108,29 +107,7 @@ pub struct TokenInfo {
     pub revoked_ms: Option<i64>,
 }
 
-fn digest(secret: &str) -> [u8; 32] {
-    Sha256::digest(secret.as_bytes()).into()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// Whether two digests are equal, in time that does not depend on where they differ.
-pub fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+use crate::secret::{hex, same_digest, sha256 as digest, unhex};
 
 /// Splits `gw_<id>_<secret>`.
 fn split(token: &str) -> Option<(&str, &str)> {
@@ -389,11 +366,6 @@ mod tests {
         ] {
             assert_eq!(split(bad), None, "{bad}");
         }
-        let (a, mut b) = (digest("x"), digest("x"));
-        assert!(same_digest(&a, &b));
-        b[31] ^= 1;
-        assert!(!same_digest(&a, &b));
-        assert_eq!(unhex(&hex(&a)), Some(a));
         let t = Tokens::new(Some("root-secret"));
         assert_eq!(t.check("root-secret").unwrap().role, Role::Admin);
         assert!(t.check("root-secre").is_none());

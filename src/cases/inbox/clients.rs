@@ -7,7 +7,7 @@
 //! `Authorization: Bearer KEY`. Keys are compared by their hashes, every client's in
 //! full, so the time taken says nothing about how much of a key was right.
 
-use sha2::{Digest, Sha256};
+use crate::secret::{hex, same_digest, sha256};
 
 /// One client of the inbox.
 #[derive(Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ impl InboxClient {
     pub fn with_key(name: &str, key: &str) -> Self {
         Self {
             name: name.to_string(),
-            key_sha256: Sha256::digest(key.as_bytes()).into(),
+            key_sha256: sha256(key),
         }
     }
 
@@ -41,16 +41,11 @@ impl InboxClient {
             .split_once(':')
             .ok_or_else(|| format!("`{spec}` is not NAME:SHA256"))?;
         check_name(name)?;
-        let hex = hex.trim();
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!(
+        let key_sha256 = crate::secret::unhex(hex.trim()).ok_or_else(|| {
+            format!(
                 "client {name}: the key's SHA-256 must be 64 hex digits (`gridwatch inbox --new-client {name}` makes a key and prints it)"
-            ));
-        }
-        let mut key_sha256 = [0u8; 32];
-        for (i, b) in key_sha256.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked hex");
-        }
+            )
+        })?;
         Ok(Self {
             name: name.to_string(),
             key_sha256,
@@ -84,21 +79,12 @@ pub fn new_key() -> String {
     hex(&rand::random::<[u8; 32]>())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The client whose key `key` is, if any. Every client's hash is compared in full.
 pub fn authenticate<'a>(clients: &'a [InboxClient], key: &str) -> Option<&'a InboxClient> {
-    let h: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    let h = sha256(key);
     let mut found = None;
     for c in clients {
-        let diff = c
-            .key_sha256
-            .iter()
-            .zip(&h)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if diff == 0 && found.is_none() {
+        if same_digest(&c.key_sha256, &h) && found.is_none() {
             found = Some(c);
         }
     }
