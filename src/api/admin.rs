@@ -19,18 +19,13 @@ use crate::registry::Role;
 /// `GET /api/whoami`: the caller's name and role (`null` without a token), and what
 /// the config allows without one. A token that is not in force is refused (401).
 pub(super) async fn whoami(State(s): St, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let anonymous = s.access.anonymous();
     let open = json!({
-        "open_reads": s.access.open_reads || s.access.open_writes,
-        "open_writes": s.access.open_writes,
+        "open_reads": anonymous.is_some(),
+        "open_writes": anonymous == Some(Role::Reviewer),
     });
     if headers.get(header::AUTHORIZATION).is_none() {
-        let role = if s.access.open_writes {
-            json!("reviewer")
-        } else if s.access.open_reads {
-            json!("viewer")
-        } else {
-            Value::Null
-        };
+        let role = json!(anonymous);
         return Ok(Json(
             json!({ "name": null, "role": role, "token": false, "open": open }),
         ));

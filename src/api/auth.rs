@@ -35,6 +35,19 @@ pub struct Access {
 }
 
 impl Access {
+    /// The role of a caller without a token: a reviewer where writes are open (an
+    /// open review includes reading what is reviewed), a viewer where reads are,
+    /// else none.
+    pub fn anonymous(&self) -> Option<Role> {
+        if self.open_writes {
+            Some(Role::Reviewer)
+        } else if self.open_reads {
+            Some(Role::Viewer)
+        } else {
+            None
+        }
+    }
+
     /// The actor a request is, if its role is at least `need`.
     pub fn authorise(&self, headers: &HeaderMap, need: Role) -> Result<Actor, ApiError> {
         let actor = match headers.get(header::AUTHORIZATION) {
@@ -48,13 +61,8 @@ impl Access {
                 })?
             }
             None => {
-                let open = match need {
-                    // an open review includes reading what is reviewed
-                    Role::Viewer => self.open_reads || self.open_writes,
-                    Role::Reviewer => self.open_writes,
-                    Role::Admin => false,
-                };
-                if !open {
+                // (never an admin: an admin call always needs a token)
+                if self.anonymous().is_none_or(|r| r < need) {
                     return Err(ApiError(
                         StatusCode::UNAUTHORIZED,
                         format!(

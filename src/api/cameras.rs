@@ -146,15 +146,12 @@ fn item(
 }
 
 async fn items(s: &ApiState, page: &[CameraRecord]) -> Vec<Value> {
-    let status: HashMap<String, CameraStatus> = s
-        .pool
-        .status()
-        .into_iter()
-        .map(|c| (c.id.clone(), c))
-        .collect();
     let holders = holders(s).await;
     page.iter()
-        .map(|r| item(s, r, status.get(&r.camera.id), holders.get(&r.camera.id)))
+        .map(|r| {
+            let id = &r.camera.id;
+            item(s, r, s.pool.camera(id).as_ref(), holders.get(id))
+        })
         .collect()
 }
 
@@ -259,13 +256,13 @@ fn writable(s: &ApiState) -> Result<(), ApiError> {
     }
 }
 
-/// A camera write on a blocking thread; after it, this node's copy follows at once
+/// A camera write (its handler has checked [`writable`], before reading the body) on
+/// a blocking thread; after it, this node's copy follows at once
 /// and the controller is woken.
 async fn write<T: Send + 'static>(
     s: &Arc<ApiState>,
     f: impl FnOnce(&ApiState) -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    writable(s)?;
     registry_call(s, move |s| {
         let r = f(s)?;
         if let Err(e) = s.view.sync(&s.registry) {

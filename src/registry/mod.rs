@@ -218,7 +218,6 @@ impl Registry {
 
     /// The changes after revision `since` (0: every camera there is).
     pub fn changes_since(&self, since: i64) -> Result<Changes, StoreError> {
-        let store = self.name().to_string();
         self.tx(|tx| {
             let revision = current(tx)?;
             let mut out = Changes {
@@ -236,7 +235,7 @@ impl Registry {
                 if r.int(3) != 0 {
                     out.deleted.push(r.text(0));
                 } else {
-                    out.changed.push(read_record(&store, r)?);
+                    out.changed.push(read_record(self.name(), r)?);
                 }
             }
             Ok(out)
@@ -245,8 +244,7 @@ impl Registry {
 
     /// One camera (not a deleted one).
     pub fn get(&self, id: &str) -> Result<Option<CameraRecord>, StoreError> {
-        let store = self.name().to_string();
-        self.tx(|tx| get(tx, &store, id))
+        self.tx(|tx| get(tx, self.name(), id))
     }
 
     /// Seeds a registry that never had cameras with `cameras` (the config's), once;
@@ -287,37 +285,23 @@ impl Registry {
     pub fn create(&self, actor: &Actor, mut c: CameraEntry) -> Result<CameraRecord, RegistryError> {
         validate(&mut c)?;
         let now = self.now_ms();
-        let store = self.name().to_string();
-        let id = c.id.clone();
         let out = self.tx(|tx| {
-            if get(tx, &store, &c.id)?.is_some() {
+            if get(tx, self.name(), &c.id)?.is_some() {
                 return Ok(None);
             }
-            let rev = bump(tx)?;
-            put(tx, &c, rev, now)?;
-            audit(
-                tx,
-                now,
-                actor,
-                "camera.create",
-                &format!("camera/{}", c.id),
-                None,
-                Some(&audit_doc(&c)),
-            )?;
-            get(tx, &store, &c.id)
+            write_camera(tx, self.name(), now, actor, "camera.create", None, &c)
         })?;
-        out.ok_or(RegistryError::Exists(id))
+        out.ok_or(RegistryError::Exists(c.id))
     }
 
     /// Changes a registered camera's settings; a source given with its password
     /// hidden (as the API shows it) keeps the password registered.
     pub fn update(&self, actor: &Actor, mut c: CameraEntry) -> Result<CameraRecord, RegistryError> {
         let now = self.now_ms();
-        let store = self.name().to_string();
         let id = c.id.clone();
         let mut invalid = None;
         let out = self.tx(|tx| {
-            let Some(before) = get(tx, &store, &c.id)? else {
+            let Some(before) = get(tx, self.name(), &c.id)? else {
                 return Ok(None);
             };
             if c.source == before.camera.source_redacted() {
@@ -330,18 +314,16 @@ impl Registry {
             if c == before.camera {
                 return Ok(Some(before));
             }
-            let rev = bump(tx)?;
-            put(tx, &c, rev, now)?;
-            audit(
+            let action = "camera.update";
+            write_camera(
                 tx,
+                self.name(),
                 now,
                 actor,
-                "camera.update",
-                &format!("camera/{}", c.id),
-                Some(&audit_doc(&before.camera)),
-                Some(&audit_doc(&c)),
-            )?;
-            get(tx, &store, &c.id)
+                action,
+                Some(&before.camera),
+                &c,
+            )
         })?;
         if let Some(e) = invalid {
             return Err(e);
@@ -356,38 +338,30 @@ impl Registry {
         id: &str,
         enabled: bool,
     ) -> Result<CameraRecord, RegistryError> {
-        let Some(mut c) = self.get(id)? else {
-            return Err(RegistryError::NotFound(id.to_string()));
-        };
-        if c.camera.enabled == enabled {
-            return Ok(c);
-        }
         let now = self.now_ms();
-        let store = self.name().to_string();
-        c.camera.enabled = enabled;
         let action = if enabled {
             "camera.enable"
         } else {
             "camera.disable"
         };
         let out = self.tx(|tx| {
-            let Some(before) = get(tx, &store, id)? else {
+            let Some(before) = get(tx, self.name(), id)? else {
                 return Ok(None);
             };
+            if before.camera.enabled == enabled {
+                return Ok(Some(before));
+            }
             let mut after = before.camera.clone();
             after.enabled = enabled;
-            let rev = bump(tx)?;
-            put(tx, &after, rev, now)?;
-            audit(
+            write_camera(
                 tx,
+                self.name(),
                 now,
                 actor,
                 action,
-                &format!("camera/{id}"),
-                Some(&audit_doc(&before.camera)),
-                Some(&audit_doc(&after)),
-            )?;
-            get(tx, &store, id)
+                Some(&before.camera),
+                &after,
+            )
         })?;
         out.ok_or_else(|| RegistryError::NotFound(id.to_string()))
     }
@@ -395,9 +369,8 @@ impl Registry {
     /// Deletes a camera (its cases stay).
     pub fn delete(&self, actor: &Actor, id: &str) -> Result<(), RegistryError> {
         let now = self.now_ms();
-        let store = self.name().to_string();
         let found = self.tx(|tx| {
-            let Some(before) = get(tx, &store, id)? else {
+            let Some(before) = get(tx, self.name(), id)? else {
                 return Ok(false);
             };
             let rev = bump(tx)?;
@@ -432,7 +405,6 @@ impl Registry {
         cameras: &[CameraEntry],
     ) -> Result<ImportSummary, StoreError> {
         let now = self.now_ms();
-        let store = self.name().to_string();
         self.tx(|tx| {
             let existing: BTreeMap<String, CameraRecord> = tx
                 .rows(
@@ -440,7 +412,7 @@ impl Registry {
                     &[],
                 )?
                 .iter()
-                .map(|r| read_record(&store, r).map(|c| (c.camera.id.clone(), c)))
+                .map(|r| read_record(self.name(), r).map(|c| (c.camera.id.clone(), c)))
                 .collect::<Result<_, _>>()?;
             let mut s = ImportSummary::default();
             let changed: Vec<&CameraEntry> = cameras
@@ -493,6 +465,33 @@ fn current(tx: &mut dyn Tx) -> Result<i64, StoreError> {
         )?
         .first()
         .map_or(0, |r| r.int(0)))
+}
+
+/// Writes a camera's settings at a new revision with the audit entry of `action`;
+/// returns it as stored.
+fn write_camera(
+    tx: &mut dyn Tx,
+    store: &str,
+    now: i64,
+    actor: &Actor,
+    action: &str,
+    before: Option<&CameraEntry>,
+    after: &CameraEntry,
+) -> Result<Option<CameraRecord>, StoreError> {
+    let rev = bump(tx)?;
+    put(tx, after, rev, now)?;
+    let target = format!("camera/{}", after.id);
+    let before = before.map(audit_doc);
+    audit(
+        tx,
+        now,
+        actor,
+        action,
+        &target,
+        before.as_ref(),
+        Some(&audit_doc(after)),
+    )?;
+    get(tx, store, &after.id)
 }
 
 fn get(tx: &mut dyn Tx, store: &str, id: &str) -> Result<Option<CameraRecord>, StoreError> {
