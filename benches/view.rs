@@ -1,8 +1,11 @@
 //! The view check's cost per sample beside the detector's, in one run on the same
-//! frames of the street clip: `observe` of a steady sample, `observe` + `correct` of
-//! one shifted 24 px (the frame carried into the reference view), and the bundled
-//! NanoDet's `detect` on the same frame (preprocess, inference, postprocess) — the
-//! check's share of the pipeline is their ratio.
+//! frames of the street clip: `observe` of a steady sample registered every time
+//! (`every = 1`), the same at the default `every = 5` (four samples in five compared
+//! with the last registered one, a thumbnail), `observe` + `correct` of one shifted
+//! 24 px (the frame carried into the reference view), a PTZ camera at the second of
+//! two presets (matched against both), and the bundled NanoDet's `detect` on the same
+//! frame (preprocess, inference, postprocess) — the check's share of the pipeline is
+//! their ratio.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gridwatch::decode::{FileDecoder, Frame, Sampler, Sampling};
@@ -33,12 +36,16 @@ fn shifted(f: &Frame, dx: f64) -> Frame {
 fn bench(c: &mut Criterion) {
     let fs = frames();
     let mut g = c.benchmark_group("view");
-    let mut w = ViewWatch::new(ViewConfig::default()).unwrap();
+    let every = |n| ViewConfig {
+        every: n,
+        ..ViewConfig::default()
+    };
+    let mut w = ViewWatch::new(every(1)).unwrap();
     assert_eq!(w.observe(&fs[0]).unwrap(), &ViewState::Steady);
     // frames in turn: one frame again and again is a frozen camera
     let mut i = 0;
     g.bench_function(
-        format!("observe-steady-{}x{}", fs[0].width, fs[0].height),
+        format!("observe-steady-{}x{}-every-1", fs[0].width, fs[0].height),
         |b| {
             b.iter(|| {
                 i += 1;
@@ -46,6 +53,31 @@ fn bench(c: &mut Criterion) {
             })
         },
     );
+    let mut w5 = ViewWatch::new(every(5)).unwrap();
+    assert_eq!(w5.observe(&fs[0]).unwrap(), &ViewState::Steady);
+    g.bench_function("observe-steady-every-5", |b| {
+        b.iter(|| {
+            i += 1;
+            assert_eq!(w5.observe(&fs[1 + i % 3]).unwrap().name(), "steady")
+        })
+    });
+    // a PTZ camera of two presets (the view, and the view panned 300 px), at the second
+    let far: Vec<Frame> = fs.iter().map(|f| shifted(f, 300.0)).collect();
+    let mut ptz = ViewWatch::with_presets(every(1), &[fs[0].clone(), far[0].clone()]).unwrap();
+    g.bench_function("observe-ptz-changing-preset-every-sample", |b| {
+        b.iter(|| {
+            i += 1;
+            // each sample at the other preset: tried against the last one first, then
+            // against the one it is at
+            let (f, at) = if i % 2 == 0 {
+                (&far[1 + i % 3], 1)
+            } else {
+                (&fs[1 + i % 3], 0)
+            };
+            let st = ptz.observe(f).unwrap().name();
+            assert_eq!((st, ptz.preset()), ("steady", Some(at)));
+        })
+    });
     let moved: Vec<Frame> = fs[1..].iter().map(|f| shifted(f, 24.0)).collect();
     let mut out = Frame::default();
     g.bench_function("observe-and-correct-shifted-24px", |b| {

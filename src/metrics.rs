@@ -76,7 +76,7 @@ pub struct Metrics {
     pub lost: AtomicU64,
     last: Mutex<BTreeMap<String, (Instant, Vec<u8>)>>,
     /// What each camera's view check said last.
-    views: Mutex<BTreeMap<String, crate::geo::view::ViewState>>,
+    views: Mutex<BTreeMap<String, crate::service::scene::ViewReport>>,
     /// A scrape's question to the store is in flight (one at a time).
     pub store_query: std::sync::atomic::AtomicBool,
 }
@@ -103,21 +103,33 @@ impl Metrics {
     }
 
     /// Notes what a camera's view check said (logged when it changes).
-    pub fn set_view(&self, camera: &str, state: &crate::geo::view::ViewState) {
+    pub fn set_view(&self, camera: &str, report: &crate::service::scene::ViewReport) {
         let mut v = self.views.lock().expect("metrics lock");
-        let before = v.get(camera).map(|s| s.name());
-        if before != Some(state.name()) {
+        let state = &report.state;
+        let before = v.get(camera).map(|r| (r.state.name(), r.preset.clone()));
+        if before != Some((state.name(), report.preset.clone())) {
+            let at = report.preset.as_deref().unwrap_or("-");
             if state.paused() {
-                tracing::warn!(camera, "view: {} ({state:?}); its rules wait", state.name());
+                tracing::warn!(
+                    camera,
+                    preset = at,
+                    "view: {} ({state:?}); its rules wait",
+                    state.name()
+                );
             } else {
-                tracing::info!(camera, "view: {} ({state:?})", state.name());
+                tracing::info!(camera, preset = at, "view: {} ({state:?})", state.name());
             }
         }
-        v.insert(camera.to_string(), state.clone());
+        match v.get_mut(camera) {
+            Some(r) => r.clone_from(report),
+            None => {
+                v.insert(camera.to_string(), report.clone());
+            }
+        }
     }
 
     /// What a camera's view check said last.
-    pub fn view(&self, camera: &str) -> Option<crate::geo::view::ViewState> {
+    pub fn view(&self, camera: &str) -> Option<crate::service::scene::ViewReport> {
         self.views
             .lock()
             .expect("metrics lock")
@@ -266,7 +278,7 @@ impl Collector for Scrape {
             MetricType::Gauge,
             rows,
         )?;
-        let views: Vec<(String, crate::geo::view::ViewState)> = self
+        let views: Vec<(String, crate::service::scene::ViewReport)> = self
             .cameras
             .iter()
             .filter_map(|c| Some((c.id.clone(), self.metrics.view(&c.id)?)))
@@ -274,11 +286,15 @@ impl Collector for Scrape {
         family(
             &mut e,
             "gridwatch_camera_view",
-            "1 for what each camera's view check said last (steady, shifted: corrected; the others pause its rules).",
+            "1 for what each camera's view check said last (steady, shifted: corrected; the others pause its rules), at which preset (empty: none, or a camera without presets).",
             MetricType::Gauge,
             views.iter().map(|(id, v)| {
                 (
-                    [("camera", id.clone()), ("state", v.name().to_string())],
+                    [
+                        ("camera", id.clone()),
+                        ("state", v.state.name().to_string()),
+                        ("preset", v.preset.as_deref().unwrap_or("").to_string()),
+                    ],
                     ConstGauge::new(1),
                 )
             }),
@@ -288,7 +304,7 @@ impl Collector for Scrape {
             "gridwatch_camera_view_shift_px",
             "How far each camera's view moved from its reference, pixels (shifted or moved).",
             MetricType::Gauge,
-            views.iter().filter_map(|(id, v)| match v {
+            views.iter().filter_map(|(id, v)| match &v.state {
                 crate::geo::view::ViewState::Shifted { shift_px, .. }
                 | crate::geo::view::ViewState::ViewMoved { shift_px } => {
                     Some(([("camera", id.clone())], ConstGauge::new(*shift_px)))

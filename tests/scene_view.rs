@@ -12,8 +12,9 @@ use gridwatch::geo::calib::Calibration;
 use gridwatch::geo::grid::{CellLocator, Grid};
 use gridwatch::geo::view::ViewConfig;
 use gridwatch::geo::zones::ZoneSet;
-use gridwatch::service::scene::{Scene, SceneRules};
+use gridwatch::service::scene::{Found, Scene, SceneRules, ViewSpec};
 use opencv::core::{self, Mat};
+use opencv::prelude::*;
 
 /// A pan of `dx` pixels and a turn of `deg` degrees about the centre of a `w`×`h` frame.
 fn pan(w: f64, h: f64, dx: f64, deg: f64) -> Mat {
@@ -34,8 +35,9 @@ fn warp(f: &Frame, h: &Mat) -> Frame {
 }
 
 /// The clip through a scene, the camera moved by `(dx, deg)` from `after_ms` on:
-/// where the parking violations found are, and the view states seen.
-fn run(after_ms: i64, dx: f64, deg: f64, check: bool) -> (Vec<(f64, f64)>, Vec<String>) {
+/// where the parking violations found are (and since when, ms into the clip), and the
+/// view states seen.
+fn run(after_ms: i64, dx: f64, deg: f64, check: bool) -> (Vec<(f64, f64, i64)>, Vec<String>) {
     let manifest = ModelManifest::load(&path("models/nanodet-coco-416.toml")).unwrap();
     let classes = manifest.classes.clone();
     let mut det = Detector::load(manifest, &EngineOptions::default()).unwrap();
@@ -78,7 +80,7 @@ fn run(after_ms: i64, dx: f64, deg: f64, check: bool) -> (Vec<(f64, f64)>, Vec<S
             found
                 .iter()
                 .filter(|f| f.violation.kind == "illegal_parking")
-                .map(|f| (f.violation.lat, f.violation.lon)),
+                .map(|f| (f.violation.lat, f.violation.lon, f.violation.since_ms - t0)),
         );
         let st = scene.view().map_or("unchecked", |v| v.name()).to_string();
         if states.last() != Some(&st) {
@@ -104,16 +106,25 @@ fn the_vans_case_survives_a_small_pan_and_nothing_is_filed_from_a_turned_view() 
         (parked.len(), states.as_slice()),
         (1, &["steady".to_string()][..])
     );
-    let van = parked[0];
-    let is_van = |p: &(f64, f64)| metres(*p, van) < 1.5;
-    // a pan of 24 px and half a degree 10 s into the stay: corrected, the same one case
+    let van = (parked[0].0, parked[0].1);
+    let place = |p: &(f64, f64, i64)| (p.0, p.1);
+    let is_van = |p: &(f64, f64, i64)| metres(place(p), van) < 1.5;
+    // a pan of 24 px and half a degree 10 s into the stay: corrected, the van's stay
+    // carried through it, in the same place (the detector sometimes calls the van a
+    // car as well as a truck, which may start a second track on it: the store's dedup
+    // makes them one case)
     let (parked, states) = run(10_000, 24.0, 0.5, true);
-    assert_eq!(parked.len(), 1, "{states:?}");
     assert!(
-        is_van(&parked[0]),
-        "{} m from the van",
-        metres(parked[0], van)
+        parked.iter().any(|p| p.2 < 10_000),
+        "the stay from before the pan: {parked:?} {states:?}"
     );
+    for p in &parked {
+        assert!(
+            metres(place(p), van) < 0.5,
+            "{} m from the van",
+            metres(place(p), van)
+        );
+    }
     assert!(states.contains(&"shifted".to_string()), "{states:?}");
     // a pan of 60 px and 2° 10 s into the stay: checked, every violation is the van,
     // where the van is (the tracker may split its stay in two: the store's dedup makes
@@ -124,7 +135,7 @@ fn the_vans_case_survives_a_small_pan_and_nothing_is_filed_from_a_turned_view() 
     eprintln!("a 60 px, 2° pan mid-stay: checked {checked:?}, unchecked {unchecked:?}");
     assert!(!checked.is_empty(), "{states:?}");
     assert!(
-        checked.iter().all(|p| metres(*p, van) < 0.5),
+        checked.iter().all(|p| metres(place(p), van) < 0.5),
         "{checked:?} (van at {van:?})"
     );
     assert!(
@@ -140,4 +151,287 @@ fn the_vans_case_survives_a_small_pan_and_nothing_is_filed_from_a_turned_view() 
             .any(|s| s == "view_moved" || s == "view_changed"),
         "{states:?}"
     );
+}
+
+/// The `w`×`h` part of `f` at (`x`, `y`): what a camera steered there sees.
+fn crop(f: &Frame, x: i32, y: i32, w: i32, h: i32) -> Frame {
+    let src = gridwatch::draw::frame_mat(f).unwrap();
+    let part = Mat::roi(&src, core::Rect::new(x, y, w, h))
+        .unwrap()
+        .try_clone()
+        .unwrap();
+    let mut out = Frame::default();
+    out.reshape(w as u32, h as u32);
+    out.data.copy_from_slice(part.data_bytes().unwrap());
+    out
+}
+
+/// The size of the two presets' pictures and where they lie in the wide frame.
+const PRESET: (i32, i32) = (608, 456);
+/// The preset over the service road (where the van parks) and the one over the plaza,
+/// 200 px apart.
+const ROAD: (i32, i32) = (160, 0);
+const PLAZA: (i32, i32) = (0, 120);
+
+/// A calibration of the part of the street camera's view at `(ox, oy)`: the street
+/// calibration's ground under a grid of the part's pixels, as control points.
+fn part_calibration(dir: &std::path::Path, name: &str, (ox, oy): (i32, i32)) -> Calibration {
+    let full = Calibration::load(&path("calibration/street.toml")).unwrap();
+    let mut text = format!(
+        "camera = \"street\"\nimage_width = {}\nimage_height = {}\npoints = [\n",
+        PRESET.0, PRESET.1
+    );
+    for gx in [20, 150, 300, 450, 590] {
+        for gy in [60, 100, 200, 300, 440] {
+            let (x, y) = ((gx + ox) as f64, (gy + oy) as f64);
+            if let Ok(g) = full.image_to_ground(x, y) {
+                text.push_str(&format!(
+                    "  {{ x = {gx}.0, y = {gy}.0, lat = {}, lon = {} }},\n",
+                    g.lat, g.lon
+                ));
+            }
+        }
+    }
+    text.push_str("]\n");
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(&p, text).unwrap();
+    Calibration::load(&p).unwrap()
+}
+
+#[test]
+fn a_ptz_tour_keeps_each_presets_tracks_and_places_its_findings_by_its_own_calibration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = ModelManifest::load(&path("models/nanodet-coco-416.toml")).unwrap();
+    let classes = manifest.classes.clone();
+    let mut det = Detector::load(manifest, &EngineOptions::default()).unwrap();
+    let mut rules = SceneRules {
+        override_zone_dwell: true,
+        view: Some(ViewConfig::default()),
+        ..SceneRules::default()
+    };
+    rules.parking.dwell = std::time::Duration::from_secs(30);
+    let zones =
+        std::sync::Arc::new(ZoneSet::load(&path("samples/geo/zones.geojson"), None).unwrap());
+    let mut dec = FileDecoder::open(&path("samples/street.mp4")).unwrap();
+    let mut first = Frame::default();
+    assert!(dec
+        .next_sampled(&mut Sampler::new(Sampling::All), &mut first)
+        .unwrap());
+    let view = |name: &str, at: (i32, i32)| ViewSpec {
+        name: Some(name.into()),
+        reference: Some(crop(&first, at.0, at.1, PRESET.0, PRESET.1)),
+        calibration: Some(part_calibration(tmp.path(), name, at)),
+        zones: zones.clone(),
+    };
+    let mut scene = Scene::with_views(
+        "street".into(),
+        vec![view("road", ROAD), view("plaza", PLAZA)],
+        None,
+        std::sync::Arc::new(CellLocator::Grid(
+            Grid::load(&path("samples/geo/grid.geojson")).unwrap(),
+        )),
+        &rules,
+    )
+    .unwrap();
+    // the tour: the road until 12 s, a one-second move, the plaza until 50 s (longer
+    // than the tracker keeps an unseen track), back to the road
+    let at = |ms: i64| -> (i32, i32) {
+        let p = |a: i64, b: i64| ((ms - a) as f64 / (b - a) as f64).clamp(0.0, 1.0);
+        let k = if ms < 30_000 {
+            p(12_000, 13_000)
+        } else {
+            1.0 - p(50_000, 51_000)
+        };
+        let mix = |a: i32, b: i32| (a as f64 + (b - a) as f64 * k).round() as i32;
+        (mix(ROAD.0, PLAZA.0), mix(ROAD.1, PLAZA.1))
+    };
+    let mut sampler = Sampler::new(Sampling::Every(std::time::Duration::from_secs(1)));
+    let mut frame = Frame::default();
+    let mut dets = Vec::new();
+    let t0 = gridwatch::cases::now_ms();
+    let mut found = Vec::new();
+    let mut seen: Vec<(String, Option<String>)> = Vec::new();
+    dec = FileDecoder::open(&path("samples/street.mp4")).unwrap();
+    while dec.next_sampled(&mut sampler, &mut frame).unwrap() {
+        let pts = frame.pts_ms.unwrap();
+        let (x, y) = at(pts);
+        let part = crop(&frame, x, y, PRESET.0, PRESET.1);
+        det.detect(std::slice::from_ref(&part), &mut dets).unwrap();
+        for f in scene.step(t0 + pts, &part, &dets[0], &classes).unwrap() {
+            found.push((pts, f));
+        }
+        let r = scene.view_report().unwrap();
+        let now = (
+            r.state.name().to_string(),
+            r.preset.as_deref().map(String::from),
+        );
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+    }
+    eprintln!("views: {seen:?}");
+    for (pts, f) in &found {
+        eprintln!(
+            "{pts} ms: {} in {} since {} ms at ({}, {})",
+            f.violation.kind,
+            f.violation.zone,
+            f.violation.since_ms - t0,
+            f.violation.lat,
+            f.violation.lon
+        );
+    }
+    let names: Vec<Option<&str>> = seen.iter().map(|s| s.1.as_deref()).collect();
+    assert!(
+        names.starts_with(&[Some("road")]) && names.contains(&Some("plaza")),
+        "{seen:?}"
+    );
+    assert_eq!(names.last(), Some(&Some("road")), "{seen:?}");
+    // the van's stay began before the tour and was kept through 38 s at the plaza
+    // (longer than an unseen track is kept): its case comes when the camera is back,
+    // dated from the first sight, placed by the road preset's calibration where the
+    // van is
+    let parked: Vec<&Found> = found
+        .iter()
+        .map(|(_, f)| f)
+        .filter(|f| f.violation.kind == "illegal_parking")
+        .collect();
+    assert!(!parked.is_empty(), "no case for the van");
+    assert!(
+        parked.iter().any(|f| f.violation.since_ms - t0 < 12_000),
+        "the stay was not kept through the tour"
+    );
+    let van = van_place();
+    for f in &parked {
+        let p = (f.violation.lat, f.violation.lon);
+        assert!(metres(p, van) < 0.5, "{p:?}, the van at {van:?}");
+        assert_eq!(f.violation.zone, "np-service-road");
+    }
+    assert!(
+        found.iter().all(|(pts, _)| *pts >= 50_000),
+        "nothing filed from the plaza's view of other ground"
+    );
+}
+
+/// Where the van is, by the whole view of the street camera.
+fn van_place() -> (f64, f64) {
+    let (parked, _) = run(i64::MAX, 0.0, 0.0, true);
+    (parked[0].0, parked[0].1)
+}
+
+#[test]
+fn a_camera_covered_for_long_files_one_fault_case_and_a_ptz_camera_between_presets_none() {
+    let mut rules = SceneRules {
+        view: Some(ViewConfig::default()),
+        fault_after: Some(std::time::Duration::from_secs(10)),
+        ..SceneRules::default()
+    };
+    rules.parking.dwell = std::time::Duration::from_secs(30);
+    let cells = std::sync::Arc::new(CellLocator::Grid(
+        Grid::load(&path("samples/geo/grid.geojson")).unwrap(),
+    ));
+    let zones =
+        std::sync::Arc::new(ZoneSet::load(&path("samples/geo/zones.geojson"), None).unwrap());
+    let cal = || Some(Calibration::load(&path("calibration/street.toml")).unwrap());
+    let mut dec = FileDecoder::open(&path("samples/street.mp4")).unwrap();
+    let mut sampler = Sampler::new(Sampling::Every(std::time::Duration::from_secs(1)));
+    let mut street = Vec::new();
+    let mut f = Frame::default();
+    while street.len() < 60 && dec.next_sampled(&mut sampler, &mut f).unwrap() {
+        street.push(f.clone());
+    }
+    let black = Frame::filled(street[0].width, street[0].height, [2, 2, 2]);
+    // a fixed camera: 5 s of street, 20 s capped, 10 s of street, 15 s capped again
+    let mut scene = Scene::new(
+        "street".into(),
+        cal(),
+        None,
+        zones.clone(),
+        cells.clone(),
+        &rules,
+    );
+    let t0 = gridwatch::cases::now_ms();
+    let mut faults = Vec::new();
+    for s in 0..50i64 {
+        let capped = (5..25).contains(&s) || s >= 35;
+        let frame = if capped { &black } else { &street[s as usize] };
+        for found in scene.step(t0 + s * 1000, frame, &[], &[]).unwrap() {
+            faults.push((s, found));
+        }
+    }
+    let got: Vec<(i64, &str, &str, i64)> = faults
+        .iter()
+        .map(|(s, f)| {
+            let v = &f.violation;
+            (
+                *s,
+                v.kind.as_str(),
+                v.zone.as_str(),
+                (v.since_ms - t0) / 1000,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (15, "camera_fault", "covered", 5),
+            (45, "camera_fault", "covered", 35)
+        ],
+        "one case a fault, after 10 s of it"
+    );
+    let (_, first) = &faults[0];
+    assert_eq!(
+        first.evidence.len(),
+        2,
+        "the frame when it began and the latest"
+    );
+    assert!(first.evidence.iter().all(|j| j.starts_with(&[0xFF, 0xD8])));
+    // placed where the camera looks, in the city's grid
+    assert!(
+        first.violation.cell.starts_with("310101-"),
+        "{}",
+        first.violation.cell
+    );
+    // a PTZ camera at no preset for 20 s is being steered, not broken; a capped one is
+    let view = |name: &str, at: (i32, i32)| ViewSpec {
+        name: Some(name.into()),
+        reference: Some(crop(&street[0], at.0, at.1, PRESET.0, PRESET.1)),
+        calibration: None,
+        zones: zones.clone(),
+    };
+    let mut ptz = Scene::with_views(
+        "ptz".into(),
+        vec![view("road", ROAD), view("plaza", PLAZA)],
+        Some(gridwatch::geo::LatLon {
+            lat: 31.2305,
+            lon: 121.4738,
+        }),
+        cells,
+        &rules,
+    )
+    .unwrap();
+    let mut kinds = Vec::new();
+    for s in 0..50i64 {
+        let frame = &street[s as usize];
+        let part = match s {
+            0..5 => crop(frame, ROAD.0, ROAD.1, PRESET.0, PRESET.1),
+            // steered somewhere no preset is: the street mirrored
+            5..25 => {
+                let m = crop(frame, 80, 60, PRESET.0, PRESET.1);
+                let mut flipped = Mat::default();
+                core::flip(&gridwatch::draw::frame_mat(&m).unwrap(), &mut flipped, 1).unwrap();
+                let mut out = m.clone();
+                out.data.copy_from_slice(flipped.data_bytes().unwrap());
+                out
+            }
+            25..35 => crop(frame, PLAZA.0, PLAZA.1, PRESET.0, PRESET.1),
+            _ => Frame::filled(PRESET.0 as u32, PRESET.1 as u32, [2, 2, 2]),
+        };
+        for found in ptz.step(t0 + s * 1000, &part, &[], &[]).unwrap() {
+            kinds.push((s, found.violation.zone.clone()));
+        }
+        if s == 20 {
+            assert_eq!(ptz.view().unwrap().name(), "view_changed");
+        }
+    }
+    assert_eq!(kinds, [(45, "covered".to_string())]);
 }

@@ -16,6 +16,9 @@ pub const DEFAULT_SERVICE_CODES: &[(&str, &str, &str)] = &[
     ("street_vending", "0501", "Unlicensed street vending"),
     ("illegal_construction", "0101", "Illegal construction"),
     ("dumping", "0103", "Accumulated waste and muck"),
+    // not a national code: a workflow files equipment faults under its own (set
+    // `[delivery.service_codes] camera_fault`)
+    ("camera_fault", "9001", "Camera fault (video equipment)"),
 ];
 
 /// Which kind of receiver.

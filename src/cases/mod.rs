@@ -36,15 +36,19 @@ pub enum ViolationKind {
     Dumping,
     /// A lasting change in a construction-watch zone.
     IllegalConstruction,
+    /// A camera covered, defocused, frozen or knocked off its view for long: city
+    /// equipment that needs attention (filed by the view check, not a rule).
+    CameraFault,
 }
 
 impl ViolationKind {
     /// Every kind.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::IllegalParking,
         Self::StreetVending,
         Self::Dumping,
         Self::IllegalConstruction,
+        Self::CameraFault,
     ];
 
     /// Its name.
@@ -54,6 +58,7 @@ impl ViolationKind {
             Self::StreetVending => "street_vending",
             Self::Dumping => "dumping",
             Self::IllegalConstruction => "illegal_construction",
+            Self::CameraFault => "camera_fault",
         }
     }
 

@@ -58,7 +58,33 @@ pub struct CameraEntry {
     /// empty: every zone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<String>,
+    /// The positions of a PTZ camera, each with its reference picture, calibration and
+    /// zones; the scene recognises from the image which one the camera is at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub presets: Vec<PresetEntry>,
 }
+
+/// One position of a PTZ camera (`[[camera.presets]]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PresetEntry {
+    /// Its name (as a camera id: letters, digits, `-_.`): shown in the API and the
+    /// metrics, and named by its pixel zones as `camera = "<camera id>@<preset>"`.
+    pub id: String,
+    /// A picture of the view at this preset: a frame the camera gave there (JPEG or
+    /// PNG, at the size of the stream the camera is sampled from).
+    pub reference: PathBuf,
+    /// The preset's ground calibration (TOML); without it, its cases are placed at the
+    /// camera's `location`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<PathBuf>,
+    /// The ids of the zones its findings may fall in; empty: the camera's `zones`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
+}
+
+/// Most presets of one camera.
+const MAX_PRESETS: usize = 64;
 
 /// Durations as humantime strings, both ways.
 mod humantime_serde_compat {
@@ -120,7 +146,11 @@ impl CameraEntry {
 
     /// Relative paths (a file source, the calibration) become relative to `base`.
     pub fn resolve(&mut self, base: &Path) {
-        if let Some(p) = &mut self.calibration {
+        let paths = self
+            .presets
+            .iter_mut()
+            .flat_map(|p| std::iter::once(&mut p.reference).chain(p.calibration.as_mut()));
+        for p in self.calibration.iter_mut().chain(paths) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -184,9 +214,15 @@ impl CameraEntry {
                 out.push(format!(".location: [{lat}, {lon}] is not a place"));
             }
         }
-        if c.calibration.is_none() && c.location.is_none() {
+        let unplaced = if c.presets.is_empty() {
+            c.calibration.is_none()
+        } else {
+            c.presets.iter().any(|p| p.calibration.is_none())
+        };
+        if unplaced && c.location.is_none() {
             out.push(": give calibration or location, so its cases can be placed".into());
         }
+        out.extend(self.check_presets());
         if c.stall_timeout < Duration::from_millis(100) {
             out.push(".stall_timeout: must be at least 100ms".into());
         }
@@ -204,6 +240,57 @@ impl CameraEntry {
         }
         if c.zones.len() > 1000 || c.zones.iter().any(|z| z.is_empty() || z.len() > 200) {
             out.push(".zones: up to 1000 zone ids of 1 to 200 characters".into());
+        }
+        out
+    }
+
+    /// The problems of the presets, each starting with `.presets.<id>` (or
+    /// `.presets[n]`).
+    fn check_presets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.presets.is_empty() {
+            return out;
+        }
+        if self.presets.len() > MAX_PRESETS {
+            out.push(format!(".presets: at most {MAX_PRESETS}"));
+        }
+        if self.calibration.is_some() {
+            out.push(
+                ".calibration: a camera with presets gives each preset its calibration".into(),
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, p) in self.presets.iter().enumerate() {
+            if !Self::valid_id(&p.id) {
+                out.push(format!(
+                    ".presets[{i}].id: {:?} is not a name (1 to 64 letters, digits, -_.)",
+                    p.id
+                ));
+                continue;
+            }
+            let at = format!(".presets.{}", p.id);
+            if !seen.insert(p.id.as_str()) {
+                out.push(format!("{at}: a second preset of that name"));
+            }
+            if !p.reference.is_file() {
+                out.push(format!(
+                    "{at}.reference: {} does not exist",
+                    p.reference.display()
+                ));
+            }
+            if let Some(cal) = &p.calibration {
+                if !cal.exists() {
+                    out.push(format!(
+                        "{at}.calibration: {} does not exist",
+                        cal.display()
+                    ));
+                }
+            }
+            if p.zones.len() > 1000 || p.zones.iter().any(|z| z.is_empty() || z.len() > 200) {
+                out.push(format!(
+                    "{at}.zones: up to 1000 zone ids of 1 to 200 characters"
+                ));
+            }
         }
         out
     }
@@ -257,5 +344,44 @@ mod tests {
         assert!(!CameraEntry::valid_id(".hidden"));
         assert!(!CameraEntry::valid_id("a/b"));
         assert!(CameraEntry::valid_id("cam-01.north_2"));
+    }
+
+    #[test]
+    fn presets_are_checked_field_by_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let pic = dir.path().join("road.jpg");
+        std::fs::write(&pic, b"x").unwrap();
+        let text = format!(
+            "id = \"ptz\"\nsource = \"rtsp://cam/x\"\ncalibration = \"{cal}\"\n\
+             [[presets]]\nid = \"road\"\nreference = \"road.jpg\"\n\
+             [[presets]]\nid = \"road\"\nreference = \"nowhere.jpg\"\ncalibration = \"no.toml\"\n\
+             [[presets]]\nid = \"a b\"\nreference = \"road.jpg\"\n",
+            cal = pic.display()
+        );
+        let mut c: CameraEntry = toml::from_str(&text).unwrap();
+        assert!(c.parse_fields().is_empty());
+        c.resolve(dir.path());
+        assert_eq!(c.presets[0].reference, pic, "relative to the config");
+        let all = c.check();
+        for needle in [
+            ".calibration: a camera with presets",
+            ".presets.road: a second preset",
+            ".presets.road.reference:",
+            ".presets.road.calibration:",
+            ".presets[2].id:",
+            ": give calibration or location",
+        ] {
+            assert!(
+                all.iter().any(|m| m.starts_with(needle)),
+                "{needle}: {all:?}"
+            );
+        }
+        // and a good one
+        c.calibration = None;
+        c.location = Some([31.2, 121.4]);
+        c.presets.truncate(1);
+        assert!(c.check().is_empty(), "{:?}", c.check());
+        let back: CameraEntry = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+        assert_eq!(back.presets, c.presets);
     }
 }

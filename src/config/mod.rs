@@ -13,7 +13,7 @@ use crate::cases::config::DeliveryConfig;
 use crate::detect::Provider;
 
 mod camera;
-pub use camera::CameraEntry;
+pub use camera::{CameraEntry, PresetEntry};
 
 /// `"30s"`, `"5m"`: durations as humantime strings.
 mod dur {
@@ -294,6 +294,22 @@ pub struct RulesConfig {
     /// shifts, pause the rules of a moved, covered, defocused or frozen camera).
     #[serde(default = "yes")]
     pub view_check: bool,
+    /// Register a sample against the reference every this many samples (1: every
+    /// one); in between, a sample that changed much from the last registered one is
+    /// registered at once, the others keep its state and correction.
+    #[serde(default = "default_view_every")]
+    pub view_every: u32,
+    /// A camera covered, defocused, frozen or (without presets) moved off its view for
+    /// this long files a camera-fault case; `"0s"`: never.
+    #[serde(default = "default_fault_after", deserialize_with = "dur::de")]
+    pub view_fault_after: Duration,
+}
+
+fn default_view_every() -> u32 {
+    5
+}
+fn default_fault_after() -> Duration {
+    Duration::from_secs(600)
 }
 
 fn yes() -> bool {
@@ -309,6 +325,8 @@ impl Default for RulesConfig {
             construction: RuleTiming::default(),
             override_zone_dwell: false,
             view_check: true,
+            view_every: default_view_every(),
+            view_fault_after: default_fault_after(),
         }
     }
 }

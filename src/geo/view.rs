@@ -22,13 +22,14 @@
 //! from a view that is not the one its zones were drawn on. Each state says why; a
 //! camera recovers by itself when its view comes back.
 
-use opencv::core::{self, DMatch, KeyPoint, Mat, Point2f, Size, Vector, CV_8UC3};
+use opencv::core::{self, Mat, Size, CV_8UC3};
 use opencv::features2d::{BFMatcher, ORB};
+use opencv::imgproc;
 use opencv::prelude::*;
-use opencv::{calib3d, imgproc};
 use serde::Serialize;
 
 use crate::decode::Frame;
+use register::Picture;
 
 /// Thresholds of the view checks (why each is what it is: docs/scene.md).
 #[derive(Debug, Clone)]
@@ -53,6 +54,12 @@ pub struct ViewConfig {
     pub blur_ratio: f64,
     /// This many identical samples in a row is a frozen image.
     pub frozen_samples: u32,
+    /// Register every this many samples; in between, a sample is compared with the
+    /// last registered one (a thumbnail), and registered at once if it changed much.
+    pub every: u32,
+    /// The share of the thumbnail's pixels that must change for a sample between
+    /// registrations to be registered at once.
+    pub change_share: f64,
 }
 
 impl Default for ViewConfig {
@@ -68,6 +75,8 @@ impl Default for ViewConfig {
             flat_std: 5.0,
             blur_ratio: 0.2,
             frozen_samples: 30,
+            every: 5,
+            change_share: 0.10,
         }
     }
 }
@@ -140,27 +149,32 @@ impl ViewState {
     }
 }
 
-struct Reference {
-    keypoints: Vector<KeyPoint>,
-    descriptors: Mat,
-    sharpness: f64,
-    size: (u32, u32),
-}
-
 /// One camera's view check.
 pub struct ViewWatch {
     cfg: ViewConfig,
     orb: core::Ptr<ORB>,
     matcher: core::Ptr<BFMatcher>,
-    reference: Option<Reference>,
+    /// The reference views: one learned from the first good frame, or one per preset.
+    references: Vec<Picture>,
+    /// Whether the one reference is learned from the frames (no preset pictures).
+    learns: bool,
+    /// The preset of the last sample that matched one (tried first).
+    current: usize,
+    /// The preset this sample is at, if any.
+    preset: Option<usize>,
     state: ViewState,
     /// Sample → reference, in full-frame pixels (while shifted).
     homography: Option<Mat>,
+    /// Samples since the last registration, and registrations so far.
+    since_registered: u32,
+    registrations: u64,
     // buffers reused from sample to sample
-    bgr: Mat,
     grey: Mat,
     small: Mat,
     last: Mat,
+    thumb: Mat,
+    /// The thumbnail of the last registered sample.
+    registered: Mat,
     same: u32,
 }
 
@@ -173,15 +187,47 @@ impl ViewWatch {
             cfg,
             orb,
             matcher: BFMatcher::create(core::NORM_HAMMING, false)?,
-            reference: None,
+            references: Vec::new(),
+            learns: true,
+            current: 0,
+            preset: None,
             state: ViewState::Learning,
             homography: None,
-            bgr: Mat::default(),
+            since_registered: 0,
+            registrations: 0,
             grey: Mat::default(),
             small: Mat::default(),
             last: Mat::default(),
+            thumb: Mat::default(),
+            registered: Mat::default(),
             same: 0,
         })
+    }
+
+    /// A check of a camera with presets: `references[i]` is a picture of preset `i`
+    /// (a frame the camera gave there, at its stream's size). Each sample is matched to
+    /// the preset it was at last, then to the others; one that matches none is
+    /// `view_changed`. Fails on a picture with too few features to recognise.
+    pub fn with_presets(cfg: ViewConfig, references: &[Frame]) -> opencv::Result<Self> {
+        let mut w = Self::new(cfg)?;
+        w.learns = false;
+        for (i, f) in references.iter().enumerate() {
+            w.small_grey(f)?;
+            let p = Picture::of(&mut w.orb, &w.small, (f.width, f.height))?;
+            if p.keypoints.len() < 4 * w.cfg.min_inliers {
+                return Err(opencv::Error::new(
+                    core::StsError,
+                    format!(
+                        "reference {} has {} features; a view needs {} to be recognised (a lit, sharp, textured picture)",
+                        i + 1,
+                        p.keypoints.len(),
+                        4 * w.cfg.min_inliers
+                    ),
+                ));
+            }
+            w.references.push(p);
+        }
+        Ok(w)
     }
 
     /// The state after the last sample.
@@ -189,30 +235,37 @@ impl ViewWatch {
         &self.state
     }
 
-    /// Forgets the reference: the next good frame is the new one (an operator who
-    /// moved the camera on purpose).
+    /// The preset the last sample was at (`Some(0)` for a camera of one view while it
+    /// is steady, shifted or moved; `None` while learning, paused for another reason,
+    /// or between presets).
+    pub fn preset(&self) -> Option<usize> {
+        self.preset
+    }
+
+    /// Samples registered so far (the others were taken as the last registered one).
+    pub fn registrations(&self) -> u64 {
+        self.registrations
+    }
+
+    /// Forgets a learned reference: the next good frame is the new one (an operator
+    /// who moved the camera on purpose). A camera with preset pictures keeps them.
     pub fn relearn(&mut self) {
-        self.reference = None;
-        self.state = ViewState::Learning;
-        self.homography = None;
+        if self.learns {
+            self.references.clear();
+            self.state = ViewState::Learning;
+            self.homography = None;
+            self.preset = None;
+        }
     }
 
     fn scale(&self, frame: &Frame) -> f64 {
         frame.width as f64 / self.cfg.width as f64
     }
 
-    /// Checks one sample; returns its state.
-    pub fn observe(&mut self, frame: &Frame) -> opencv::Result<&ViewState> {
-        self.state = self.check(frame)?;
-        if !matches!(self.state, ViewState::Shifted { .. }) {
-            self.homography = None;
-        }
-        Ok(&self.state)
-    }
-
-    fn check(&mut self, frame: &Frame) -> opencv::Result<ViewState> {
-        crate::draw::copy_to_canvas(frame, &mut self.bgr)?;
-        imgproc::cvt_color_def(&self.bgr, &mut self.grey, imgproc::COLOR_BGR2GRAY)?;
+    /// The frame's grey copy, `cfg.width` wide, into `self.small`.
+    fn small_grey(&mut self, frame: &Frame) -> opencv::Result<()> {
+        let bgr = crate::draw::frame_mat(frame)?;
+        imgproc::cvt_color_def(&bgr, &mut self.grey, imgproc::COLOR_BGR2GRAY)?;
         let h = (frame.height as f64 / self.scale(frame)).round().max(1.0) as i32;
         imgproc::resize(
             &self.grey,
@@ -221,7 +274,22 @@ impl ViewWatch {
             0.0,
             0.0,
             imgproc::INTER_AREA,
-        )?;
+        )
+    }
+
+    /// Checks one sample; returns its state.
+    pub fn observe(&mut self, frame: &Frame) -> opencv::Result<&ViewState> {
+        let (state, preset) = self.check(frame)?;
+        self.state = state;
+        self.preset = preset;
+        if !matches!(self.state, ViewState::Shifted { .. }) {
+            self.homography = None;
+        }
+        Ok(&self.state)
+    }
+
+    fn check(&mut self, frame: &Frame) -> opencv::Result<(ViewState, Option<usize>)> {
+        self.small_grey(frame)?;
         // a frozen image: bit for bit the last one
         let same = self.last.size()? == self.small.size()? && {
             let mut diff = Mat::default();
@@ -230,91 +298,90 @@ impl ViewWatch {
         };
         self.same = if same { self.same + 1 } else { 0 };
         self.small.copy_to(&mut self.last)?;
-        let (mean, std) = mean_std(&self.small)?;
+        let (mean, std) = register::mean_std(&self.small)?;
         if mean < self.cfg.dark_mean || std < self.cfg.flat_std {
-            return Ok(ViewState::Covered { mean, std });
+            return Ok((ViewState::Covered { mean, std }, None));
         }
         if self.same + 1 >= self.cfg.frozen_samples {
-            return Ok(ViewState::Frozen {
-                samples: self.same + 1,
-            });
+            let samples = self.same + 1;
+            return Ok((ViewState::Frozen { samples }, None));
         }
-        let sharp = sharpness(&self.small)?;
-        let mut kps = Vector::<KeyPoint>::new();
-        let mut desc = Mat::default();
-        self.orb
-            .detect_and_compute(&self.small, &core::no_array(), &mut kps, &mut desc, false)?;
-        let Some(reference) = &self.reference else {
-            if kps.len() >= 4 * self.cfg.min_inliers {
-                self.reference = Some(Reference {
-                    keypoints: kps,
-                    descriptors: desc,
-                    sharpness: sharp,
-                    size: (frame.width, frame.height),
-                });
-                return Ok(ViewState::Steady);
-            }
-            return Ok(ViewState::Learning);
-        };
-        if sharp < self.cfg.blur_ratio * reference.sharpness {
-            return Ok(ViewState::Defocused {
-                sharpness: sharp / reference.sharpness,
-            });
-        }
-        if reference.size != (frame.width, frame.height) || desc.rows() < 2 {
-            return Ok(ViewState::ViewChanged { matches: 0 });
-        }
-        let mut knn = Vector::<Vector<DMatch>>::new();
-        self.matcher.knn_train_match(
-            &desc,
-            &reference.descriptors,
-            &mut knn,
-            2,
-            &core::no_array(),
-            false,
-        )?;
-        let mut from = Vector::<Point2f>::new();
-        let mut to = Vector::<Point2f>::new();
-        for m in knn.iter() {
-            if m.len() < 2 {
-                continue;
-            }
-            let (a, b) = (m.get(0)?, m.get(1)?);
-            if a.distance < 0.75 * b.distance {
-                from.push(kps.get(a.query_idx as usize)?.pt());
-                to.push(reference.keypoints.get(a.train_idx as usize)?.pt());
+        // between registrations, a sample much like the last registered one keeps its
+        // state (and correction); one that changed much is registered at once
+        register::thumbnail(&self.small, &mut self.thumb)?;
+        let running = matches!(self.state, ViewState::Steady | ViewState::Shifted { .. });
+        if running && self.since_registered + 1 < self.cfg.every {
+            let share = register::changed_share(&self.thumb, &self.registered)?;
+            if share <= self.cfg.change_share {
+                self.since_registered += 1;
+                return Ok((self.state.clone(), self.preset));
             }
         }
-        if from.len() < self.cfg.min_inliers {
-            return Ok(ViewState::ViewChanged {
-                matches: from.len(),
-            });
+        self.since_registered = 0;
+        self.registrations += 1;
+        self.thumb.copy_to(&mut self.registered)?;
+        let sample = Picture::of(&mut self.orb, &self.small, (frame.width, frame.height))?;
+        if self.references.is_empty() {
+            if self.learns && sample.keypoints.len() >= 4 * self.cfg.min_inliers {
+                self.references.push(sample);
+                self.current = 0;
+                return Ok((ViewState::Steady, Some(0)));
+            }
+            return Ok((ViewState::Learning, None));
         }
-        let mut mask = Mat::default();
-        let hs = calib3d::find_homography(&from, &to, &mut mask, calib3d::RANSAC, 3.0)?;
-        let inliers = if mask.empty() {
-            0
-        } else {
-            core::count_non_zero(&mask)? as usize
-        };
-        if hs.empty() || inliers < self.cfg.min_inliers {
-            return Ok(ViewState::ViewChanged { matches: inliers });
+        // the preset it was at first, then the others: the first it is steady or
+        // shifted at wins; else the one it moved least from; else none
+        let n = self.references.len();
+        let scale = self.scale(frame);
+        let mut moved: Option<(usize, f64, f64)> = None;
+        let mut matches = 0;
+        for i in (0..n).map(|k| (self.current + k) % n) {
+            let r = &self.references[i];
+            let ref_sharpness = r.sharpness;
+            match register::register(&self.matcher, &self.cfg, &sample, r, scale)? {
+                register::Fit::None(m) => matches = matches.max(m),
+                register::Fit::Homography {
+                    h,
+                    shift_px,
+                    rotation_deg,
+                } => {
+                    let correctable = shift_px <= self.cfg.correct_px
+                        && rotation_deg.abs() <= self.cfg.correct_deg;
+                    if shift_px <= self.cfg.steady_px || correctable {
+                        self.current = i;
+                        if sample.sharpness < self.cfg.blur_ratio * ref_sharpness {
+                            let sharpness = sample.sharpness / ref_sharpness;
+                            return Ok((ViewState::Defocused { sharpness }, None));
+                        }
+                        if shift_px <= self.cfg.steady_px {
+                            return Ok((ViewState::Steady, Some(i)));
+                        }
+                        self.homography = Some(h);
+                        let st = ViewState::Shifted {
+                            shift_px,
+                            rotation_deg,
+                        };
+                        return Ok((st, Some(i)));
+                    }
+                    if moved.is_none_or(|m| shift_px < m.1) {
+                        moved = Some((i, shift_px, sample.sharpness / ref_sharpness));
+                    }
+                }
+            }
         }
-        // the homography of the small copies, in full-frame pixels: S⁻¹·Hs·S
-        let s = self.scale(frame);
-        let hf = full_frame(&hs, s)?;
-        let (shift_px, rotation_deg) = displacement(&hf, frame.width as f64, frame.height as f64)?;
-        if shift_px <= self.cfg.steady_px {
-            Ok(ViewState::Steady)
-        } else if shift_px <= self.cfg.correct_px && rotation_deg.abs() <= self.cfg.correct_deg {
-            self.homography = Some(hf);
-            Ok(ViewState::Shifted {
-                shift_px,
-                rotation_deg,
-            })
-        } else {
-            Ok(ViewState::ViewMoved { shift_px })
+        if let Some((i, shift_px, sharp)) = moved {
+            if sharp < self.cfg.blur_ratio {
+                return Ok((ViewState::Defocused { sharpness: sharp }, None));
+            }
+            return Ok((ViewState::ViewMoved { shift_px }, Some(i)));
         }
+        // nothing to register against: a smeared lens, or another scene
+        let reference = &self.references[self.current.min(n - 1)];
+        if sample.sharpness < self.cfg.blur_ratio * reference.sharpness {
+            let sharpness = sample.sharpness / reference.sharpness;
+            return Ok((ViewState::Defocused { sharpness }, None));
+        }
+        Ok((ViewState::ViewChanged { matches }, None))
     }
 
     /// The sample carried into the reference view (while shifted), into `out`; `false`
@@ -340,7 +407,7 @@ impl ViewWatch {
         ];
         let pts: Vec<(f64, f64)> = corners
             .iter()
-            .filter_map(|&(x, y)| apply(h, x as f64, y as f64).ok())
+            .filter_map(|&(x, y)| register::apply(h, x as f64, y as f64).ok())
             .collect();
         if pts.len() < 4 {
             return bbox;
@@ -361,7 +428,7 @@ impl ViewWatch {
     /// A point of the sample in the reference view (itself unless shifted).
     pub fn point_to_reference(&self, x: f64, y: f64) -> (f64, f64) {
         match &self.homography {
-            Some(h) => apply(h, x, y).unwrap_or((x, y)),
+            Some(h) => register::apply(h, x, y).unwrap_or((x, y)),
             None => (x, y),
         }
     }
@@ -391,74 +458,6 @@ pub fn warp(frame: &Frame, h: &Mat, border: i32, out: &mut Frame) -> opencv::Res
     Ok(())
 }
 
-fn mean_std(m: &Mat) -> opencv::Result<(f64, f64)> {
-    let mut mean = Mat::default();
-    let mut std = Mat::default();
-    core::mean_std_dev(m, &mut mean, &mut std, &core::no_array())?;
-    Ok((*mean.at::<f64>(0)?, *std.at::<f64>(0)?))
-}
-
-/// The variance of the Laplacian: high for sharp edges, low for blur.
-fn sharpness(m: &Mat) -> opencv::Result<f64> {
-    let mut lap = Mat::default();
-    imgproc::laplacian(m, &mut lap, core::CV_64F, 1, 1.0, 0.0, core::BORDER_DEFAULT)?;
-    let (_, std) = mean_std(&lap)?;
-    Ok(std * std)
-}
-
-/// `S⁻¹·H·S` with `S = diag(1/s, 1/s, 1)`: a homography between small copies scaled
-/// down by `s`, as one between the full frames.
-fn full_frame(hs: &Mat, s: f64) -> opencv::Result<Mat> {
-    let mut out = Mat::new_rows_cols_with_default(3, 3, core::CV_64F, core::Scalar::all(0.0))?;
-    for r in 0..3 {
-        for c in 0..3 {
-            let mut v = *hs.at_2d::<f64>(r, c)?;
-            if r < 2 && c == 2 {
-                v *= s;
-            }
-            if r == 2 && c < 2 {
-                v /= s;
-            }
-            *out.at_2d_mut::<f64>(r, c)? = v;
-        }
-    }
-    Ok(out)
-}
-
-fn apply(h: &Mat, x: f64, y: f64) -> opencv::Result<(f64, f64)> {
-    let g = |r, c| h.at_2d::<f64>(r, c).copied();
-    let w = g(2, 0)? * x + g(2, 1)? * y + g(2, 2)?;
-    if w.abs() < 1e-9 {
-        return Err(opencv::Error::new(core::StsError, "a point at infinity"));
-    }
-    Ok((
-        (g(0, 0)? * x + g(0, 1)? * y + g(0, 2)?) / w,
-        (g(1, 0)? * x + g(1, 1)? * y + g(1, 2)?) / w,
-    ))
-}
-
-/// How far `h` moves a `w`×`h` frame: the largest displacement of its corners and
-/// centre (pixels), and its turn about the centre (degrees).
-fn displacement(h: &Mat, w: f64, ht: f64) -> opencv::Result<(f64, f64)> {
-    let pts = [
-        (0.0, 0.0),
-        (w, 0.0),
-        (0.0, ht),
-        (w, ht),
-        (w / 2.0, ht / 2.0),
-    ];
-    let mut worst: f64 = 0.0;
-    for &(x, y) in &pts {
-        match apply(h, x, y) {
-            Ok((u, v)) => worst = worst.max(((u - x).powi(2) + (v - y).powi(2)).sqrt()),
-            Err(_) => return Ok((f64::INFINITY, 0.0)),
-        }
-    }
-    let (cx, cy) = apply(h, w / 2.0, ht / 2.0)?;
-    let (rx, ry) = apply(h, w / 2.0 + 100.0, ht / 2.0)?;
-    let rotation = (ry - cy).atan2(rx - cx).to_degrees();
-    Ok((worst, rotation))
-}
-
+mod register;
 #[cfg(test)]
 mod tests;

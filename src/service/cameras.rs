@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::{watch, Mutex, Notify};
 
-use super::scene::{Scene, SceneRules};
+use super::scene::{Scene, SceneRules, ViewSpec};
 use crate::cluster::Membership;
 use crate::config::CameraEntry;
 use crate::geo::calib::Calibration;
@@ -48,29 +48,64 @@ pub(crate) struct SceneFactory {
 }
 
 impl SceneFactory {
-    /// A camera's scene (blocking: reads its calibration).
+    /// A camera's scene (blocking: reads its calibrations and preset pictures).
     pub fn build(&self, c: &CameraEntry) -> anyhow::Result<Scene> {
-        let calibration = match &c.calibration {
-            Some(p) => Some(Calibration::load(p).context("calibration")?),
-            None => None,
+        let calibration = |p: &Option<std::path::PathBuf>| -> anyhow::Result<_> {
+            p.as_deref()
+                .map(Calibration::load)
+                .transpose()
+                .context("calibration")
         };
-        let zones = if c.zones.is_empty() {
-            self.zones.clone()
-        } else {
-            let (only, unknown) = self.zones.only(&c.zones);
-            if !unknown.is_empty() {
-                anyhow::bail!("zones: {unknown:?} are not zones of geo.zones");
-            }
-            Arc::new(only)
-        };
-        Ok(Scene::new(
+        let location = c.location.map(|[lat, lon]| LatLon { lat, lon });
+        if c.presets.is_empty() {
+            return Ok(Scene::new(
+                Arc::from(c.id.as_str()),
+                calibration(&c.calibration)?,
+                location,
+                self.zones_of(&c.zones)?,
+                self.cells.clone(),
+                &self.rules,
+            ));
+        }
+        let mut views = Vec::new();
+        for p in &c.presets {
+            let at = || format!("preset {}", p.id);
+            let mut reference = crate::decode::Frame::default();
+            crate::decode::image::read_image(&p.reference, &mut reference)
+                .with_context(|| format!("{}: reference {}", at(), p.reference.display()))?;
+            views.push(ViewSpec {
+                name: Some(Arc::from(p.id.as_str())),
+                reference: Some(reference),
+                calibration: calibration(&p.calibration).with_context(at)?,
+                zones: self
+                    .zones_of(if p.zones.is_empty() {
+                        &c.zones
+                    } else {
+                        &p.zones
+                    })
+                    .with_context(at)?,
+            });
+        }
+        Scene::with_views(
             Arc::from(c.id.as_str()),
-            calibration,
-            c.location.map(|[lat, lon]| LatLon { lat, lon }),
-            zones,
+            views,
+            location,
             self.cells.clone(),
             &self.rules,
-        ))
+        )
+        .map_err(anyhow::Error::msg)
+    }
+
+    /// The zones of `ids` (all of them when empty).
+    fn zones_of(&self, ids: &[String]) -> anyhow::Result<Arc<ZoneSet>> {
+        if ids.is_empty() {
+            return Ok(self.zones.clone());
+        }
+        let (only, unknown) = self.zones.only(ids);
+        if !unknown.is_empty() {
+            anyhow::bail!("zones: {unknown:?} are not zones of geo.zones");
+        }
+        Ok(Arc::new(only))
     }
 }
 

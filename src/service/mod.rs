@@ -39,10 +39,12 @@ use scene::{Scene, SceneRules};
 fn scene_rules(cfg: &Config) -> SceneRules {
     let mut r = SceneRules {
         override_zone_dwell: cfg.rules.override_zone_dwell,
-        view: cfg
-            .rules
-            .view_check
-            .then(crate::geo::view::ViewConfig::default),
+        view: cfg.rules.view_check.then(|| crate::geo::view::ViewConfig {
+            every: cfg.rules.view_every.max(1),
+            ..crate::geo::view::ViewConfig::default()
+        }),
+        fault_after: (cfg.rules.view_check && !cfg.rules.view_fault_after.is_zero())
+            .then_some(cfg.rules.view_fault_after),
         ..SceneRules::default()
     };
     if let Some(d) = cfg.rules.parking.dwell {
@@ -217,7 +219,7 @@ fn detection_loop(
                 }
             };
             m.stages[3].observe(t_rules.elapsed());
-            if let Some(v) = scene.view() {
+            if let Some(v) = scene.view_report() {
                 m.set_view(&cf.camera, v);
             }
             if m.last_frame_due(&cf.camera) {

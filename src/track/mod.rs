@@ -139,8 +139,21 @@ impl Tracker {
         &self.tracks
     }
 
+    /// The camera looked elsewhere for `ms` (a PTZ camera at another preset): that
+    /// time does not count toward `max_missed`, so a parked car seen before and after
+    /// keeps its track and its stay.
+    pub fn away(&mut self, ms: i64) {
+        for tr in &mut self.tracks {
+            tr.last_seen += ms;
+        }
+    }
+
     /// Takes the detections of the sample at `t` ms.
     pub fn update(&mut self, t: i64, obs: &[Observation]) -> &[Track] {
+        // a track unseen for longer than max_missed is gone before it can be matched
+        // again (a camera paused for minutes does not pick up its old tracks)
+        let max_missed = self.config.max_missed_ms;
+        self.tracks.retain(|tr| t - tr.last_seen <= max_missed);
         let cfg = &self.config;
         let compatible = |a: &str, b: &str| {
             a == b
@@ -227,7 +240,6 @@ impl Tracker {
                 });
             }
         }
-        let max_missed = cfg.max_missed_ms;
         self.tracks.retain(|tr| t - tr.last_seen <= max_missed);
         &self.tracks
     }
@@ -284,6 +296,21 @@ mod tests {
             t.update(40_000, &[]).is_empty(),
             "unseen for longer than max_missed"
         );
+    }
+
+    #[test]
+    fn a_track_unseen_too_long_is_not_picked_up_again_unless_the_camera_looked_elsewhere() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let id = t.update(0, &[car(100.0)])[0].id;
+        // 40 s later at the same place: a new track, its stay from now
+        let tr = t.update(40_000, &[car(100.0)])[0].clone();
+        assert_ne!(tr.id, id);
+        assert_eq!(tr.dwell_ms(), 0);
+        // the camera at another preset for 38 of the next 40 s: the same track, its
+        // stay counted from the first sight
+        t.away(38_000);
+        let back = &t.update(80_000, &[car(100.0)])[0];
+        assert_eq!((back.id, back.dwell_ms()), (tr.id, 40_000));
     }
 
     #[test]

@@ -186,3 +186,126 @@ fn covered_defocused_frozen_and_another_scene_each_pause_and_recover() {
         "moving again"
     );
 }
+
+#[test]
+fn between_registrations_a_sample_like_the_last_keeps_its_state_and_a_moved_one_is_registered_at_once(
+) {
+    let frames = street(12, std::time::Duration::from_secs(2));
+    let cfg = ViewConfig::default();
+    let mut w = ViewWatch::new(cfg.clone()).unwrap();
+    let mut thumb = |f: &Frame| {
+        w.small_grey(f).unwrap();
+        let mut t = Mat::default();
+        register::thumbnail(&w.small, &mut t).unwrap();
+        t
+    };
+    // traffic 2 to 20 s apart changes a few per cent of the thumbnail; a pan of 8 px
+    // and more, a tenth and more
+    let first = thumb(&frames[0]);
+    for f in &frames[1..] {
+        let share = register::changed_share(&thumb(f), &first).unwrap();
+        assert!(share < cfg.change_share / 2.0, "traffic: {share}");
+    }
+    for dx in [8.0, 24.0, 60.0, 250.0] {
+        let share =
+            register::changed_share(&thumb(&warp(&frames[1], pan(&frames[1], dx, 0.0))), &first)
+                .unwrap();
+        assert!(share > cfg.change_share, "pan {dx} px: {share}");
+    }
+    // registered every 5th sample through traffic
+    let mut w = watch(&frames[0]);
+    for f in &frames[1..9] {
+        assert_eq!(w.observe(f).unwrap(), &ViewState::Steady);
+    }
+    assert_eq!(
+        w.registrations(),
+        2,
+        "the first sample and the 5th after it"
+    );
+    // a pan between registrations is registered at once, and its correction kept
+    // for the samples like it that follow
+    for (i, f) in frames[9..].iter().enumerate() {
+        let moved = warp(f, pan(f, 60.0, 0.0));
+        let st = w.observe(&moved).unwrap().clone();
+        assert!(matches!(st, ViewState::Shifted { .. }), "{st:?}");
+        assert!(w.correct(&moved, &mut Frame::default()).unwrap());
+        assert_eq!(w.registrations(), 3, "sample {i} of the pan");
+    }
+}
+
+/// The `w`×`h` part of `f` at (`x`, `y`): what a camera steered there sees.
+fn crop(f: &Frame, x: i32, y: i32, w: i32, h: i32) -> Frame {
+    let src = crate::draw::frame_mat(f).unwrap();
+    let part = Mat::roi(&src, core::Rect::new(x, y, w, h))
+        .unwrap()
+        .try_clone()
+        .unwrap();
+    let mut out = Frame::default();
+    out.reshape(w as u32, h as u32);
+    out.data.copy_from_slice(part.data_bytes().unwrap());
+    out
+}
+
+#[test]
+fn presets_are_recognised_from_the_image_and_a_view_of_none_pauses() {
+    let frames = street(6, std::time::Duration::from_secs(2));
+    // two positions of a camera steered over the street: two crops of the wider frame,
+    // 240 px apart
+    let a = |f: &Frame| crop(f, 0, 0, 576, 432);
+    let b = |f: &Frame| crop(f, 192, 144, 576, 432);
+    let mut w =
+        ViewWatch::with_presets(ViewConfig::default(), &[a(&frames[0]), b(&frames[0])]).unwrap();
+    assert_eq!(w.state(), &ViewState::Learning, "no sample yet");
+    let mut seen = Vec::new();
+    for (i, f) in frames[1..].iter().enumerate() {
+        let view = if i % 2 == 0 { a(f) } else { b(f) };
+        let st = w.observe(&view).unwrap().clone();
+        seen.push((st.name(), w.preset()));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("steady", Some(0)),
+            ("steady", Some(1)),
+            ("steady", Some(0)),
+            ("steady", Some(1)),
+            ("steady", Some(0)),
+        ]
+    );
+    // near a preset: corrected against it
+    let st = w
+        .observe(&crop(&frames[3], 172, 144, 576, 432))
+        .unwrap()
+        .clone();
+    assert!(matches!(st, ViewState::Shifted { .. }), "{st:?}");
+    assert_eq!(w.preset(), Some(1));
+    // a view of neither (another scene at the stream's size): paused, at no preset
+    let mut kite = Frame::default();
+    crate::decode::image::read_image(&crate::source_dir().join("samples/kite.jpg"), &mut kite)
+        .unwrap();
+    let mut small = Mat::default();
+    let src = crate::draw::frame_mat(&kite).unwrap();
+    imgproc::resize(
+        &src,
+        &mut small,
+        Size::new(576, 432),
+        0.0,
+        0.0,
+        imgproc::INTER_AREA,
+    )
+    .unwrap();
+    let mut other = Frame::default();
+    other.reshape(576, 432);
+    other.data.copy_from_slice(small.data_bytes().unwrap());
+    let st = w.observe(&other).unwrap().clone();
+    assert!(matches!(st, ViewState::ViewChanged { .. }), "{st:?}");
+    assert_eq!(w.preset(), None);
+    assert_eq!(w.observe(&a(&frames[5])).unwrap(), &ViewState::Steady);
+    assert_eq!(w.preset(), Some(0));
+    // a preset picture nothing can be recognised in is refused
+    let black = Frame::filled(576, 432, [0, 0, 0]);
+    let e = ViewWatch::with_presets(ViewConfig::default(), &[a(&frames[0]), black])
+        .err()
+        .expect("refused");
+    assert!(e.message.contains("reference 2"), "{e}");
+}

@@ -1,135 +1,106 @@
-//! One camera's scene: tracker, rules, evidence and geo, fed the detections of each
-//! sampled frame; what comes out are violations placed on the ground and in a grid
-//! cell, each with its evidence images, ready for the case store.
+//! One view of a camera (the camera's only view, or one PTZ preset): its calibration,
+//! its zones, and the tracker, rules and evidence of what is seen there. A camera
+//! touring its presets keeps one of these per preset, so tracks and dwell carry over
+//! from one visit to the next.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::{Found, SceneRules};
 use crate::cases::NewViolation;
 use crate::decode::Frame;
 use crate::detect::postprocess::Detection;
 use crate::geo::calib::Calibration;
 use crate::geo::grid::CellLocator;
-use crate::geo::view::{ViewConfig, ViewState, ViewWatch};
-use crate::geo::zones::ZoneKind;
-use crate::geo::zones::{Zone, ZoneArea, ZoneSet};
+use crate::geo::zones::{Zone, ZoneArea, ZoneKind, ZoneSet};
 use crate::geo::LatLon;
-use crate::rules::construction::{ConstructionConfig, ConstructionRule, WatchedZone, WatchingRule};
-use crate::rules::dumping::{DumpingConfig, DumpingRule};
+use crate::rules::construction::{ConstructionRule, WatchedZone, WatchingRule};
+use crate::rules::dumping::DumpingRule;
 use crate::rules::evidence::EvidenceKeeper;
-use crate::rules::parking::{ParkingConfig, ParkingRule};
-use crate::rules::vending::{VendingConfig, VendingRule};
+use crate::rules::parking::ParkingRule;
+use crate::rules::vending::VendingRule;
 use crate::rules::{duration_param, Rule, RuleOutput, Sample, Stage, ZoneHit};
 use crate::track::{Observation, Tracker, TrackerConfig};
 
-/// A violation found in a frame, with its evidence (first frame, latest frame, crop).
-#[derive(Debug, Clone)]
-pub struct Found {
-    /// For the store.
-    pub violation: NewViolation,
-    /// JPEGs: the first frame of the stay, the latest frame (both annotated), a crop.
-    pub evidence: Vec<Vec<u8>>,
+/// What every view of a camera shares.
+pub(super) struct Common {
+    pub camera: Arc<str>,
+    pub location: Option<LatLon>,
+    pub cells: Arc<CellLocator>,
+    pub fallback_cells: CellLocator,
+    pub override_dwell: bool,
 }
 
-/// Rule settings for a scene.
-#[derive(Debug, Clone, Default)]
-pub struct SceneRules {
-    /// Parking.
-    pub parking: ParkingConfig,
-    /// Vending.
-    pub vending: VendingConfig,
-    /// Dumping.
-    pub dumping: DumpingConfig,
-    /// Construction.
-    pub construction: ConstructionConfig,
-    /// Ignore the zones' own dwell times.
-    pub override_zone_dwell: bool,
-    /// Check each sample's view against the camera's reference ([`ViewWatch`]):
-    /// correct small shifts, pause the rules while the view is not the reference's.
-    pub view: Option<ViewConfig>,
+impl Common {
+    /// The grid cell of a place (the city's grid, or H3 where it has none).
+    pub fn cell(&self, place: LatLon) -> Option<crate::geo::grid::CellRef> {
+        self.cells
+            .cell(place)
+            .or_else(|| self.fallback_cells.cell(place))
+    }
 }
 
-/// One camera's scene.
-pub struct Scene {
-    camera: Arc<str>,
-    calibration: Option<Calibration>,
-    location: Option<LatLon>,
+/// One view's state.
+pub(super) struct Position {
+    /// The preset's name (`None`: the camera's only view).
+    pub name: Option<Arc<str>>,
+    /// The `camera` its pixel zones name: the camera id, or `camera@preset`.
+    key: String,
+    pub calibration: Option<Calibration>,
     zones: Arc<ZoneSet>,
-    cells: Arc<CellLocator>,
-    fallback_cells: CellLocator,
     tracker: Tracker,
     /// One per violation kind, in this order: parking, vending, dumping, construction.
     rules: Vec<Box<dyn Rule>>,
     keeper: EvidenceKeeper,
-    override_dwell: bool,
     out: RuleOutput,
     obs: Vec<Observation>,
-    /// The view check (off: every sample is taken as the reference view).
-    view: Option<ViewWatch>,
-    /// A shifted sample carried into the reference view, and its detections there
-    /// (buffers reused from sample to sample).
-    corrected: Frame,
-    mapped: Vec<Detection>,
+    /// Time the camera has looked elsewhere since this view's last sample (ms).
+    pub away_ms: i64,
 }
 
-impl Scene {
-    /// A scene for `camera`.
+impl Position {
+    /// The view `name` of `camera`.
     pub fn new(
-        camera: Arc<str>,
+        camera: &str,
+        name: Option<Arc<str>>,
         calibration: Option<Calibration>,
-        location: Option<LatLon>,
         zones: Arc<ZoneSet>,
-        cells: Arc<CellLocator>,
         rules: &SceneRules,
     ) -> Self {
-        let mut scene = Self {
-            camera,
+        let key = match &name {
+            Some(n) => format!("{camera}@{n}"),
+            None => camera.to_string(),
+        };
+        let mut p = Self {
+            name,
+            key,
             calibration,
-            location,
             zones,
-            cells,
-            fallback_cells: CellLocator::H3(h3o::Resolution::Ten),
             tracker: Tracker::new(TrackerConfig::default()),
             rules: Vec::new(),
             keeper: EvidenceKeeper::default(),
-            override_dwell: rules.override_zone_dwell,
             out: RuleOutput::default(),
             obs: Vec::new(),
-            view: rules
-                .view
-                .clone()
-                .and_then(|cfg| match ViewWatch::new(cfg) {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        tracing::error!("view check: {e}; the camera runs without it");
-                        None
-                    }
-                }),
-            corrected: Frame::default(),
-            mapped: Vec::new(),
+            away_ms: 0,
         };
-        // construction-watch zones this camera sees, in its pixels
-        let ids: Vec<String> = scene
+        // construction-watch zones this view sees, in its pixels
+        let watched = p
             .zones
             .zones()
             .iter()
             .filter(|z| z.kind == ZoneKind::ConstructionWatch)
             .filter(|z| match &z.area {
-                ZoneArea::Pixels { camera, .. } => camera.as_str() == &*scene.camera,
+                ZoneArea::Pixels { camera, .. } => *camera == p.key,
                 ZoneArea::Ground(_) => true,
             })
-            .map(|z| z.id.clone())
-            .collect();
-        let watched = ids
-            .into_iter()
-            .map(|id| WatchedZone {
-                outline: scene.outline(&id),
-                id,
+            .map(|z| WatchedZone {
+                outline: p.outline(&z.id),
+                id: z.id.clone(),
             })
             .filter(|z| z.outline.len() >= 3)
             .collect();
-        scene.rules = vec![
+        p.rules = vec![
             Box::new(ParkingRule::new(rules.parking.clone())),
             Box::new(VendingRule::new(rules.vending.clone())),
             Box::new(DumpingRule::new(rules.dumping.clone())),
@@ -138,19 +109,14 @@ impl Scene {
                 zones: watched,
             }),
         ];
-        scene
+        p
     }
 
-    /// The camera.
-    pub fn camera(&self) -> &Arc<str> {
-        &self.camera
-    }
-
-    /// Zones (ground and this camera's pixel zones) a box's foot stands in at `now`.
+    /// Zones (ground zones and this view's pixel zones) a box's foot stands in at `now`.
     fn zones_at<'z>(
         zones: &'z ZoneSet,
         cal: Option<&Calibration>,
-        camera: &str,
+        key: &str,
         bbox: &[f32; 4],
         now: DateTime<Utc>,
         override_dwell: bool,
@@ -160,7 +126,7 @@ impl Scene {
             zones.at(g, now, &mut found);
         }
         let foot = (((bbox[0] + bbox[2]) / 2.0) as f64, bbox[3] as f64);
-        zones.at_pixel(camera, foot.0, foot.1, now, &mut found);
+        zones.at_pixel(key, foot.0, foot.1, now, &mut found);
         found
             .into_iter()
             .map(|z| ZoneHit {
@@ -175,7 +141,7 @@ impl Scene {
             .collect()
     }
 
-    /// A zone's outline in this camera's pixels, for drawing.
+    /// A zone's outline in this view's pixels, for drawing.
     fn outline(&self, zone_id: &str) -> Vec<(f64, f64)> {
         let Some(z) = self.zones.zones().iter().find(|z| z.id == zone_id) else {
             return Vec::new();
@@ -202,55 +168,21 @@ impl Scene {
         }
     }
 
-    /// What the view check said of the last sample (`None`: no view check).
-    pub fn view(&self) -> Option<&ViewState> {
-        self.view.as_ref().map(ViewWatch::state)
-    }
-
-    /// Feeds one frame (taken at `t_ms`, ms since the epoch) and its detections. The
-    /// view check comes first: a sample whose view is not the reference's steps no
-    /// rule (nothing is filed from it); a slightly shifted one is carried into the
-    /// reference view, its detections with it, so zones, calibration and the rules'
-    /// pixel references hold.
+    /// Steps the tracker and the rules on a sample of this view (in its reference
+    /// pixels); returns the violations found, placed and with their evidence.
     pub fn step(
         &mut self,
+        common: &Common,
         t_ms: i64,
         frame: &Frame,
         dets: &[Detection],
         classes: &[String],
     ) -> opencv::Result<Vec<Found>> {
-        let Some(view) = &mut self.view else {
-            return self.step_in_view(t_ms, frame, dets, classes);
-        };
-        if view.observe(frame)?.paused() {
-            return Ok(Vec::new());
+        // the time the camera looked elsewhere is not time the tracks went unseen
+        if self.away_ms > 0 {
+            self.tracker.away(self.away_ms);
+            self.away_ms = 0;
         }
-        let mut corrected = std::mem::take(&mut self.corrected);
-        if !view.correct(frame, &mut corrected)? {
-            self.corrected = corrected;
-            return self.step_in_view(t_ms, frame, dets, classes);
-        }
-        let mut mapped = std::mem::take(&mut self.mapped);
-        mapped.clear();
-        mapped.extend(dets.iter().map(|d| {
-            let mut d = *d;
-            d.bbox = view.to_reference(d.bbox);
-            d
-        }));
-        let out = self.step_in_view(t_ms, &corrected, &mapped, classes);
-        self.corrected = corrected;
-        self.mapped = mapped;
-        out
-    }
-
-    /// [`Scene::step`] on a sample in the reference view.
-    fn step_in_view(
-        &mut self,
-        t_ms: i64,
-        frame: &Frame,
-        dets: &[Detection],
-        classes: &[String],
-    ) -> opencv::Result<Vec<Found>> {
         let now = DateTime::<Utc>::from_timestamp_millis(t_ms).unwrap_or_else(Utc::now);
         self.obs.clear();
         for d in dets {
@@ -271,21 +203,21 @@ impl Scene {
         let tracks = self.tracker.update(t_ms, &self.obs);
         let zones = self.zones.clone();
         let cal = self.calibration.as_ref();
-        let camera = self.camera.clone();
-        let ov = self.override_dwell;
+        let key = self.key.as_str();
+        let ov = common.override_dwell;
         // where each track seen in this sample stands, found once for every rule and the
         // evidence keeper (they look only at tracks seen now; the others stay empty)
         let track_zones: Vec<Vec<ZoneHit>> = tracks
             .iter()
             .map(|tr| {
                 if tr.seen_at(t_ms) {
-                    Self::zones_at(&zones, cal, &camera, &tr.bbox, now, ov)
+                    Self::zones_at(&zones, cal, key, &tr.bbox, now, ov)
                 } else {
                     Vec::new()
                 }
             })
             .collect();
-        let box_zones = |b: &[f32; 4]| Self::zones_at(&zones, cal, &camera, b, now, ov);
+        let box_zones = |b: &[f32; 4]| Self::zones_at(&zones, cal, key, b, now, ov);
         let sample = Sample {
             t_ms,
             frame,
@@ -310,7 +242,7 @@ impl Scene {
         for e in &events {
             if e.stage != Stage::Violation {
                 tracing::debug!(
-                    camera = &*self.camera,
+                    camera = &*common.camera,
                     "warning: {:?} in {}",
                     e.kind,
                     e.zone
@@ -321,21 +253,19 @@ impl Scene {
                 .calibration
                 .as_ref()
                 .and_then(|c| c.box_to_ground(e.bbox).ok())
-                .or(self.location);
+                .or(common.location);
             let Some(place) = place else {
                 tracing::warn!(
-                    camera = &*self.camera,
+                    camera = &*common.camera,
                     "a {:?} violation in zone {} cannot be placed (no calibration, no location)",
                     e.kind,
                     e.zone
                 );
                 continue;
             };
-            let cell = self
-                .cells
-                .cell(place)
-                .or_else(|| self.fallback_cells.cell(place));
-            let Some(cell) = cell else { continue };
+            let Some(cell) = common.cell(place) else {
+                continue;
+            };
             let outline = self.outline(&e.zone);
             let ev = self.keeper.evidence(frame, e, &outline)?;
             out.push(Found {
@@ -345,7 +275,7 @@ impl Scene {
                     admin_path: cell.admin.to_string(),
                     lat: place.lat,
                     lon: place.lon,
-                    camera: self.camera.to_string(),
+                    camera: common.camera.to_string(),
                     zone: e.zone.clone(),
                     at_ms: e.at_ms,
                     since_ms: e.since_ms,

@@ -1,0 +1,280 @@
+//! One camera's scene: tracker, rules, evidence and geo, fed the detections of each
+//! sampled frame; what comes out are violations placed on the ground and in a grid
+//! cell, each with its evidence images, ready for the case store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cases::NewViolation;
+use crate::decode::Frame;
+use crate::detect::postprocess::Detection;
+use crate::geo::calib::Calibration;
+use crate::geo::grid::CellLocator;
+use crate::geo::view::{ViewConfig, ViewState, ViewWatch};
+use crate::geo::zones::ZoneSet;
+use crate::geo::LatLon;
+use crate::rules::construction::ConstructionConfig;
+use crate::rules::dumping::DumpingConfig;
+use crate::rules::parking::ParkingConfig;
+use crate::rules::vending::VendingConfig;
+
+mod fault;
+mod position;
+
+use fault::FaultWatch;
+use position::{Common, Position};
+
+/// A violation found in a frame, with its evidence (first frame, latest frame, crop).
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// For the store.
+    pub violation: NewViolation,
+    /// JPEGs: the first frame of the stay, the latest frame (both annotated), a crop.
+    pub evidence: Vec<Vec<u8>>,
+}
+
+/// Rule settings for a scene.
+#[derive(Debug, Clone, Default)]
+pub struct SceneRules {
+    /// Parking.
+    pub parking: ParkingConfig,
+    /// Vending.
+    pub vending: VendingConfig,
+    /// Dumping.
+    pub dumping: DumpingConfig,
+    /// Construction.
+    pub construction: ConstructionConfig,
+    /// Ignore the zones' own dwell times.
+    pub override_zone_dwell: bool,
+    /// Check each sample's view against the camera's reference ([`ViewWatch`]):
+    /// correct small shifts, pause the rules while the view is not the reference's.
+    pub view: Option<ViewConfig>,
+    /// A camera whose view check says covered, defocused, frozen or (a fixed camera)
+    /// moved for this long files a camera-fault case (`None`: never).
+    pub fault_after: Option<Duration>,
+}
+
+/// One view of a camera as a scene is built with: the camera's only view, or one
+/// preset of a PTZ camera.
+pub struct ViewSpec {
+    /// The preset's name (`None`: the camera's only view, its reference learned from
+    /// the first good frame).
+    pub name: Option<Arc<str>>,
+    /// A picture of the view (a frame of the camera there); needed for presets.
+    pub reference: Option<Frame>,
+    /// The view's ground calibration.
+    pub calibration: Option<Calibration>,
+    /// The zones its findings may fall in (its pixel zones name `camera@preset`).
+    pub zones: Arc<ZoneSet>,
+}
+
+/// What a camera's view check said of its last sample, for the API and metrics.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ViewReport {
+    /// The state.
+    #[serde(flatten)]
+    pub state: ViewState,
+    /// The preset it is at (cameras with presets; none between them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Arc<str>>,
+}
+
+/// One camera's scene.
+pub struct Scene {
+    common: Common,
+    /// One per view (one, or one per preset).
+    positions: Vec<Position>,
+    /// The view check (off: every sample is taken as the one view).
+    view: Option<ViewWatch>,
+    fault: FaultWatch,
+    fault_after_ms: Option<i64>,
+    last_t: Option<i64>,
+    report: Option<ViewReport>,
+    /// A shifted sample carried into the reference view, and its detections there
+    /// (buffers reused from sample to sample).
+    corrected: Frame,
+    mapped: Vec<Detection>,
+}
+
+impl Scene {
+    /// A scene for `camera` of one view.
+    pub fn new(
+        camera: Arc<str>,
+        calibration: Option<Calibration>,
+        location: Option<LatLon>,
+        zones: Arc<ZoneSet>,
+        cells: Arc<CellLocator>,
+        rules: &SceneRules,
+    ) -> Self {
+        let view = ViewSpec {
+            name: None,
+            reference: None,
+            calibration,
+            zones,
+        };
+        Self::with_views(camera, vec![view], location, cells, rules)
+            .expect("a scene of one learned view needs no reference")
+    }
+
+    /// A scene for `camera` with these views: one (learned from the frames unless it
+    /// has a reference), or several presets, each with its reference picture
+    /// (recognised from the image; the view check is on for them whatever `rules`
+    /// say). Fails on a preset without a reference, or one nothing can be
+    /// recognised in.
+    pub fn with_views(
+        camera: Arc<str>,
+        views: Vec<ViewSpec>,
+        location: Option<LatLon>,
+        cells: Arc<CellLocator>,
+        rules: &SceneRules,
+    ) -> Result<Self, String> {
+        let presets = views.len() > 1 || views.iter().any(|v| v.reference.is_some());
+        let mut references = Vec::new();
+        let mut positions = Vec::new();
+        for v in views {
+            if presets {
+                let name = v.name.as_deref().unwrap_or("?");
+                match v.reference {
+                    Some(r) => references.push(r),
+                    None => return Err(format!("preset {name}: no reference picture")),
+                }
+            }
+            positions.push(Position::new(
+                &camera,
+                v.name,
+                v.calibration,
+                v.zones,
+                rules,
+            ));
+        }
+        let view = if presets {
+            let cfg = rules.view.clone().unwrap_or_default();
+            Some(ViewWatch::with_presets(cfg, &references).map_err(|e| e.message)?)
+        } else {
+            rules
+                .view
+                .clone()
+                .and_then(|cfg| match ViewWatch::new(cfg) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        tracing::error!("view check: {e}; the camera runs without it");
+                        None
+                    }
+                })
+        };
+        Ok(Self {
+            common: Common {
+                camera,
+                location,
+                cells,
+                fallback_cells: CellLocator::H3(h3o::Resolution::Ten),
+                override_dwell: rules.override_zone_dwell,
+            },
+            positions,
+            view,
+            fault: FaultWatch::default(),
+            fault_after_ms: rules.fault_after.map(|d| d.as_millis() as i64),
+            last_t: None,
+            report: None,
+            corrected: Frame::default(),
+            mapped: Vec::new(),
+        })
+    }
+
+    /// The camera.
+    pub fn camera(&self) -> &Arc<str> {
+        &self.common.camera
+    }
+
+    /// What the view check said of the last sample (`None`: no view check).
+    pub fn view(&self) -> Option<&ViewState> {
+        self.view.as_ref().map(ViewWatch::state)
+    }
+
+    /// The view check's last word with the preset it named (`None`: no view check,
+    /// or no sample yet).
+    pub fn view_report(&self) -> Option<&ViewReport> {
+        self.report.as_ref()
+    }
+
+    /// Feeds one frame (taken at `t_ms`, ms since the epoch) and its detections. The
+    /// view check comes first: a sample whose view is not a reference's steps no
+    /// rule (nothing is filed from it); a slightly shifted one is carried into its
+    /// reference view, its detections with it, so zones, calibration and the rules'
+    /// pixel references hold. A camera with presets steps the rules of the preset it
+    /// is at; the others wait, their tracks kept.
+    pub fn step(
+        &mut self,
+        t_ms: i64,
+        frame: &Frame,
+        dets: &[Detection],
+        classes: &[String],
+    ) -> opencv::Result<Vec<Found>> {
+        let dt = self.last_t.map_or(0, |l| (t_ms - l).max(0));
+        self.last_t = Some(t_ms);
+        let Some(view) = &mut self.view else {
+            return self.positions[0].step(&self.common, t_ms, frame, dets, classes);
+        };
+        let state = view.observe(frame)?.clone();
+        let preset = view.preset();
+        let has_presets = self.positions.len() > 1;
+        // the view whose rules this sample steps: the preset it is at, or the one view
+        // while its reference is still being learned; none while paused
+        let stepped = match (state.paused(), preset) {
+            (true, _) => None,
+            (false, Some(i)) => Some(i),
+            (false, None) => (!has_presets).then_some(0),
+        };
+        // time spent looking elsewhere (another preset, or away from every one) does
+        // not count as time unseen for the views not looked at; a covered, defocused
+        // or frozen camera's does (nothing was seen anywhere)
+        let looking = matches!(
+            state,
+            ViewState::Steady
+                | ViewState::Shifted { .. }
+                | ViewState::ViewMoved { .. }
+                | ViewState::ViewChanged { .. }
+        );
+        for (i, p) in self.positions.iter_mut().enumerate() {
+            if looking && stepped != Some(i) {
+                p.away_ms += dt;
+            }
+        }
+        self.report = Some(ViewReport {
+            state: state.clone(),
+            preset: preset.and_then(|i| self.positions[i].name.clone()),
+        });
+        let mut out = Vec::new();
+        if let Some(after) = self.fault_after_ms {
+            let place = self.positions[0].calibration.as_ref().and_then(|c| {
+                let (w, h) = (frame.width as f64, frame.height as f64);
+                c.image_to_ground(w / 2.0, h * 0.75).ok()
+            });
+            let fault =
+                self.fault
+                    .observe(&self.common, after, t_ms, &state, has_presets, frame, place)?;
+            out.extend(fault);
+        }
+        let Some(i) = stepped else {
+            return Ok(out);
+        };
+        let mut corrected = std::mem::take(&mut self.corrected);
+        if !view.correct(frame, &mut corrected)? {
+            self.corrected = corrected;
+            out.extend(self.positions[i].step(&self.common, t_ms, frame, dets, classes)?);
+            return Ok(out);
+        }
+        let mut mapped = std::mem::take(&mut self.mapped);
+        mapped.clear();
+        mapped.extend(dets.iter().map(|d| {
+            let mut d = *d;
+            d.bbox = view.to_reference(d.bbox);
+            d
+        }));
+        let found = self.positions[i].step(&self.common, t_ms, &corrected, &mapped, classes);
+        self.corrected = corrected;
+        self.mapped = mapped;
+        out.extend(found?);
+        Ok(out)
+    }
+}
