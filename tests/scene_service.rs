@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::node::{get, get_text, Node};
 use common::path;
@@ -78,19 +78,9 @@ fn capped(dir: &Path) {
     ]);
 }
 
-fn eventually<T>(what: &str, node: &Node, wait: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let t = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            t.elapsed() < wait,
-            "{what}: not within {wait:?}\n{}",
-            node.log()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+/// `f`'s first `Some` within `wait`; else a panic with the node's log.
+fn eventually<T>(what: &str, node: &Node, wait: Duration, f: impl FnMut() -> Option<T>) -> T {
+    common::eventually_or(what, wait, || node.log(), f)
 }
 
 #[test]

@@ -155,15 +155,7 @@ fn the_vans_case_survives_a_small_pan_and_nothing_is_filed_from_a_turned_view() 
 
 /// The `w`×`h` part of `f` at (`x`, `y`): what a camera steered there sees.
 fn crop(f: &Frame, x: i32, y: i32, w: i32, h: i32) -> Frame {
-    let src = gridwatch::draw::frame_mat(f).unwrap();
-    let part = Mat::roi(&src, core::Rect::new(x, y, w, h))
-        .unwrap()
-        .try_clone()
-        .unwrap();
-    let mut out = Frame::default();
-    out.reshape(w as u32, h as u32);
-    out.data.copy_from_slice(part.data_bytes().unwrap());
-    out
+    f.crop(x as u32, y as u32, w as u32, h as u32)
 }
 
 /// The size of the two presets' pictures and where they lie in the wide frame.

@@ -9,6 +9,7 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::eventually;
 use common::webdriver::Browser;
 use gridwatch::cases::sqlite::SqliteStore;
 use gridwatch::cases::{CaseStore, DedupConfig, DeliveryState, NewViolation};
@@ -112,20 +113,6 @@ fn http(method: &str, url: &str, body: Option<(&str, String)>) -> (u16, Value) {
             Err(_) => (0, Value::Null),
         }
     })
-}
-
-fn eventually<T>(what: &str, wait: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let t = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            t.elapsed() < wait,
-            "timed out after {wait:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 #[test]

@@ -42,4 +42,44 @@ impl Frame {
         }
         f
     }
+
+    /// The `w`×`h` part at (`x`, `y`), clamped to the frame (what a camera steered
+    /// there sees, for tests and tools; times and flags kept).
+    pub fn crop(&self, x: u32, y: u32, w: u32, h: u32) -> Self {
+        let x = x.min(self.width);
+        let y = y.min(self.height);
+        let w = w.min(self.width - x);
+        let h = h.min(self.height - y);
+        let mut out = Self {
+            index: self.index,
+            pts_ms: self.pts_ms,
+            keyframe: self.keyframe,
+            ..Self::default()
+        };
+        out.reshape(w, h);
+        let row = w as usize * 3;
+        for r in 0..h as usize {
+            let from = (y as usize + r) * self.stride() + x as usize * 3;
+            out.data[r * row..(r + 1) * row].copy_from_slice(&self.data[from..from + row]);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Frame;
+
+    #[test]
+    fn a_crop_is_the_part_of_the_frame() {
+        let mut f = Frame::filled(4, 3, [0, 0, 0]);
+        for (i, b) in f.data.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let c = f.crop(1, 1, 2, 5);
+        assert_eq!((c.width, c.height), (2, 2), "clamped");
+        // row 1 starts at byte 12; pixel 1 of it at 15
+        assert_eq!(&c.data[..6], &[15, 16, 17, 18, 19, 20]);
+        assert_eq!(&c.data[6..], &[27, 28, 29, 30, 31, 32]);
+    }
 }

@@ -131,3 +131,30 @@ pub fn make_token(store: &[&str], env: &[(&str, &str)], name: &str, role: &str) 
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// `f`'s first `Some` within `wait` (asked every 250 ms); else a panic naming `what`,
+/// with what `context` says then (a node's log).
+pub fn eventually_or<T>(
+    what: &str,
+    wait: std::time::Duration,
+    context: impl Fn() -> String,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            t.elapsed() < wait,
+            "timed out after {wait:?} waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+/// [`eventually_or`] with nothing more to say.
+pub fn eventually<T>(what: &str, wait: std::time::Duration, f: impl FnMut() -> Option<T>) -> T {
+    eventually_or(what, wait, String::new, f)
+}

@@ -235,15 +235,7 @@ fn between_registrations_a_sample_like_the_last_keeps_its_state_and_a_moved_one_
 
 /// The `w`×`h` part of `f` at (`x`, `y`): what a camera steered there sees.
 fn crop(f: &Frame, x: i32, y: i32, w: i32, h: i32) -> Frame {
-    let src = crate::draw::frame_mat(f).unwrap();
-    let part = Mat::roi(&src, core::Rect::new(x, y, w, h))
-        .unwrap()
-        .try_clone()
-        .unwrap();
-    let mut out = Frame::default();
-    out.reshape(w as u32, h as u32);
-    out.data.copy_from_slice(part.data_bytes().unwrap());
-    out
+    f.crop(x as u32, y as u32, w as u32, h as u32)
 }
 
 #[test]
