@@ -76,7 +76,7 @@ pub struct Metrics {
     pub lost: AtomicU64,
     last: Mutex<BTreeMap<String, (Instant, Vec<u8>)>>,
     /// What each camera's view check said last.
-    views: Mutex<BTreeMap<String, crate::service::scene::ViewReport>>,
+    views: Mutex<BTreeMap<String, crate::geo::view::ViewReport>>,
     /// A scrape's question to the store is in flight (one at a time).
     pub store_query: std::sync::atomic::AtomicBool,
 }
@@ -103,7 +103,7 @@ impl Metrics {
     }
 
     /// Notes what a camera's view check said (logged when it changes).
-    pub fn set_view(&self, camera: &str, report: &crate::service::scene::ViewReport) {
+    pub fn set_view(&self, camera: &str, report: &crate::geo::view::ViewReport) {
         let mut v = self.views.lock().expect("metrics lock");
         let state = &report.state;
         let before = v.get(camera).map(|r| (r.state.name(), r.preset.clone()));
@@ -129,7 +129,7 @@ impl Metrics {
     }
 
     /// What a camera's view check said last.
-    pub fn view(&self, camera: &str) -> Option<crate::service::scene::ViewReport> {
+    pub fn view(&self, camera: &str) -> Option<crate::geo::view::ViewReport> {
         self.views
             .lock()
             .expect("metrics lock")
@@ -278,7 +278,7 @@ impl Collector for Scrape {
             MetricType::Gauge,
             rows,
         )?;
-        let views: Vec<(String, crate::service::scene::ViewReport)> = self
+        let views: Vec<(String, crate::geo::view::ViewReport)> = self
             .cameras
             .iter()
             .filter_map(|c| Some((c.id.clone(), self.metrics.view(&c.id)?)))

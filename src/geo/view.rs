@@ -22,6 +22,8 @@
 //! from a view that is not the one its zones were drawn on. Each state says why; a
 //! camera recovers by itself when its view comes back.
 
+use std::sync::Arc;
+
 use opencv::core::{self, Mat, Size, CV_8UC3};
 use opencv::features2d::{BFMatcher, ORB};
 use opencv::imgproc;
@@ -147,6 +149,17 @@ impl ViewState {
             ViewState::Frozen { .. } => "frozen",
         }
     }
+}
+
+/// What a camera's view check said of its last sample, for the API and metrics.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ViewReport {
+    /// The state.
+    #[serde(flatten)]
+    pub state: ViewState,
+    /// The preset it is at (cameras with presets; none between them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Arc<str>>,
 }
 
 /// One camera's view check.

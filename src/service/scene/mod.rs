@@ -10,7 +10,7 @@ use crate::decode::Frame;
 use crate::detect::postprocess::Detection;
 use crate::geo::calib::Calibration;
 use crate::geo::grid::CellLocator;
-use crate::geo::view::{ViewConfig, ViewState, ViewWatch};
+use crate::geo::view::{ViewConfig, ViewReport, ViewState, ViewWatch};
 use crate::geo::zones::ZoneSet;
 use crate::geo::LatLon;
 use crate::rules::construction::ConstructionConfig;
@@ -66,17 +66,6 @@ pub struct ViewSpec {
     pub calibration: Option<Calibration>,
     /// The zones its findings may fall in (its pixel zones name `camera@preset`).
     pub zones: Arc<ZoneSet>,
-}
-
-/// What a camera's view check said of its last sample, for the API and metrics.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ViewReport {
-    /// The state.
-    #[serde(flatten)]
-    pub state: ViewState,
-    /// The preset it is at (cameras with presets; none between them).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub preset: Option<Arc<str>>,
 }
 
 /// One camera's scene.
