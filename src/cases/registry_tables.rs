@@ -1,5 +1,5 @@
-//! The tables of the camera registry (the `registry` module): cameras, API tokens and the
-//! audit log. The registry reads and writes them; the case store's migrations make
+//! The tables of the camera registry (the `registry` module): cameras, API tokens, the
+//! audit log, and zones with their versions. The registry reads and writes them; the case store's migrations make
 //! them, with the rest of the schema, so a store and its registry are always at one
 //! version (and the registry depends on the case store, not the other way round).
 
@@ -49,3 +49,26 @@ macro_rules! tables {
 pub const SQLITE_TABLES: &str = tables!("INTEGER PRIMARY KEY");
 /// The registry's tables in the PostgreSQL store (its migration 3).
 pub const PG_TABLES: &str = tables!("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
+
+/// Zones as resources: each a GeoJSON feature at a version, stamped with the registry
+/// revision of its last change (a deleted zone stays as a tombstone), and every
+/// version kept (`feature` NULL: deleted at that version).
+pub const ZONE_TABLES: &str = "CREATE TABLE zones (
+        id TEXT PRIMARY KEY,
+        feature TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        deleted BIGINT NOT NULL,
+        revision BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        updated_by TEXT NOT NULL
+     );
+     CREATE INDEX zones_by_revision ON zones (revision);
+     CREATE TABLE zone_versions (
+        id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        feature TEXT,
+        at_ms BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        PRIMARY KEY (id, version)
+     );
+     INSERT INTO registry_meta (key, value) VALUES ('zones_seeded', 0);";

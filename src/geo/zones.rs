@@ -185,6 +185,73 @@ impl Zone {
     }
 }
 
+impl Zone {
+    /// A zone from one GeoJSON feature (as a zones file has them, checked the same
+    /// way); `id` when the feature has none of its own.
+    pub fn from_feature(feature: &serde_json::Value, id: &str) -> Result<Self, String> {
+        let mut f: geojson::Feature = serde_json::from_value(feature.clone())
+            .map_err(|e| format!("not a GeoJSON Feature: {e}"))?;
+        if f.id.is_none() {
+            f.id = Some(geojson::feature::Id::String(id.to_string()));
+        }
+        let (id, props, mp) = read_feature(0, &f, &|p: &Properties| !p.contains_key("camera"))
+            .map_err(|(_, m)| m)?;
+        Self::of(id, props, mp)
+    }
+
+    /// A zone from a feature as read (its properties taken apart: `kind`, `windows`,
+    /// `camera`, `params`, `name`); the message says which property is wrong.
+    pub(crate) fn of(
+        id: String,
+        mut props: Properties,
+        mp: MultiPolygon<f64>,
+    ) -> Result<Self, String> {
+        let kind = props
+            .remove("kind")
+            .and_then(|v| v.as_str().map(ZoneKind::parse))
+            .ok_or_else(|| "missing property `kind` (no_parking, no_vending, no_dumping, construction_watch, …)".to_string())?;
+        let windows = match props.remove("windows") {
+            None => Vec::new(),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .map(|w| {
+                    w.as_str()
+                        .ok_or_else(|| "windows must be strings".to_string())
+                        .and_then(TimeWindow::parse)
+                        .map_err(|m| format!("property `windows`: {m}"))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(
+                    "property `windows` must be a list like [\"Mon-Fri 07:00-09:00\"]".to_string(),
+                )
+            }
+        };
+        let area = match props.remove("camera") {
+            Some(serde_json::Value::String(camera)) => ZoneArea::Pixels { camera, area: mp },
+            Some(_) => return Err("property `camera` must be a camera id".to_string()),
+            None => ZoneArea::Ground(mp),
+        };
+        let params = match props.remove("params") {
+            Some(serde_json::Value::Object(m)) => m,
+            None => Default::default(),
+            Some(_) => return Err("property `params` must be an object".to_string()),
+        };
+        props.remove("id");
+        let name = props
+            .remove("name")
+            .and_then(|v| v.as_str().map(String::from));
+        Ok(Zone {
+            id,
+            name,
+            kind,
+            area,
+            windows,
+            params,
+        })
+    }
+}
+
 type Indexed = GeomWithData<Rectangle<[f64; 2]>, usize>;
 
 /// A GeoJSON feature's properties.
@@ -235,79 +302,86 @@ pub(crate) fn read_features(
         .map(String::from);
     let mut out = Vec::with_capacity(fc.features.len());
     for (i, f) in fc.features.iter().enumerate() {
-        let id = match &f.id {
-            Some(geojson::feature::Id::String(s)) => s.clone(),
-            Some(geojson::feature::Id::Number(n)) => n.to_string(),
-            None => f
-                .properties
-                .as_ref()
-                .and_then(|p| p.get("id"))
-                .and_then(|v| v.as_str().map(String::from).or_else(|| Some(v.to_string())))
-                .unwrap_or_else(|| format!("#{}", i + 1)),
-        };
-        let item = || Some(format!("feature {id}"));
-        let props = f.properties.clone().unwrap_or_default();
-        let geom = f
-            .geometry
-            .as_ref()
-            .ok_or_else(|| GeoError::new(path, item(), "has no geometry"))?;
-        let mp: MultiPolygon<f64> = match &geom.value {
-            geojson::GeometryValue::Polygon { .. } => {
-                MultiPolygon(vec![geo::Polygon::try_from(&geom.value).map_err(|e| {
-                    GeoError::new(path, item(), format!("bad polygon: {e}"))
-                })?])
-            }
-            geojson::GeometryValue::MultiPolygon { .. } => MultiPolygon::try_from(&geom.value)
-                .map_err(|e| GeoError::new(path, item(), format!("bad multipolygon: {e}")))?,
-            other => {
-                return Err(GeoError::new(
-                    path,
-                    item(),
-                    format!(
-                        "must be a Polygon or MultiPolygon, not {}",
-                        other.type_name()
-                    ),
-                ))
-            }
-        };
-        if wgs84(&props) {
-            for c in mp.iter().flat_map(|p| {
-                p.exterior()
-                    .coords()
-                    .chain(p.interiors().iter().flat_map(|r| r.coords()))
-            }) {
-                LatLon { lat: c.y, lon: c.x }.check().map_err(|m| {
-                    GeoError::new(
-                        path,
-                        item(),
-                        format!("{m} (GeoJSON positions are [longitude, latitude])"),
-                    )
-                })?;
-            }
-        }
-        // the validity check compares every edge with every other: cap the size so a
-        // huge outline is a clear error, not a start that hangs (10 000 points took
-        // 0.5 s, 100 000 about 40 s)
-        let vertices: usize = mp
-            .iter()
-            .map(|p| p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>())
-            .sum();
-        if vertices > MAX_ZONE_VERTICES {
-            return Err(GeoError::new(
-                path,
-                item(),
-                format!(
-                    "{vertices} points, more than {MAX_ZONE_VERTICES}: simplify the outline \
-                     (e.g. QGIS Simplify, or ogr2ogr -simplify 0.5 for half a metre)"
-                ),
-            ));
-        }
-        if let Err(e) = mp.check_validation() {
-            return Err(GeoError::new(path, item(), format!("invalid polygon: {e}")));
-        }
-        out.push((id, props, mp));
+        out.push(read_feature(i, f, &wgs84).map_err(|(item, m)| GeoError::new(path, item, m))?);
     }
     Ok((out, tz))
+}
+
+/// One GeoJSON feature (the `i`th) as read: id, properties, polygons, checked as
+/// [`read_features`] checks them; an error names the feature.
+pub(crate) fn read_feature(
+    i: usize,
+    f: &geojson::Feature,
+    wgs84: &impl Fn(&Properties) -> bool,
+) -> Result<RawFeature, (Option<String>, String)> {
+    let err = |item: Option<String>, m: String| (item, m);
+    let id = match &f.id {
+        Some(geojson::feature::Id::String(s)) => s.clone(),
+        Some(geojson::feature::Id::Number(n)) => n.to_string(),
+        None => f
+            .properties
+            .as_ref()
+            .and_then(|p| p.get("id"))
+            .and_then(|v| v.as_str().map(String::from).or_else(|| Some(v.to_string())))
+            .unwrap_or_else(|| format!("#{}", i + 1)),
+    };
+    let item = || Some(format!("feature {id}"));
+    let props = f.properties.clone().unwrap_or_default();
+    let geom = f
+        .geometry
+        .as_ref()
+        .ok_or_else(|| err(item(), "has no geometry".into()))?;
+    let mp: MultiPolygon<f64> = match &geom.value {
+        geojson::GeometryValue::Polygon { .. } => {
+            MultiPolygon(vec![geo::Polygon::try_from(&geom.value)
+                .map_err(|e| err(item(), format!("bad polygon: {e}")))?])
+        }
+        geojson::GeometryValue::MultiPolygon { .. } => MultiPolygon::try_from(&geom.value)
+            .map_err(|e| err(item(), format!("bad multipolygon: {e}")))?,
+        other => {
+            return Err(err(
+                item(),
+                format!(
+                    "must be a Polygon or MultiPolygon, not {}",
+                    other.type_name()
+                ),
+            ))
+        }
+    };
+    if wgs84(&props) {
+        for c in mp.iter().flat_map(|p| {
+            p.exterior()
+                .coords()
+                .chain(p.interiors().iter().flat_map(|r| r.coords()))
+        }) {
+            LatLon { lat: c.y, lon: c.x }.check().map_err(|m| {
+                err(
+                    item(),
+                    format!("{m} (GeoJSON positions are [longitude, latitude])"),
+                )
+            })?;
+        }
+    }
+    // the validity check compares every edge with every other: cap the size so a
+    // huge outline is a clear error, not a start that hangs (10 000 points took
+    // 0.5 s, 100 000 about 40 s)
+    let vertices: usize = mp
+        .iter()
+        .map(|p| p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>())
+        .sum();
+    if vertices > MAX_ZONE_VERTICES {
+        return Err(err(
+            item(),
+            format!(
+                "{vertices} points, more than {MAX_ZONE_VERTICES}: simplify the outline \
+                 (e.g. QGIS Simplify, or ogr2ogr -simplify 0.5 for half a metre)"
+            ),
+        ));
+    }
+    if let Err(e) = mp.check_validation() {
+        return Err(err(item(), format!("invalid polygon: {e}")));
+    }
+    Ok((id, props, mp))
 }
 
 /// Points one zone (or grid cell) may have, all its rings together.
@@ -330,67 +404,9 @@ impl ZoneSet {
             (None, None) => Tz::UTC,
         };
         let mut zones = Vec::with_capacity(features.len());
-        for (id, mut props, mp) in features {
-            let item = || Some(format!("feature {id}"));
-            let kind = props
-                .remove("kind")
-                .and_then(|v| v.as_str().map(ZoneKind::parse))
-                .ok_or_else(|| GeoError::new(path, item(), "missing property `kind` (no_parking, no_vending, no_dumping, construction_watch, …)"))?;
-            let windows = match props.remove("windows") {
-                None => Vec::new(),
-                Some(serde_json::Value::Array(a)) => a
-                    .iter()
-                    .map(|w| {
-                        w.as_str()
-                            .ok_or_else(|| "windows must be strings".to_string())
-                            .and_then(TimeWindow::parse)
-                            .map_err(|m| {
-                                GeoError::new(path, item(), format!("property `windows`: {m}"))
-                            })
-                    })
-                    .collect::<Result<_, _>>()?,
-                Some(_) => {
-                    return Err(GeoError::new(
-                        path,
-                        item(),
-                        "property `windows` must be a list like [\"Mon-Fri 07:00-09:00\"]",
-                    ))
-                }
-            };
-            let area = match props.remove("camera") {
-                Some(serde_json::Value::String(camera)) => ZoneArea::Pixels { camera, area: mp },
-                Some(_) => {
-                    return Err(GeoError::new(
-                        path,
-                        item(),
-                        "property `camera` must be a camera id",
-                    ))
-                }
-                None => ZoneArea::Ground(mp),
-            };
-            let params = match props.remove("params") {
-                Some(serde_json::Value::Object(m)) => m,
-                None => Default::default(),
-                Some(_) => {
-                    return Err(GeoError::new(
-                        path,
-                        item(),
-                        "property `params` must be an object",
-                    ))
-                }
-            };
-            props.remove("id");
-            let name = props
-                .remove("name")
-                .and_then(|v| v.as_str().map(String::from));
-            zones.push(Zone {
-                id,
-                name,
-                kind,
-                area,
-                windows,
-                params,
-            });
+        for (id, props, mp) in features {
+            let item = Some(format!("feature {id}"));
+            zones.push(Zone::of(id, props, mp).map_err(|m| GeoError::new(path, item, m))?);
         }
         Ok(Self::indexed(zones, tz))
     }
@@ -424,6 +440,11 @@ impl ZoneSet {
             .cloned()
             .collect();
         (Self::indexed(zones, self.tz), unknown)
+    }
+
+    /// A set of these zones, in time zone `tz`.
+    pub fn from_zones(zones: Vec<Zone>, tz: Tz) -> Self {
+        Self::indexed(zones, tz)
     }
 
     /// No zones at all (a deployment that has none yet: nothing is a violation).

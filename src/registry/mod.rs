@@ -24,6 +24,7 @@ pub mod audit;
 pub mod catalogue;
 pub mod sql;
 pub mod view;
+pub mod zones;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -79,6 +80,8 @@ pub struct Changes {
     pub changed: Vec<CameraRecord>,
     /// Cameras deleted since.
     pub deleted: Vec<String>,
+    /// Whether a zone was made, changed or deleted since.
+    pub zones_changed: bool,
 }
 
 /// What an import did.
@@ -238,6 +241,12 @@ impl Registry {
                     out.changed.push(read_record(self.name(), r)?);
                 }
             }
+            out.zones_changed = !tx
+                .rows(
+                    "SELECT id FROM zones WHERE revision > $1 AND revision <= $2 LIMIT 1",
+                    &[since.into(), revision.into()],
+                )?
+                .is_empty();
             Ok(out)
         })
     }

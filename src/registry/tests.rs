@@ -160,3 +160,73 @@ fn coordinates_come_back_exactly_so_an_equal_import_changes_nothing() {
     let again = r.import(&admin(), &cams).unwrap();
     assert_eq!((again.unchanged, again.updated), (500, 0));
 }
+
+fn square(x: f64, camera: Option<&str>) -> serde_json::Value {
+    let mut props = serde_json::json!({"kind": "no_parking", "params": {"dwell": "2m"}});
+    if let Some(c) = camera {
+        props["camera"] = c.into();
+    }
+    serde_json::json!({
+        "type": "Feature",
+        "properties": props,
+        "geometry": {"type": "Polygon", "coordinates": [[[x, 10.0], [x + 50.0, 10.0], [x + 50.0, 60.0], [x, 60.0], [x, 10.0]]]}
+    })
+}
+
+#[test]
+fn zones_are_versioned_checked_audited_and_seeded_once() {
+    let d = tempfile::tempdir().unwrap();
+    let r = open(d.path()).with_clock(std::sync::Arc::new(ManualClock::at(5_000)));
+    let seed = vec![("z0".to_string(), square(0.0, Some("cam")))];
+    assert_eq!(r.seed_zones(&seed).unwrap(), Some(1));
+    assert_eq!(r.seed_zones(&seed).unwrap(), None, "seeded once");
+    let rev = r.revision().unwrap();
+    let ok = |_: &crate::geo::zones::Zone| Vec::new();
+    let z = r.put_zone(&admin(), "z1", square(10.0, Some("cam")), ok).unwrap();
+    assert_eq!((z.version, z.feature["id"].as_str()), (1, Some("z1")));
+    let changes = r.changes_since(rev).unwrap();
+    assert!(changes.zones_changed && changes.changed.is_empty());
+    assert!(!r.changes_since(changes.revision).unwrap().zones_changed);
+    // the same feature again: no new version
+    assert_eq!(r.put_zone(&admin(), "z1", square(10.0, Some("cam")), ok).unwrap().version, 1);
+    assert_eq!(r.put_zone(&admin(), "z1", square(20.0, Some("cam")), ok).unwrap().version, 2);
+    // a bow tie, another zone's id, a kind-less feature, a check's own reason: refused
+    let mut bow = square(0.0, Some("cam"));
+    bow["geometry"]["coordinates"] =
+        serde_json::json!([[[0.0, 0.0], [50.0, 50.0], [50.0, 0.0], [0.0, 50.0], [0.0, 0.0]]]);
+    let refused = |f: serde_json::Value, id: &str| match r.put_zone(&admin(), id, f, |_| {
+        vec!["outside the frame".into()]
+    }) {
+        Err(RegistryError::Invalid(m)) => m.join("; "),
+        other => panic!("{other:?}"),
+    };
+    assert!(refused(bow, "z1").contains("invalid polygon"));
+    let mut other = square(0.0, None);
+    other["id"] = "z9".into();
+    assert!(refused(other, "z1").contains("is not the zone's"));
+    let mut kindless = square(0.0, None);
+    kindless["properties"] = serde_json::json!({});
+    assert!(refused(kindless, "z1").contains("kind"));
+    assert_eq!(refused(square(30.0, None), "z1"), "outside the frame");
+    assert_eq!(r.zone("z1").unwrap().unwrap().version, 2, "nothing written");
+    // deleted, then made again: its versions go on
+    r.delete_zone(&admin(), "z1").unwrap();
+    assert!(r.zone("z1").unwrap().is_none());
+    assert!(matches!(r.delete_zone(&admin(), "z1"), Err(RegistryError::NotFound(_))));
+    assert_eq!(r.put_zone(&admin(), "z1", square(40.0, Some("cam")), ok).unwrap().version, 4);
+    let versions = r.zone_versions("z1").unwrap();
+    let shown: Vec<(i64, bool)> = versions.iter().map(|v| (v.version, v.feature.is_some())).collect();
+    assert_eq!(shown, [(1, true), (2, true), (3, false), (4, true)]);
+    assert_eq!(versions[0].actor, "test");
+    // the set the scenes use
+    let set = r.zone_set(chrono_tz::Tz::UTC).unwrap();
+    let ids: Vec<&str> = set.zones().iter().map(|z| z.id.as_str()).collect();
+    assert_eq!(ids, ["z0", "z1"]);
+    let (log, _) = r.audit_log(Some("zone/z1"), 10, 0).unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["zone.create", "zone.delete", "zone.update", "zone.create"],
+        "newest first"
+    );
+}

@@ -12,6 +12,8 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
     &[crate::cluster::TABLES, EVIDENCE_2],
     // 3: the camera registry, API tokens and the audit log
     &[crate::cases::registry_tables::PG_TABLES],
+    // 4: zones as versioned resources
+    &[crate::cases::registry_tables::ZONE_TABLES],
 ];
 
 /// 1: cases, the violations they absorbed, evidence, the outbox, reviews.

@@ -112,6 +112,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "CREATE INDEX cases_by_last_seen ON cases (last_seen_ms DESC, id DESC);",
     // 4: the camera registry, API tokens and the audit log
     crate::cases::registry_tables::SQLITE_TABLES,
+    // 5: zones as versioned resources
+    crate::cases::registry_tables::ZONE_TABLES,
 ];
 
 /// Opens (creating it and its folder) a SQLite file in WAL mode with foreign keys on,
