@@ -34,6 +34,7 @@ fn endpoints(viewer_id: &str) -> Vec<Endpoint> {
     };
     let cam_b = r#"{"id":"cam-b","source":"rtsp://10.1.0.2/b","location":[31.2,121.4]}"#;
     let cam_a = r#"{"source":"rtsp://10.1.0.1/a2","location":[31.2,121.4]}"#;
+    let zone = common::api::zone_feature(100.0).to_string();
     use Role::*;
     use StatusCode as S;
     vec![
@@ -104,6 +105,18 @@ fn endpoints(viewer_id: &str) -> Vec<Endpoint> {
             S::NO_CONTENT,
         ),
         ep("GET", "/api/audit", "", "", Some(Admin), S::OK),
+        ep("GET", "/api/zones", "", "", Some(Viewer), S::OK),
+        ep("GET", "/api/zones/z1", "", "", Some(Viewer), S::OK),
+        ep("GET", "/api/zones/z1/versions", "", "", Some(Viewer), S::OK),
+        ep("PUT", "/api/zones/z2", json, &zone, Some(Admin), S::OK),
+        ep(
+            "DELETE",
+            "/api/zones/z1",
+            "",
+            "",
+            Some(Admin),
+            S::NO_CONTENT,
+        ),
     ]
 }
 

@@ -61,6 +61,7 @@ fn fixture(token: Option<&str>, open_writes: bool) -> Fixture {
         },
         registry: Arc::new(gridwatch::registry::Registry::open(None, tmp.path()).unwrap()),
         view: Arc::new(gridwatch::registry::view::View::of_registry()),
+        zones_writable: true,
         cameras_changed: Arc::new(tokio::sync::Notify::new()),
         data_dir: tmp.path().to_path_buf(),
         node: "test-node".into(),

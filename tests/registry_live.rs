@@ -270,3 +270,54 @@ fn cameras_change_live_on_two_nodes() {
         assert!(actions.contains(&want), "{want}: {actions:?}");
     }
 }
+
+#[test]
+fn zones_are_versioned_the_same_on_postgresql() {
+    let pg = Pg::start();
+    let url = pg.database();
+    let tmp = tempfile::tempdir().unwrap();
+    drop(
+        gridwatch::cases::postgres::PgStore::open(
+            &url,
+            tmp.path(),
+            gridwatch::cases::DedupConfig::default(),
+        )
+        .unwrap(),
+    );
+    let r = gridwatch::registry::Registry::open(Some(&url), tmp.path()).unwrap();
+    let sys = gridwatch::registry::Actor::system("test");
+    let square = |x: f64| {
+        serde_json::json!({
+            "type": "Feature",
+            "properties": {"kind": "no_dumping"},
+            "geometry": {"type": "Polygon", "coordinates": [[[121.47 + x, 31.23], [121.4701 + x, 31.23], [121.4701 + x, 31.2301], [121.47 + x, 31.23]]]}
+        })
+    };
+    let seed = vec![("lawn".to_string(), square(0.0))];
+    assert_eq!(r.seed_zones(&seed).unwrap(), Some(1));
+    assert_eq!(r.seed_zones(&seed).unwrap(), None);
+    let rev = r.zones_revision().unwrap();
+    assert_eq!(
+        r.put_zone(&sys, "lawn", square(0.001), |_| Vec::new())
+            .unwrap()
+            .version,
+        2
+    );
+    r.delete_zone(&sys, "lawn").unwrap();
+    assert!(r.zones_revision().unwrap() > rev);
+    assert!(r.zones().unwrap().is_empty());
+    let v: Vec<(i64, bool)> = r
+        .zone_versions("lawn")
+        .unwrap()
+        .iter()
+        .map(|v| (v.version, v.feature.is_some()))
+        .collect();
+    assert_eq!(v, [(1, true), (2, true), (3, false)]);
+    assert_eq!(
+        r.put_zone(&sys, "lawn", square(0.0), |_| Vec::new())
+            .unwrap()
+            .version,
+        4
+    );
+    assert_eq!(r.zone_set(chrono_tz::Tz::UTC).unwrap().zones().len(), 1);
+}

@@ -22,6 +22,7 @@ mod cameras;
 mod guard;
 mod review;
 mod state;
+mod zones;
 
 use crate::cases::{CaseQuery, CaseStatus, StoreError};
 use auth::Viewer;
@@ -117,6 +118,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/cameras/{id}/enable", post(cameras::enable))
         .route("/api/cameras/{id}/disable", post(cameras::disable))
         .route("/api/cameras/{id}/frame.jpg", get(cameras::frame))
+        .route("/api/zones", get(zones::list))
+        .route(
+            "/api/zones/{id}",
+            get(zones::get).put(zones::put).delete(zones::delete),
+        )
+        .route("/api/zones/{id}/versions", get(zones::versions))
         .route("/api/tokens", get(admin::tokens).post(admin::create_token))
         .route("/api/tokens/{id}", delete(admin::revoke_token))
         .route("/api/audit", get(admin::audit))

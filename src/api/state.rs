@@ -31,7 +31,9 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     /// This node's copy of the camera list.
     pub view: Arc<View>,
-    /// Wakes the camera controller (after a camera change).
+    /// Whether zones may be changed through the API (`registry.zones = "store"`).
+    pub zones_writable: bool,
+    /// Wakes the camera controller (after a camera or zone change).
     pub cameras_changed: Arc<Notify>,
     /// Where evidence files are.
     pub data_dir: std::path::PathBuf,

@@ -94,6 +94,10 @@ pub struct RegistryConfig {
     /// `store` or `config`.
     #[serde(default = "default_camera_source")]
     pub cameras: CameraSource,
+    /// Where the zones live: `store` (edited through the API, seeded from
+    /// `geo.zones` once) or `config` (the `geo.zones` file, read-only).
+    #[serde(default = "default_camera_source")]
+    pub zones: CameraSource,
     /// How often a node looks for camera changes in the store.
     #[serde(default = "default_poll", deserialize_with = "dur::de")]
     pub poll: Duration,
@@ -110,6 +114,7 @@ impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
             cameras: default_camera_source(),
+            zones: default_camera_source(),
             poll: default_poll(),
         }
     }

@@ -194,8 +194,8 @@ impl Zone {
         if f.id.is_none() {
             f.id = Some(geojson::feature::Id::String(id.to_string()));
         }
-        let (id, props, mp) = read_feature(0, &f, &|p: &Properties| !p.contains_key("camera"))
-            .map_err(|(_, m)| m)?;
+        let (id, props, mp) =
+            read_feature(0, &f, &|p: &Properties| !p.contains_key("camera")).map_err(|(_, m)| m)?;
         Self::of(id, props, mp)
     }
 
@@ -382,6 +382,33 @@ pub(crate) fn read_feature(
         return Err(err(item(), format!("invalid polygon: {e}")));
     }
     Ok((id, props, mp))
+}
+
+/// The features of a zones file, each with its id (the feature's, or its place in
+/// the file) written into it, checked as [`ZoneSet::load`] checks them: what a
+/// registry that keeps zones is seeded with.
+pub fn file_features(path: &Path) -> Result<Vec<(String, serde_json::Value)>, GeoError> {
+    ZoneSet::load(path, Some(Tz::UTC))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| GeoError::new(path, None, format!("cannot read: {e}")))?;
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| GeoError::new(path, None, format!("not valid GeoJSON: {e}")))?;
+    let mut out = Vec::new();
+    for (i, mut v) in doc["features"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let f: geojson::Feature = serde_json::from_value(v.clone())
+            .map_err(|e| GeoError::new(path, None, format!("feature {}: {e}", i + 1)))?;
+        let (id, _, _) = read_feature(i, &f, &|p: &Properties| !p.contains_key("camera"))
+            .map_err(|(item, m)| GeoError::new(path, item, m))?;
+        v["id"] = id.clone().into();
+        out.push((id, v));
+    }
+    Ok(out)
 }
 
 /// Points one zone (or grid cell) may have, all its rings together.

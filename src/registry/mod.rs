@@ -80,8 +80,6 @@ pub struct Changes {
     pub changed: Vec<CameraRecord>,
     /// Cameras deleted since.
     pub deleted: Vec<String>,
-    /// Whether a zone was made, changed or deleted since.
-    pub zones_changed: bool,
 }
 
 /// What an import did.
@@ -241,12 +239,6 @@ impl Registry {
                     out.changed.push(read_record(self.name(), r)?);
                 }
             }
-            out.zones_changed = !tx
-                .rows(
-                    "SELECT id FROM zones WHERE revision > $1 AND revision <= $2 LIMIT 1",
-                    &[since.into(), revision.into()],
-                )?
-                .is_empty();
             Ok(out)
         })
     }
@@ -262,12 +254,7 @@ impl Registry {
         let now = self.now_ms();
         let actor = Actor::system("config");
         self.tx(|tx| {
-            // the first node to start seeds it, once
-            if tx.exec(
-                "UPDATE registry_meta SET value = 1 WHERE key = 'seeded' AND value = 0",
-                &[],
-            )? == 0
-            {
+            if !claim_seed(tx, "seeded")? {
                 return Ok(None);
             }
             if cameras.is_empty() {
@@ -464,6 +451,15 @@ impl Registry {
             Ok(s)
         })
     }
+}
+
+/// Whether this caller seeds what `key` marks (the first node to start does, once):
+/// sets the mark in the caller's transaction.
+fn claim_seed(tx: &mut dyn Tx, key: &str) -> Result<bool, StoreError> {
+    Ok(tx.exec(
+        "UPDATE registry_meta SET value = 1 WHERE key = $1 AND value = 0",
+        &[key.into()],
+    )? > 0)
 }
 
 fn current(tx: &mut dyn Tx) -> Result<i64, StoreError> {

@@ -3,7 +3,7 @@
 //! and every version is kept: who changed what, when. A case records the version of
 //! the zone it was found in. Every write bumps the registry revision like a camera
 //! write, so every node sees the change at its next poll
-//! ([`super::Changes::zones_changed`]). The config's `geo.zones` file seeds a registry
+//! ([`Registry::zones_revision`]). The config's `geo.zones` file seeds a registry
 //! that never had zones, once.
 
 use serde::Serialize;
@@ -152,6 +152,18 @@ impl Registry {
         })
     }
 
+    /// The registry revision of the last zone write (0: none): a node whose zones
+    /// are older reads them again.
+    pub fn zones_revision(&self) -> Result<i64, StoreError> {
+        self.tx(|tx| {
+            Ok(tx
+                .rows("SELECT MAX(revision) FROM zones", &[])?
+                .first()
+                .and_then(|r| r.opt_int(0))
+                .unwrap_or(0))
+        })
+    }
+
     /// One zone.
     pub fn zone(&self, id: &str) -> Result<Option<ZoneRecord>, StoreError> {
         self.tx(|tx| get(tx, self.name(), id))
@@ -228,7 +240,15 @@ impl Registry {
             };
             write(tx, now, actor, id, None)?;
             let target = format!("zone/{id}");
-            audit(tx, now, actor, "zone.delete", &target, Some(&before.feature), None)?;
+            audit(
+                tx,
+                now,
+                actor,
+                "zone.delete",
+                &target,
+                Some(&before.feature),
+                None,
+            )?;
             Ok(true)
         })?;
         if found {
@@ -266,16 +286,20 @@ impl Registry {
         let now = self.now_ms();
         let actor = Actor::system("config");
         self.tx(|tx| {
-            if tx.exec(
-                "UPDATE registry_meta SET value = 1 WHERE key = 'zones_seeded' AND value = 0",
-                &[],
-            )? == 0
-            {
+            if !super::claim_seed(tx, "zones_seeded")? {
                 return Ok(None);
             }
             for (id, f) in features {
                 write(tx, now, &actor, id, Some(f))?;
-                audit(tx, now, &actor, "zone.create", &format!("zone/{id}"), None, Some(f))?;
+                audit(
+                    tx,
+                    now,
+                    &actor,
+                    "zone.create",
+                    &format!("zone/{id}"),
+                    None,
+                    Some(f),
+                )?;
             }
             Ok(Some(features.len()))
         })

@@ -38,11 +38,14 @@ pub(crate) enum SceneChange {
     Insert(Box<Scene>),
     /// Drop a camera's scene.
     Remove(String),
+    /// New zones for a camera's scene, one set per view (an operator saved a zone).
+    Zones(String, Vec<Arc<ZoneSet>>),
 }
 
 /// What scenes are built from.
 pub(crate) struct SceneFactory {
-    pub zones: Arc<ZoneSet>,
+    /// Every zone (the file's, or the registry's as last read).
+    pub zones: std::sync::RwLock<Arc<ZoneSet>>,
     pub cells: Arc<CellLocator>,
     pub rules: SceneRules,
 }
@@ -57,18 +60,19 @@ impl SceneFactory {
                 .context("calibration")
         };
         let location = c.location.map(|[lat, lon]| LatLon { lat, lon });
+        let mut zones = self.view_zones(c)?.into_iter();
         if c.presets.is_empty() {
             return Ok(Scene::new(
                 Arc::from(c.id.as_str()),
                 calibration(&c.calibration)?,
                 location,
-                self.zones_of(&c.zones)?,
+                zones.next().expect("one view, one set"),
                 self.cells.clone(),
                 &self.rules,
             ));
         }
         let mut views = Vec::new();
-        for p in &c.presets {
+        for (p, zones) in c.presets.iter().zip(zones) {
             let at = || format!("preset {}", p.id);
             let mut reference = crate::decode::Frame::default();
             crate::decode::image::read_image(&p.reference, &mut reference)
@@ -77,13 +81,7 @@ impl SceneFactory {
                 name: Some(Arc::from(p.id.as_str())),
                 reference: Some(reference),
                 calibration: calibration(&p.calibration).with_context(at)?,
-                zones: self
-                    .zones_of(if p.zones.is_empty() {
-                        &c.zones
-                    } else {
-                        &p.zones
-                    })
-                    .with_context(at)?,
+                zones,
             });
         }
         Scene::with_views(
@@ -96,12 +94,32 @@ impl SceneFactory {
         .map_err(anyhow::Error::msg)
     }
 
+    /// The zones of each of a camera's views (one, or one per preset), as they are now.
+    pub fn view_zones(&self, c: &CameraEntry) -> anyhow::Result<Vec<Arc<ZoneSet>>> {
+        if c.presets.is_empty() {
+            return Ok(vec![self.zones_of(&c.zones)?]);
+        }
+        c.presets
+            .iter()
+            .map(|p| {
+                let ids = if p.zones.is_empty() {
+                    &c.zones
+                } else {
+                    &p.zones
+                };
+                self.zones_of(ids)
+                    .with_context(|| format!("preset {}", p.id))
+            })
+            .collect()
+    }
+
     /// The zones of `ids` (all of them when empty).
     fn zones_of(&self, ids: &[String]) -> anyhow::Result<Arc<ZoneSet>> {
+        let all = self.zones.read().unwrap_or_else(|p| p.into_inner()).clone();
         if ids.is_empty() {
-            return Ok(self.zones.clone());
+            return Ok(all);
         }
-        let (only, unknown) = self.zones.only(ids);
+        let (only, unknown) = all.only(ids);
         if !unknown.is_empty() {
             anyhow::bail!("zones: {unknown:?} are not zones of geo.zones");
         }
@@ -157,6 +175,11 @@ pub(crate) struct Controller {
     running: Mutex<BTreeMap<String, Running>>,
     /// Cameras that could not start, with the settings they failed with.
     failed: Mutex<BTreeMap<String, CameraEntry>>,
+    /// Zones read from the registry (in this time zone), and the zone revision
+    /// read last (`-1`: none yet); the scenes are told when it moved.
+    zones_tz: Option<chrono_tz::Tz>,
+    zones_revision: std::sync::atomic::AtomicI64,
+    zones_moved: std::sync::atomic::AtomicBool,
 }
 
 impl Controller {
@@ -184,7 +207,42 @@ impl Controller {
             poll,
             running: Mutex::default(),
             failed: Mutex::default(),
+            zones_tz: None,
+            zones_revision: std::sync::atomic::AtomicI64::new(-1),
+            zones_moved: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Zones kept in the registry, in time zone `tz`: read again whenever a zone
+    /// changes, and handed to the running scenes.
+    pub fn with_registry_zones(mut self, tz: chrono_tz::Tz) -> Self {
+        self.zones_tz = Some(tz);
+        self
+    }
+
+    /// Reads the zones again if one changed since the last read (blocking).
+    fn sync_zones(&self) -> Result<(), crate::cases::StoreError> {
+        use std::sync::atomic::Ordering;
+        let Some(tz) = self.zones_tz else {
+            return Ok(());
+        };
+        let rev = self.registry.zones_revision()?;
+        if rev == self.zones_revision.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let set = self.registry.zone_set(tz)?;
+        tracing::info!(
+            "zones: {} from the registry, revision {rev}",
+            set.zones().len()
+        );
+        *self
+            .factory
+            .zones
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        self.zones_revision.store(rev, Ordering::Release);
+        self.zones_moved.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Reads the registry's changes and the tokens (blocking calls on a blocking
@@ -194,6 +252,9 @@ impl Controller {
         let r = tokio::task::spawn_blocking(move || {
             let touched = me.view.sync(&me.registry);
             let tokens = me.tokens.refresh(&me.registry);
+            if let Err(e) = me.sync_zones() {
+                tracing::warn!("registry: reading the zones: {e}");
+            }
             (touched, tokens)
         })
         .await;
@@ -237,11 +298,32 @@ impl Controller {
     pub async fn apply(&self) {
         let wanted = self.wanted();
         let mut running = self.running.lock().await;
+        // zones that changed reach the running scenes in place (their tracks and dwell
+        // go on); a camera that names a zone no longer there stops, and fails to start
+        // with the reason
+        let mut unzoned = BTreeSet::new();
+        if self
+            .zones_moved
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            for (id, r) in running.iter() {
+                match self.factory.view_zones(&r.camera) {
+                    Ok(z) => {
+                        let _ = self.workers[r.worker].send(SceneChange::Zones(id.clone(), z));
+                    }
+                    Err(_) => {
+                        unzoned.insert(id.clone());
+                    }
+                }
+            }
+        }
         // stop what is no longer wanted here, or runs with settings that changed
         let stop: Vec<String> = running
             .iter()
             .filter(|(id, r)| {
-                !wanted.contains(*id) || self.view.get(id).is_none_or(|v| v.camera != r.camera)
+                !wanted.contains(*id)
+                    || unzoned.contains(*id)
+                    || self.view.get(id).is_none_or(|v| v.camera != r.camera)
             })
             .map(|(id, _)| id.clone())
             .collect();

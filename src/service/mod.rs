@@ -104,7 +104,7 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
         ),
     });
     let factory = SceneFactory {
-        zones,
+        zones: std::sync::RwLock::new(zones),
         cells,
         rules: scene_rules(cfg),
     };
@@ -159,6 +159,11 @@ fn detection_loop(
                 SceneChange::Remove(id) => {
                     scenes.remove(&id);
                     m.forget_view(&id);
+                }
+                SceneChange::Zones(id, zones) => {
+                    if let Some(scene) = scenes.get_mut(&id) {
+                        scene.set_zones(zones);
+                    }
                 }
             }
         }
@@ -372,6 +377,27 @@ pub async fn run(
             .expect("registry task panicked")?,
     );
     let from_store = cfg.registry.cameras == CameraSource::Store;
+    // the zones: the registry's (seeded from geo.zones the first time), or the file's
+    let zones_from_store = cfg.registry.zones == CameraSource::Store;
+    if zones_from_store {
+        let (r, file) = (registry.clone(), cfg.geo.zones.clone());
+        let seeded = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<usize>> {
+            let features = match &file {
+                Some(p) => crate::geo::zones::file_features(p)?,
+                None => Vec::new(),
+            };
+            Ok(r.seed_zones(&features)?)
+        })
+        .await
+        .expect("registry task panicked")?;
+        match seeded {
+            Some(n) => tracing::info!("registry: zones seeded with geo.zones' {n} zone(s)"),
+            None if cfg.geo.zones.is_some() => tracing::info!(
+                "registry: the zones are the store's; geo.zones only seeds an empty one (registry.zones = \"config\" makes the file the zones)"
+            ),
+            None => {}
+        }
+    }
     let view = Arc::new(if from_store {
         let (r, seed) = (registry.clone(), cfg.cameras.clone());
         match tokio::task::spawn_blocking(move || r.seed(&seed))
@@ -403,6 +429,7 @@ pub async fn run(
         },
         registry: registry.clone(),
         view: view.clone(),
+        zones_writable: zones_from_store,
         cameras_changed: cameras_changed.clone(),
         data_dir: cfg.data_dir.clone(),
         node: node.clone(),
@@ -499,17 +526,23 @@ pub async fn run(
                 .spawn(move || detection_loop(detector, rx, state, recorder, gather, rt, stop))?,
         );
     }
-    let controller = Arc::new(Controller::new(
+    let factory = Arc::new(loaded.factory);
+    let zones_tz = factory.zones.read().map_or(chrono_tz::Tz::UTC, |z| z.tz());
+    let controller = Controller::new(
         pool.clone(),
         view.clone(),
         registry.clone(),
         tokens,
         state.cluster.clone(),
-        Arc::new(loaded.factory),
+        factory,
         workers,
         cameras_changed,
         cfg.registry.poll,
-    ));
+    );
+    let controller = Arc::new(match zones_from_store {
+        true => controller.with_registry_zones(zones_tz),
+        false => controller,
+    });
     // the cameras there are now start before the service says it is ready
     controller.sync().await;
     controller.apply().await;

@@ -33,6 +33,15 @@ pub fn camera(id: &str) -> CameraEntry {
     c
 }
 
+/// A no-parking pixel zone of cam-a, 50 px square at `x`.
+pub fn zone_feature(x: f64) -> serde_json::Value {
+    serde_json::json!({
+        "type": "Feature",
+        "properties": {"kind": "no_parking", "camera": "cam-a"},
+        "geometry": {"type": "Polygon", "coordinates": [[[x, 10.0], [x + 50.0, 10.0], [x + 50.0, 60.0], [x, 60.0], [x, 10.0]]]}
+    })
+}
+
 pub fn fixture(open_reads: bool, open_writes: bool) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(tmp.path(), DedupConfig::default()).unwrap());
@@ -54,6 +63,9 @@ pub fn fixture(open_reads: bool, open_writes: bool) -> Fixture {
     let registry = Arc::new(Registry::open(None, tmp.path()).unwrap());
     let sys = Actor::system("test");
     registry.create(&sys, camera("cam-a")).unwrap();
+    registry
+        .put_zone(&sys, "z1", zone_feature(0.0), |_| Vec::new())
+        .unwrap();
     let make = |role| registry.create_token(&sys, "someone", role).unwrap();
     let (viewer, vi) = make(Role::Viewer);
     let (reviewer, _) = make(Role::Reviewer);
@@ -79,6 +91,7 @@ pub fn fixture(open_reads: bool, open_writes: bool) -> Fixture {
         },
         registry,
         view,
+        zones_writable: true,
         cameras_changed: Arc::new(tokio::sync::Notify::new()),
         data_dir: tmp.path().to_path_buf(),
         node: "test-node".into(),

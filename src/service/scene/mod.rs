@@ -170,6 +170,14 @@ impl Scene {
         })
     }
 
+    /// New zones, one set per view in the order the scene was built with (an
+    /// operator saved a zone); tracks, dwell and the rules' state go on.
+    pub fn set_zones(&mut self, zones: Vec<Arc<ZoneSet>>) {
+        for (p, z) in self.positions.iter_mut().zip(zones) {
+            p.set_zones(z);
+        }
+    }
+
     /// The camera.
     pub fn camera(&self) -> &Arc<str> {
         &self.common.camera

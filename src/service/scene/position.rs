@@ -50,8 +50,10 @@ pub(super) struct Position {
     pub calibration: Option<Calibration>,
     zones: Arc<ZoneSet>,
     tracker: Tracker,
-    /// One per violation kind, in this order: parking, vending, dumping, construction.
+    /// Parking, vending, dumping, in this order.
     rules: Vec<Box<dyn Rule>>,
+    /// Construction, apart: the zones it watches change with the zones.
+    construction: WatchingRule,
     keeper: EvidenceKeeper,
     out: RuleOutput,
     obs: Vec<Observation>,
@@ -78,38 +80,46 @@ impl Position {
             calibration,
             zones,
             tracker: Tracker::new(TrackerConfig::default()),
-            rules: Vec::new(),
+            rules: vec![
+                Box::new(ParkingRule::new(rules.parking.clone())),
+                Box::new(VendingRule::new(rules.vending.clone())),
+                Box::new(DumpingRule::new(rules.dumping.clone())),
+            ],
+            construction: WatchingRule {
+                rule: ConstructionRule::new(rules.construction.clone()),
+                zones: Vec::new(),
+            },
             keeper: EvidenceKeeper::default(),
             out: RuleOutput::default(),
             obs: Vec::new(),
             away_ms: 0,
         };
-        // construction-watch zones this view sees, in its pixels
-        let watched = p
-            .zones
+        p.construction.zones = p.watched();
+        p
+    }
+
+    /// The construction-watch zones this view sees, in its pixels.
+    fn watched(&self) -> Vec<WatchedZone> {
+        self.zones
             .zones()
             .iter()
             .filter(|z| z.kind == ZoneKind::ConstructionWatch)
             .filter(|z| match &z.area {
-                ZoneArea::Pixels { camera, .. } => *camera == p.key,
+                ZoneArea::Pixels { camera, .. } => *camera == self.key,
                 ZoneArea::Ground(_) => true,
             })
             .map(|z| WatchedZone {
-                outline: p.outline(&z.id),
+                outline: self.outline(&z.id),
                 id: z.id.clone(),
             })
             .filter(|z| z.outline.len() >= 3)
-            .collect();
-        p.rules = vec![
-            Box::new(ParkingRule::new(rules.parking.clone())),
-            Box::new(VendingRule::new(rules.vending.clone())),
-            Box::new(DumpingRule::new(rules.dumping.clone())),
-            Box::new(WatchingRule {
-                rule: ConstructionRule::new(rules.construction.clone()),
-                zones: watched,
-            }),
-        ];
-        p
+            .collect()
+    }
+
+    /// New zones (an operator saved a zone): the tracks, dwell and rules' state go on.
+    pub fn set_zones(&mut self, zones: Arc<ZoneSet>) {
+        self.zones = zones;
+        self.construction.zones = self.watched();
     }
 
     /// Zones (ground zones and this view's pixel zones) a box's foot stands in at `now`.
@@ -231,6 +241,7 @@ impl Position {
         for rule in &mut self.rules {
             rule.step(&sample, &mut self.out)?;
         }
+        self.construction.step(&sample, &mut self.out)?;
         for &(kind, id, bbox) in &self.out.remember {
             self.keeper.remember(kind, id, t_ms, bbox, frame)?;
         }

@@ -1,0 +1,182 @@
+//! Zones as resources: list and get (viewers), their versions (viewers), make or
+//! change one and delete one (admins; every change in the audit log). A zone is a
+//! GeoJSON feature, as a zones file has it, checked the same way and against the
+//! cameras it lies on: a pixel zone must name a camera (or `camera@preset`) of the
+//! list, lie inside its frame, and below its horizon where the camera is
+//! calibrated. A change reaches every node's scenes at its next registry poll (this
+//! node's at once), in place: tracks and dwell go on.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::auth::{json_body, read_body, same_site, Admin, Viewer};
+use super::cameras::registry_call;
+use super::{ApiError, ApiState, Seg, St};
+use crate::geo::calib::Calibration;
+use crate::geo::zones::{Zone, ZoneArea};
+use crate::registry::view::View;
+use crate::registry::zones::ZoneRecord;
+
+/// Largest zone document (a zone has at most 5 000 points).
+const MAX_ZONE_BODY: usize = 512 * 1024;
+
+/// A zone as the API shows it: its feature, with its version, when and by whom it
+/// last changed (foreign members of the feature, as GeoJSON allows).
+fn shown(r: &ZoneRecord) -> Value {
+    let mut f = r.feature.clone();
+    f["version"] = json!(r.version);
+    f["updated_ms"] = json!(r.updated_ms);
+    f["updated_by"] = json!(r.updated_by);
+    f
+}
+
+/// `GET /api/zones`: every zone, as a GeoJSON FeatureCollection.
+pub(super) async fn list(State(s): St, _: Viewer) -> Result<Json<Value>, ApiError> {
+    let zones = registry_call(&s, |s| Ok(s.registry.zones()?)).await?;
+    Ok(Json(json!({
+        "type": "FeatureCollection",
+        "features": zones.iter().map(shown).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /api/zones/{id}`.
+pub(super) async fn get(
+    State(s): St,
+    _: Viewer,
+    Seg(id): Seg<String>,
+) -> Result<Json<Value>, ApiError> {
+    let z = registry_call(&s, move |s| Ok(s.registry.zone(&id)?.ok_or(id))).await?;
+    match z {
+        Ok(z) => Ok(Json(shown(&z))),
+        Err(id) => Err(ApiError(StatusCode::NOT_FOUND, format!("no zone {id:?}"))),
+    }
+}
+
+/// `GET /api/zones/{id}/versions`: every version, oldest first (a deleted one with
+/// `feature: null`).
+pub(super) async fn versions(
+    State(s): St,
+    _: Viewer,
+    Seg(id): Seg<String>,
+) -> Result<Json<Value>, ApiError> {
+    let v = registry_call(&s, move |s| Ok(s.registry.zone_versions(&id)?)).await?;
+    if v.is_empty() {
+        return Err(ApiError(StatusCode::NOT_FOUND, "no such zone".into()));
+    }
+    Ok(Json(json!(v)))
+}
+
+fn writable(s: &ApiState) -> Result<(), ApiError> {
+    if s.zones_writable {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::CONFLICT,
+            "the zones are the geo.zones file's (registry.zones = \"config\"): change it there"
+                .into(),
+        ))
+    }
+}
+
+/// `PUT /api/zones/{id}`: makes or changes a zone (a GeoJSON Feature); answers it
+/// with its new version, or 400 with every reason it cannot be.
+pub(super) async fn put(
+    State(s): St,
+    Admin(actor): Admin,
+    Seg(id): Seg<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    writable(&s)?;
+    same_site(&headers, &["application/json", "application/geo+json"])?;
+    let bytes = read_body(body, MAX_ZONE_BODY).await?;
+    let feature: Value = json_body(&bytes, "a zone, as a GeoJSON Feature")?;
+    let r = registry_call(&s, move |s| {
+        let view = s.view.clone();
+        let r = s
+            .registry
+            .put_zone(&actor, &id, feature, |z| where_it_lies(&view, z))?;
+        s.cameras_changed.notify_one();
+        Ok(r)
+    })
+    .await?;
+    tracing::info!(zone = r.id.as_str(), version = r.version, "api: zone saved");
+    Ok(Json(shown(&r)))
+}
+
+/// `DELETE /api/zones/{id}` (204); its versions stay.
+pub(super) async fn delete(
+    State(s): St,
+    Admin(actor): Admin,
+    Seg(id): Seg<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    writable(&s)?;
+    same_site(&headers, &[])?;
+    registry_call(&s, move |s| {
+        s.registry.delete_zone(&actor, &id)?;
+        s.cameras_changed.notify_one();
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The problems of a pixel zone with the camera it lies on: a camera (or preset)
+/// not in the list, points outside its frame, points above its horizon (where the
+/// camera is calibrated, its calibration's image is the frame). Ground zones lie on
+/// the ground: nothing to check here.
+fn where_it_lies(view: &Arc<View>, z: &Zone) -> Vec<String> {
+    let ZoneArea::Pixels { camera, area } = &z.area else {
+        return Vec::new();
+    };
+    let (cam, preset) = match camera.split_once('@') {
+        Some((c, p)) => (c, Some(p)),
+        None => (camera.as_str(), None),
+    };
+    let Some(rec) = view.get(cam) else {
+        return vec![format!("camera: no camera {cam:?} in the camera list")];
+    };
+    let c = &rec.camera;
+    let calibration = match preset {
+        None if !c.presets.is_empty() => {
+            return vec![format!(
+                "camera: {cam} has presets: name one as \"{cam}@<preset>\""
+            )]
+        }
+        None => c.calibration.clone(),
+        Some(p) => match c.presets.iter().find(|x| x.id == p) {
+            Some(x) => x.calibration.clone(),
+            None => return vec![format!("camera: {cam} has no preset {p:?}")],
+        },
+    };
+    let Some(cal) = calibration.and_then(|p| Calibration::load(&p).ok()) else {
+        // no calibration: the frame's size is not known here
+        return Vec::new();
+    };
+    let (w, h) = cal.image_size;
+    let mut out = Vec::new();
+    let points = area.iter().flat_map(|p| p.exterior().coords());
+    for pt in points {
+        if pt.x < 0.0 || pt.y < 0.0 || pt.x > w as f64 || pt.y > h as f64 {
+            out.push(format!(
+                "geometry: ({}, {}) is outside the {w}×{h} frame",
+                pt.x, pt.y
+            ));
+        } else if cal.image_to_ground(pt.x, pt.y).is_err() {
+            out.push(format!(
+                "geometry: ({}, {}) is above the horizon (not on the ground)",
+                pt.x, pt.y
+            ));
+        }
+        if out.len() >= 10 {
+            break;
+        }
+    }
+    out
+}
