@@ -103,11 +103,13 @@ impl Metrics {
     }
 
     /// Notes what a camera's view check said (logged when it changes).
-    pub fn set_view(&self, camera: &str, report: &crate::geo::view::ViewReport) {
+    pub fn set_view(&self, camera: &str, report: crate::geo::view::ViewReport) {
         let mut v = self.views.lock().expect("metrics lock");
         let state = &report.state;
-        let before = v.get(camera).map(|r| (r.state.name(), r.preset.clone()));
-        if before != Some((state.name(), report.preset.clone())) {
+        let changed = v
+            .get(camera)
+            .is_none_or(|r| r.state.name() != state.name() || r.preset != report.preset);
+        if changed {
             let at = report.preset.as_deref().unwrap_or("-");
             if state.paused() {
                 tracing::warn!(
@@ -121,9 +123,9 @@ impl Metrics {
             }
         }
         match v.get_mut(camera) {
-            Some(r) => r.clone_from(report),
+            Some(r) => *r = report,
             None => {
-                v.insert(camera.to_string(), report.clone());
+                v.insert(camera.to_string(), report);
             }
         }
     }

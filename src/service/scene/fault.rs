@@ -32,8 +32,8 @@ fn is_fault(state: &ViewState, has_presets: bool) -> bool {
 
 impl FaultWatch {
     /// Takes one sample's view state; returns the camera-fault case when the fault
-    /// has lasted `after` (placed at `place`, or not filed when the camera cannot be
-    /// placed).
+    /// has lasted `after` (placed where `place` says, asked only then, or not filed
+    /// when the camera cannot be placed).
     #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
@@ -43,7 +43,7 @@ impl FaultWatch {
         state: &ViewState,
         has_presets: bool,
         frame: &Frame,
-        place: Option<crate::geo::LatLon>,
+        place: impl FnOnce() -> Option<crate::geo::LatLon>,
     ) -> opencv::Result<Option<Found>> {
         if !is_fault(state, has_presets) {
             if self.since.take().is_some() && self.filed {
@@ -67,7 +67,7 @@ impl FaultWatch {
             return Ok(None);
         }
         self.filed = true;
-        let Some(place) = place.or(common.location) else {
+        let Some(place) = place().or(common.location) else {
             tracing::warn!(
                 camera = &*common.camera,
                 "the camera is {} but cannot be placed for a fault case (no calibration, no location)",

@@ -78,7 +78,6 @@ pub struct Scene {
     fault: FaultWatch,
     fault_after_ms: Option<i64>,
     last_t: Option<i64>,
-    report: Option<ViewReport>,
     /// A shifted sample carried into the reference view, and its detections there
     /// (buffers reused from sample to sample).
     corrected: Frame,
@@ -164,7 +163,6 @@ impl Scene {
             fault: FaultWatch::default(),
             fault_after_ms: rules.fault_after.map(|d| d.as_millis() as i64),
             last_t: None,
-            report: None,
             corrected: Frame::default(),
             mapped: Vec::new(),
         })
@@ -188,10 +186,13 @@ impl Scene {
         self.view.as_ref().map(ViewWatch::state)
     }
 
-    /// The view check's last word with the preset it named (`None`: no view check,
-    /// or no sample yet).
-    pub fn view_report(&self) -> Option<&ViewReport> {
-        self.report.as_ref()
+    /// The view check's last word with the preset it named (`None`: no view check).
+    pub fn view_report(&self) -> Option<ViewReport> {
+        let v = self.view.as_ref()?;
+        Some(ViewReport {
+            state: v.state().clone(),
+            preset: v.preset().and_then(|i| self.positions[i].name.clone()),
+        })
     }
 
     /// Feeds one frame (taken at `t_ms`, ms since the epoch) and its detections. The
@@ -237,16 +238,14 @@ impl Scene {
                 p.away_ms += dt;
             }
         }
-        self.report = Some(ViewReport {
-            state: state.clone(),
-            preset: preset.and_then(|i| self.positions[i].name.clone()),
-        });
         let mut out = Vec::new();
         if let Some(after) = self.fault_after_ms {
-            let place = self.positions[0].calibration.as_ref().and_then(|c| {
+            // where the camera looks: asked only when a fault case is filed
+            let cal = self.positions[0].calibration.as_ref();
+            let place = || {
                 let (w, h) = (frame.width as f64, frame.height as f64);
-                c.image_to_ground(w / 2.0, h * 0.75).ok()
-            });
+                cal.and_then(|c| c.image_to_ground(w / 2.0, h * 0.75).ok())
+            };
             let fault =
                 self.fault
                     .observe(&self.common, after, t_ms, &state, has_presets, frame, place)?;
