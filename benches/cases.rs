@@ -30,6 +30,7 @@ fn violation(k: i64, cell: String) -> NewViolation {
         lon: 121.4737,
         camera: format!("cam{}", k % 10),
         zone: "np".into(),
+        zone_version: Some(1),
         at_ms: 1_795_000_000_000 + k * 1000,
         since_ms: 1_795_000_000_000 + k * 1000 - 300_000,
     }

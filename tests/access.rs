@@ -35,6 +35,7 @@ fn endpoints(viewer_id: &str) -> Vec<Endpoint> {
     let cam_b = r#"{"id":"cam-b","source":"rtsp://10.1.0.2/b","location":[31.2,121.4]}"#;
     let cam_a = r#"{"source":"rtsp://10.1.0.1/a2","location":[31.2,121.4]}"#;
     let zone = common::api::zone_feature(100.0).to_string();
+    let cal = common::api::flat_calibration(0.1).to_string();
     use Role::*;
     use StatusCode as S;
     vec![
@@ -112,6 +113,47 @@ fn endpoints(viewer_id: &str) -> Vec<Endpoint> {
         ep(
             "DELETE",
             "/api/zones/z1",
+            "",
+            "",
+            Some(Admin),
+            S::NO_CONTENT,
+        ),
+        ep("GET", "/api/calibrations", "", "", Some(Viewer), S::OK),
+        ep(
+            "GET",
+            "/api/calibrations/cam-a",
+            "",
+            "",
+            Some(Viewer),
+            S::OK,
+        ),
+        ep(
+            "GET",
+            "/api/calibrations/cam-a/versions",
+            "",
+            "",
+            Some(Viewer),
+            S::OK,
+        ),
+        ep(
+            "POST",
+            "/api/calibrations/cam-a/check",
+            json,
+            &cal,
+            Some(Admin),
+            S::OK,
+        ),
+        ep(
+            "PUT",
+            "/api/calibrations/cam-a",
+            json,
+            &cal,
+            Some(Admin),
+            S::OK,
+        ),
+        ep(
+            "DELETE",
+            "/api/calibrations/cam-a",
             "",
             "",
             Some(Admin),
@@ -202,6 +244,8 @@ async fn matrix(open_reads: bool, open_writes: bool) {
                     ep.path
                 );
                 assert!(body.contains("\"error\""), "{body}");
+            } else if ep.path.ends_with("/check") {
+                assert_eq!(footprint(&f), before, "a check saves nothing");
             } else if ep.method != "GET" {
                 assert_ne!(
                     footprint(&f),

@@ -38,6 +38,7 @@ fn fixture(token: Option<&str>, open_writes: bool) -> Fixture {
                 lon: 121.47,
                 camera: format!("cam{}", i % 2),
                 zone: "z".into(),
+                zone_version: None,
                 at_ms: T0 + i * 60_000,
                 since_ms: T0 + i * 60_000,
             })
@@ -62,6 +63,10 @@ fn fixture(token: Option<&str>, open_writes: bool) -> Fixture {
         registry: Arc::new(gridwatch::registry::Registry::open(None, tmp.path()).unwrap()),
         view: Arc::new(gridwatch::registry::view::View::of_registry()),
         zones_writable: true,
+        cells: Arc::new(gridwatch::geo::grid::CellLocator::H3(
+            h3o::Resolution::try_from(10).unwrap(),
+        )),
+        max_rms_m: 1.0,
         cameras_changed: Arc::new(tokio::sync::Notify::new()),
         data_dir: tmp.path().to_path_buf(),
         node: "test-node".into(),

@@ -33,6 +33,7 @@ fn violation(kind: &str, cell: &str, camera: &str, at_ms: i64) -> NewViolation {
         lon: 121.4737,
         camera: camera.into(),
         zone: "no-parking".into(),
+        zone_version: None,
         at_ms,
         since_ms: at_ms - 300_000,
     }

@@ -310,7 +310,7 @@ fn zones_are_versioned_the_same_on_postgresql() {
         .zone_versions("lawn")
         .unwrap()
         .iter()
-        .map(|v| (v.version, v.feature.is_some()))
+        .map(|v| (v.version, v.doc.is_some()))
         .collect();
     assert_eq!(v, [(1, true), (2, true), (3, false)]);
     assert_eq!(

@@ -233,6 +233,7 @@ fn a_reviewer_confirms_and_rejects_in_the_browser() {
                     lon: 121.4739,
                     camera: "street".into(),
                     zone: "z".into(),
+                    zone_version: None,
                     at_ms: gridwatch::cases::now_ms() - 60_000,
                     since_ms: gridwatch::cases::now_ms() - 120_000,
                 })

@@ -18,6 +18,7 @@ use serde_json::json;
 
 mod admin;
 pub mod auth;
+mod calibrations;
 mod cameras;
 mod guard;
 mod review;
@@ -124,6 +125,18 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(zones::get).put(zones::put).delete(zones::delete),
         )
         .route("/api/zones/{id}/versions", get(zones::versions))
+        .route("/api/calibrations", get(calibrations::list))
+        .route(
+            "/api/calibrations/{id}",
+            get(calibrations::get)
+                .put(calibrations::put)
+                .delete(calibrations::delete),
+        )
+        .route("/api/calibrations/{id}/check", post(calibrations::check))
+        .route(
+            "/api/calibrations/{id}/versions",
+            get(calibrations::versions),
+        )
         .route("/api/tokens", get(admin::tokens).post(admin::create_token))
         .route("/api/tokens/{id}", delete(admin::revoke_token))
         .route("/api/audit", get(admin::audit))
@@ -316,6 +329,7 @@ async fn case(
             "remote_id": remote_id,
             "evidence": evidence,
             "reviews": s.store.reviews(id)?,
+            "zones": s.store.case_zones(id)?,
             "deliveries": s.store.deliveries(Some(id))?,
         }))
     })

@@ -33,6 +33,10 @@ pub struct ApiState {
     pub view: Arc<View>,
     /// Whether zones may be changed through the API (`registry.zones = "store"`).
     pub zones_writable: bool,
+    /// The grid cells (drawn over a calibration in the editor).
+    pub cells: Arc<crate::geo::grid::CellLocator>,
+    /// The largest RMS error a calibration saved through the API may have, metres.
+    pub max_rms_m: f64,
     /// Wakes the camera controller (after a camera or zone change).
     pub cameras_changed: Arc<Notify>,
     /// Where evidence files are.

@@ -6,8 +6,6 @@
 //! calibrated. A change reaches every node's scenes at its next registry poll (this
 //! node's at once), in place: tracks and dwell go on.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -17,10 +15,9 @@ use serde_json::{json, Value};
 use super::auth::{json_body, read_body, same_site, Admin, Viewer};
 use super::cameras::registry_call;
 use super::{ApiError, ApiState, Seg, St};
-use crate::geo::calib::Calibration;
 use crate::geo::zones::{Zone, ZoneArea};
-use crate::registry::view::View;
 use crate::registry::zones::ZoneRecord;
+use crate::registry::RegistryError;
 
 /// Largest zone document (a zone has at most 5 000 points).
 const MAX_ZONE_BODY: usize = 512 * 1024;
@@ -28,7 +25,7 @@ const MAX_ZONE_BODY: usize = 512 * 1024;
 /// A zone as the API shows it: its feature, with its version, when and by whom it
 /// last changed (foreign members of the feature, as GeoJSON allows).
 fn shown(r: &ZoneRecord) -> Value {
-    let mut f = r.feature.clone();
+    let mut f = r.doc.clone();
     f["version"] = json!(r.version);
     f["updated_ms"] = json!(r.updated_ms);
     f["updated_by"] = json!(r.updated_by);
@@ -68,7 +65,14 @@ pub(super) async fn versions(
     if v.is_empty() {
         return Err(ApiError(StatusCode::NOT_FOUND, "no such zone".into()));
     }
-    Ok(Json(json!(v)))
+    Ok(Json(history(&v, "feature")))
+}
+
+/// Versions as the API shows them, each document under `name`.
+pub(super) fn history(v: &[crate::registry::versioned::Version], name: &str) -> Value {
+    v.iter()
+        .map(|v| json!({"version": v.version, name: v.doc, "at_ms": v.at_ms, "actor": v.actor}))
+        .collect()
 }
 
 fn writable(s: &ApiState) -> Result<(), ApiError> {
@@ -97,10 +101,9 @@ pub(super) async fn put(
     let bytes = read_body(body, MAX_ZONE_BODY).await?;
     let feature: Value = json_body(&bytes, "a zone, as a GeoJSON Feature")?;
     let r = registry_call(&s, move |s| {
-        let view = s.view.clone();
         let r = s
             .registry
-            .put_zone(&actor, &id, feature, |z| where_it_lies(&view, z))?;
+            .put_zone(&actor, &id, feature, |z| where_it_lies(s, z))?;
         s.cameras_changed.notify_one();
         Ok(r)
     })
@@ -129,35 +132,18 @@ pub(super) async fn delete(
 
 /// The problems of a pixel zone with the camera it lies on: a camera (or preset)
 /// not in the list, points outside its frame, points above its horizon (where the
-/// camera is calibrated, its calibration's image is the frame). Ground zones lie on
+/// view is calibrated, its calibration's image is the frame). Ground zones lie on
 /// the ground: nothing to check here.
-fn where_it_lies(view: &Arc<View>, z: &Zone) -> Vec<String> {
+fn where_it_lies(s: &ApiState, z: &Zone) -> Vec<String> {
     let ZoneArea::Pixels { camera, area } = &z.area else {
         return Vec::new();
     };
-    let (cam, preset) = match camera.split_once('@') {
-        Some((c, p)) => (c, Some(p)),
-        None => (camera.as_str(), None),
-    };
-    let Some(rec) = view.get(cam) else {
-        return vec![format!("camera: no camera {cam:?} in the camera list")];
-    };
-    let c = &rec.camera;
-    let calibration = match preset {
-        None if !c.presets.is_empty() => {
-            return vec![format!(
-                "camera: {cam} has presets: name one as \"{cam}@<preset>\""
-            )]
-        }
-        None => c.calibration.clone(),
-        Some(p) => match c.presets.iter().find(|x| x.id == p) {
-            Some(x) => x.calibration.clone(),
-            None => return vec![format!("camera: {cam} has no preset {p:?}")],
-        },
-    };
-    let Some(cal) = calibration.and_then(|p| Calibration::load(&p).ok()) else {
-        // no calibration: the frame's size is not known here
-        return Vec::new();
+    let cal = match super::calibrations::in_use(s, camera) {
+        Err(RegistryError::NotFound(m)) => return vec![m],
+        // no calibration (or one that does not load: the camera reports that): the
+        // frame's size is not known here
+        Err(_) | Ok(None) => return Vec::new(),
+        Ok(Some((cal, ..))) => cal,
     };
     let (w, h) = cal.image_size;
     let mut out = Vec::new();

@@ -145,11 +145,26 @@ pub struct NewViolation {
     /// The zone broken.
     #[serde(default)]
     pub zone: String,
+    /// The version of the zone it was found under, where the zones are the registry's
+    /// (`None`: a zones file's, which has no versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_version: Option<i64>,
     /// When, ms since the Unix epoch.
     pub at_ms: i64,
     /// Since when the condition held, ms since the Unix epoch (defaults to `at_ms`).
     #[serde(default)]
     pub since_ms: i64,
+}
+
+/// A zone a case was found under, at one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseZone {
+    /// The zone's id.
+    pub zone: String,
+    /// Its version then (`None`: a zones file's).
+    pub version: Option<i64>,
+    /// How many of the case's violations.
+    pub violations: i64,
 }
 
 /// A case's life.
@@ -622,6 +637,9 @@ pub(crate) fn write_evidence_file(path: &std::path::Path, jpeg: &[u8]) -> std::i
 
 pub use crate::clock::now_ms;
 
+/// The zones of a case's violations (both stores; `?1` the case id).
+const CASE_ZONES: &str = "SELECT zone, zone_version, COUNT(*) FROM violations WHERE case_id = ?1 AND zone <> '' GROUP BY zone, zone_version ORDER BY MIN(id)";
+
 /// Where cases live. Every violation is stored before anything else happens to it, and
 /// every case is queued for delivery in the same transaction that opens it (the outbox).
 pub trait CaseStore: Send + Sync {
@@ -665,6 +683,9 @@ pub trait CaseStore: Send + Sync {
     fn review(&self, review: &Review) -> Result<(), StoreError>;
     /// A case's review decisions, oldest first.
     fn reviews(&self, case_id: i64) -> Result<Vec<Review>, StoreError>;
+    /// The zones (and zone versions) a case's violations were found under, in the
+    /// order first seen, with how many violations each.
+    fn case_zones(&self, case_id: i64) -> Result<Vec<CaseZone>, StoreError>;
 
     /// Deliveries due at `now_ms`, at most `limit`: pending, their time come, and no
     /// earlier delivery of the same case still pending (a case's deliveries go in order;

@@ -297,6 +297,7 @@ fn seen(at_ms: i64) -> NewViolation {
         lon: 121.0,
         camera: "cam".into(),
         zone: "z".into(),
+        zone_version: None,
         at_ms,
         since_ms: at_ms,
     }

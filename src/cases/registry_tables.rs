@@ -1,5 +1,5 @@
 //! The tables of the camera registry (the `registry` module): cameras, API tokens, the
-//! audit log, and zones with their versions. The registry reads and writes them; the case store's migrations make
+//! audit log, zones and calibrations with their versions. The registry reads and writes them; the case store's migrations make
 //! them, with the rest of the schema, so a store and its registry are always at one
 //! version (and the registry depends on the case store, not the other way round).
 
@@ -72,3 +72,25 @@ pub const ZONE_TABLES: &str = "CREATE TABLE zones (
         PRIMARY KEY (id, version)
      );
      INSERT INTO registry_meta (key, value) VALUES ('zones_seeded', 0);";
+
+/// Calibrations as resources, kept as zones are (one per camera view: `camera` or
+/// `camera@preset`), and the zone version each violation was found under.
+pub const CALIBRATION_TABLES: &str = "CREATE TABLE calibrations (
+        id TEXT PRIMARY KEY,
+        doc TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        deleted BIGINT NOT NULL,
+        revision BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        updated_by TEXT NOT NULL
+     );
+     CREATE INDEX calibrations_by_revision ON calibrations (revision);
+     CREATE TABLE calibration_versions (
+        id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        doc TEXT,
+        at_ms BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        PRIMARY KEY (id, version)
+     );
+     ALTER TABLE violations ADD COLUMN zone_version BIGINT;";

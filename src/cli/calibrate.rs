@@ -131,25 +131,12 @@ fn colour(kind: &ZoneKind) -> Scalar {
     }
 }
 
-/// A ground ring as image points, edges densified (lens distortion bends them);
-/// vertices with no image position are skipped.
+/// A ground ring as OpenCV image points.
 fn project_ring(cal: &Calibration, ring: &geo::LineString<f64>) -> Vector<Point> {
-    let mut out = Vector::new();
-    for seg in ring.lines() {
-        for k in 0..16 {
-            let t = k as f64 / 16.0;
-            let p = LatLon {
-                lon: seg.start.x + (seg.end.x - seg.start.x) * t,
-                lat: seg.start.y + (seg.end.y - seg.start.y) * t,
-            };
-            if let Some((x, y)) = cal.ground_to_image(p) {
-                if x.abs() < 1e5 && y.abs() < 1e5 {
-                    out.push(Point::new(x.round() as i32, y.round() as i32));
-                }
-            }
-        }
-    }
-    out
+    crate::geo::overlay::project_ring(cal, ring)
+        .into_iter()
+        .map(|(x, y)| Point::new(x.round() as i32, y.round() as i32))
+        .collect()
 }
 
 fn draw(

@@ -254,7 +254,7 @@ impl Default for ModelConfig {
 }
 
 /// `[geo]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeoConfig {
     /// Zones GeoJSON (ground zones in WGS84, pixel zones per camera).
@@ -273,6 +273,27 @@ pub struct GeoConfig {
     /// The time zone, parsed from `timezone` when the config is read.
     #[serde(skip)]
     pub timezone: Option<chrono_tz::Tz>,
+    /// The largest RMS error (metres) of a calibration saved through the API or the
+    /// editor (default 1.0, as `gridwatch calibrate --max-rms`).
+    #[serde(default = "default_max_rms_m")]
+    pub max_rms_m: f64,
+}
+
+fn default_max_rms_m() -> f64 {
+    1.0
+}
+
+impl Default for GeoConfig {
+    fn default() -> Self {
+        Self {
+            zones: None,
+            grid: None,
+            h3_resolution: None,
+            timezone_text: None,
+            timezone: None,
+            max_rms_m: default_max_rms_m(),
+        }
+    }
 }
 
 /// `[rules]`.
@@ -655,6 +676,9 @@ impl Config {
         }
         if self.model.workers == 0 || self.model.workers > 64 {
             out.push("model.workers: must be 1 to 64".into());
+        }
+        if !(self.geo.max_rms_m.is_finite() && self.geo.max_rms_m > 0.0) {
+            out.push("geo.max_rms_m: must be a number of metres above 0".into());
         }
         if let Some(r) = self.geo.h3_resolution {
             if r > 15 {

@@ -30,7 +30,7 @@ use std::path::Path;
 use opencv::calib3d;
 use opencv::core::{Mat, Point2d, Vector, CV_64F};
 use opencv::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{GeoError, LatLon, LocalFrame};
 
@@ -49,7 +49,7 @@ struct CalibrationFile {
 }
 
 /// One image ↔ ground correspondence.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ControlPoint {
     /// Pixel column.
@@ -63,7 +63,7 @@ pub struct ControlPoint {
 }
 
 /// A pinhole lens with Brown–Conrady distortion, in pixels.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Lens {
     /// Focal length, x.
@@ -121,6 +121,22 @@ impl Lens {
         calib3d::undistort_points_iter(&src, &mut dst, &k, &d, &Mat::default(), &k, criteria)?;
         Ok(dst.iter().map(|p| (p.x, p.y)).collect())
     }
+}
+
+/// A calibration as the registry and the API keep it: a calibration file's fields
+/// less `camera` (the view it belongs to names it), as JSON.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationDoc {
+    /// Width of the frame the points were clicked on.
+    pub image_width: u32,
+    /// Its height.
+    pub image_height: u32,
+    /// The control points (at least 4, on the ground).
+    pub points: Vec<ControlPoint>,
+    /// The lens model, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lens: Option<Lens>,
 }
 
 /// How well one control point fits.
@@ -244,6 +260,35 @@ impl Calibration {
             (file.image_width, file.image_height),
             &file.points,
             file.lens,
+        )
+    }
+
+    /// A calibration file as a document (what the API shows of a view calibrated by
+    /// a file).
+    pub fn file_doc(path: &Path) -> Result<CalibrationDoc, GeoError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| GeoError::new(path, None, format!("cannot read the calibration: {e}")))?;
+        let f: CalibrationFile = toml::from_str(&text)
+            .map_err(|e| GeoError::new(path, None, e.to_string().trim_end().to_string()))?;
+        Ok(CalibrationDoc {
+            image_width: f.image_width,
+            image_height: f.image_height,
+            points: f.points,
+            lens: f.lens,
+        })
+    }
+
+    /// Fits a document for view `camera` (`name` names it in errors).
+    pub fn from_doc(name: &str, camera: &str, doc: &serde_json::Value) -> Result<Self, GeoError> {
+        let path = Path::new(name);
+        let d: CalibrationDoc = serde_json::from_value(doc.clone())
+            .map_err(|e| GeoError::new(path, None, format!("not a calibration: {e}")))?;
+        Self::fit(
+            path,
+            camera.to_string(),
+            (d.image_width, d.image_height),
+            &d.points,
+            d.lens,
         )
     }
 

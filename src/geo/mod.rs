@@ -5,6 +5,7 @@
 pub mod calib;
 pub mod drone;
 pub mod grid;
+pub mod overlay;
 pub mod view;
 pub mod zones;
 

@@ -56,6 +56,17 @@ impl ZoneKind {
             other => Self::Other(other.to_string()),
         }
     }
+
+    /// Its name, as [`ZoneKind::parse`] reads it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::NoParking => "no_parking",
+            Self::NoVending => "no_vending",
+            Self::NoDumping => "no_dumping",
+            Self::ConstructionWatch => "construction_watch",
+            Self::Other(s) => s,
+        }
+    }
 }
 
 /// A weekly time window, minutes from midnight; `start > end` runs past midnight.
@@ -173,6 +184,8 @@ pub struct Zone {
     pub windows: Vec<TimeWindow>,
     /// Per-kind parameters (dwell time and the like) as given.
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// Its version in the registry (`None`: a zones file's); cases record it.
+    pub version: Option<i64>,
 }
 
 impl Zone {
@@ -248,6 +261,7 @@ impl Zone {
             area,
             windows,
             params,
+            version: None,
         })
     }
 }

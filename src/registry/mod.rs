@@ -21,8 +21,10 @@
 
 pub mod access;
 pub mod audit;
+pub mod calibrations;
 pub mod catalogue;
 pub mod sql;
+pub mod versioned;
 pub mod view;
 pub mod zones;
 

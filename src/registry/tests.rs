@@ -186,7 +186,7 @@ fn zones_are_versioned_checked_audited_and_seeded_once() {
     let z = r
         .put_zone(&admin(), "z1", square(10.0, Some("cam")), ok)
         .unwrap();
-    assert_eq!((z.version, z.feature["id"].as_str()), (1, Some("z1")));
+    assert_eq!((z.version, z.doc["id"].as_str()), (1, Some("z1")));
     assert!(r.zones_revision().unwrap() > rev);
     assert!(
         r.changes_since(rev).unwrap().changed.is_empty(),
@@ -245,7 +245,7 @@ fn zones_are_versioned_checked_audited_and_seeded_once() {
     let versions = r.zone_versions("z1").unwrap();
     let shown: Vec<(i64, bool)> = versions
         .iter()
-        .map(|v| (v.version, v.feature.is_some()))
+        .map(|v| (v.version, v.doc.is_some()))
         .collect();
     assert_eq!(shown, [(1, true), (2, true), (3, false), (4, true)]);
     assert_eq!(versions[0].actor, "test");

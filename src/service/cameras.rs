@@ -29,6 +29,7 @@ use crate::geo::zones::ZoneSet;
 use crate::geo::LatLon;
 use crate::ingest::{CameraConfig, Pool, Source};
 use crate::registry::access::Tokens;
+use crate::registry::calibrations::Fitted;
 use crate::registry::view::View;
 use crate::registry::Registry;
 
@@ -46,6 +47,9 @@ pub(crate) enum SceneChange {
 pub(crate) struct SceneFactory {
     /// Every zone (the file's, or the registry's as last read).
     pub zones: std::sync::RwLock<Arc<ZoneSet>>,
+    /// The registry's calibrations, by view, as last read: a view with one here uses
+    /// it instead of its camera's calibration file.
+    pub calibrations: std::sync::RwLock<Arc<BTreeMap<String, Fitted>>>,
     pub cells: Arc<CellLocator>,
     pub rules: SceneRules,
 }
@@ -53,7 +57,11 @@ pub(crate) struct SceneFactory {
 impl SceneFactory {
     /// A camera's scene (blocking: reads its calibrations and preset pictures).
     pub fn build(&self, c: &CameraEntry) -> anyhow::Result<Scene> {
-        let calibration = |p: &Option<std::path::PathBuf>| -> anyhow::Result<_> {
+        let saved = self.saved_calibrations();
+        let calibration = |key: &str, p: &Option<std::path::PathBuf>| -> anyhow::Result<_> {
+            if let Some(f) = saved.get(key) {
+                return Ok(Some(f.calibration.clone()));
+            }
             p.as_deref()
                 .map(Calibration::load)
                 .transpose()
@@ -64,7 +72,7 @@ impl SceneFactory {
         if c.presets.is_empty() {
             return Ok(Scene::new(
                 Arc::from(c.id.as_str()),
-                calibration(&c.calibration)?,
+                calibration(&c.id, &c.calibration)?,
                 location,
                 zones.next().expect("one view, one set"),
                 self.cells.clone(),
@@ -80,7 +88,8 @@ impl SceneFactory {
             views.push(ViewSpec {
                 name: Some(Arc::from(p.id.as_str())),
                 reference: Some(reference),
-                calibration: calibration(&p.calibration).with_context(at)?,
+                calibration: calibration(&format!("{}@{}", c.id, p.id), &p.calibration)
+                    .with_context(at)?,
                 zones,
             });
         }
@@ -92,6 +101,27 @@ impl SceneFactory {
             &self.rules,
         )
         .map_err(anyhow::Error::msg)
+    }
+
+    fn saved_calibrations(&self) -> Arc<BTreeMap<String, Fitted>> {
+        self.calibrations
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The versions of the registry calibrations a camera's views use (`None`: its
+    /// file's): a camera whose versions moved is started again with them.
+    pub fn calibration_versions(&self, c: &CameraEntry) -> Vec<Option<i64>> {
+        let saved = self.saved_calibrations();
+        let version = |key: &str| saved.get(key).map(|f| f.version);
+        if c.presets.is_empty() {
+            return vec![version(&c.id)];
+        }
+        c.presets
+            .iter()
+            .map(|p| version(&format!("{}@{}", c.id, p.id)))
+            .collect()
     }
 
     /// The zones of each of a camera's views (one, or one per preset), as they are now.
@@ -155,11 +185,16 @@ pub(crate) fn camera_config(c: &CameraEntry) -> anyhow::Result<CameraConfig> {
     Ok(cc)
 }
 
-/// A camera running here: the settings it runs with and its detection worker.
+/// A camera running here: the settings it runs with, the versions of the registry
+/// calibrations its views use, and its detection worker.
 struct Running {
     camera: CameraEntry,
+    calibrations: Vec<Option<i64>>,
     worker: usize,
 }
+
+/// A camera's settings and the versions of the registry calibrations of its views.
+type Settings = (CameraEntry, Vec<Option<i64>>);
 
 /// The controller.
 pub(crate) struct Controller {
@@ -173,13 +208,16 @@ pub(crate) struct Controller {
     pub wake: Arc<Notify>,
     pub poll: Duration,
     running: Mutex<BTreeMap<String, Running>>,
-    /// Cameras that could not start, with the settings they failed with.
-    failed: Mutex<BTreeMap<String, CameraEntry>>,
+    /// Cameras that could not start, with the settings (and calibrations) they failed
+    /// with.
+    failed: Mutex<BTreeMap<String, Settings>>,
     /// Zones read from the registry (in this time zone), and the zone revision
     /// read last (`-1`: none yet); the scenes are told when it moved.
     zones_tz: Option<chrono_tz::Tz>,
     zones_revision: std::sync::atomic::AtomicI64,
     zones_moved: std::sync::atomic::AtomicBool,
+    /// The calibration revision read last (`-1`: none yet).
+    calibrations_revision: std::sync::atomic::AtomicI64,
 }
 
 impl Controller {
@@ -210,6 +248,7 @@ impl Controller {
             zones_tz: None,
             zones_revision: std::sync::atomic::AtomicI64::new(-1),
             zones_moved: std::sync::atomic::AtomicBool::new(false),
+            calibrations_revision: std::sync::atomic::AtomicI64::new(-1),
         }
     }
 
@@ -245,6 +284,28 @@ impl Controller {
         Ok(())
     }
 
+    /// Reads the calibrations again if one changed since the last read (blocking);
+    /// the cameras they belong to start again with them at the next apply.
+    fn sync_calibrations(&self) -> Result<(), crate::cases::StoreError> {
+        use std::sync::atomic::Ordering;
+        let rev = self.registry.calibrations_revision()?;
+        if rev == self.calibrations_revision.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let all = self.registry.fitted_calibrations()?;
+        tracing::info!(
+            "calibrations: {} from the registry, revision {rev}",
+            all.len()
+        );
+        *self
+            .factory
+            .calibrations
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(all);
+        self.calibrations_revision.store(rev, Ordering::Release);
+        Ok(())
+    }
+
     /// Reads the registry's changes and the tokens (blocking calls on a blocking
     /// thread); tells the membership the cameras to share.
     pub async fn sync(self: &Arc<Self>) {
@@ -254,6 +315,9 @@ impl Controller {
             let tokens = me.tokens.refresh(&me.registry);
             if let Err(e) = me.sync_zones() {
                 tracing::warn!("registry: reading the zones: {e}");
+            }
+            if let Err(e) = me.sync_calibrations() {
+                tracing::warn!("registry: reading the calibrations: {e}");
             }
             (touched, tokens)
         })
@@ -324,6 +388,7 @@ impl Controller {
                 !wanted.contains(*id)
                     || unzoned.contains(*id)
                     || self.view.get(id).is_none_or(|v| v.camera != r.camera)
+                    || self.factory.calibration_versions(&r.camera) != r.calibrations
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -346,7 +411,11 @@ impl Controller {
             let Some(rec) = self.view.get(id) else {
                 continue;
             };
-            if failed.get(id) == Some(&rec.camera) {
+            let calibrations = self.factory.calibration_versions(&rec.camera);
+            if failed
+                .get(id)
+                .is_some_and(|(c, v)| *c == rec.camera && *v == calibrations)
+            {
                 continue;
             }
             let camera = rec.camera;
@@ -365,7 +434,7 @@ impl Controller {
                     let msg = format!("{e:#}");
                     tracing::error!(camera = id.as_str(), "cannot start: {msg}");
                     self.view.set_problem(id, Some(msg));
-                    failed.insert(id.clone(), camera);
+                    failed.insert(id.clone(), (camera, calibrations));
                     continue;
                 }
             };
@@ -377,7 +446,14 @@ impl Controller {
                 Ok(()) => {
                     self.view.set_problem(id, None);
                     failed.remove(id);
-                    running.insert(id.clone(), Running { camera, worker });
+                    running.insert(
+                        id.clone(),
+                        Running {
+                            camera,
+                            calibrations,
+                            worker,
+                        },
+                    );
                 }
                 Err(e) => {
                     let _ = self.workers[worker].send(SceneChange::Remove(id.clone()));

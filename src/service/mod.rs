@@ -105,6 +105,7 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
     });
     let factory = SceneFactory {
         zones: std::sync::RwLock::new(zones),
+        calibrations: Default::default(),
         cells,
         rules: scene_rules(cfg),
     };
@@ -430,6 +431,8 @@ pub async fn run(
         registry: registry.clone(),
         view: view.clone(),
         zones_writable: zones_from_store,
+        cells: loaded.factory.cells.clone(),
+        max_rms_m: cfg.geo.max_rms_m,
         cameras_changed: cameras_changed.clone(),
         data_dir: cfg.data_dir.clone(),
         node: node.clone(),

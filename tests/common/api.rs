@@ -42,6 +42,22 @@ pub fn zone_feature(x: f64) -> serde_json::Value {
     })
 }
 
+/// A calibration document of a camera looking straight down on a 768×576 frame
+/// (5 cm a pixel, north up), its control points at the corners and the centre, the
+/// centre `off` metres off where the fit puts it.
+pub fn flat_calibration(off: f64) -> serde_json::Value {
+    let (lat, lon) = (31.23, 121.47);
+    let point = |x: f64, y: f64, err: f64| {
+        let (east, north) = (x * 0.05 + err, -y * 0.05);
+        serde_json::json!({"x": x, "y": y, "lat": lat + north / 110_900.0, "lon": lon + east / 95_300.0})
+    };
+    serde_json::json!({
+        "image_width": 768, "image_height": 576,
+        "points": [point(0.0, 0.0, 0.0), point(768.0, 0.0, 0.0), point(768.0, 576.0, 0.0),
+                   point(0.0, 576.0, 0.0), point(384.0, 288.0, off)],
+    })
+}
+
 pub fn fixture(open_reads: bool, open_writes: bool) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(tmp.path(), DedupConfig::default()).unwrap());
@@ -65,6 +81,9 @@ pub fn fixture(open_reads: bool, open_writes: bool) -> Fixture {
     registry.create(&sys, camera("cam-a")).unwrap();
     registry
         .put_zone(&sys, "z1", zone_feature(0.0), |_| Vec::new())
+        .unwrap();
+    registry
+        .put_calibration(&sys, "cam-a", flat_calibration(0.0), |_| Vec::new())
         .unwrap();
     let make = |role| registry.create_token(&sys, "someone", role).unwrap();
     let (viewer, vi) = make(Role::Viewer);
@@ -92,6 +111,10 @@ pub fn fixture(open_reads: bool, open_writes: bool) -> Fixture {
         registry,
         view,
         zones_writable: true,
+        cells: Arc::new(gridwatch::geo::grid::CellLocator::H3(
+            h3o::Resolution::try_from(10).unwrap(),
+        )),
+        max_rms_m: 1.0,
         cameras_changed: Arc::new(tokio::sync::Notify::new()),
         data_dir: tmp.path().to_path_buf(),
         node: "test-node".into(),

@@ -40,6 +40,7 @@ pub fn violation(kind: &str, cell: &str, camera: &str, at_ms: i64) -> NewViolati
         lon: 121.47,
         camera: camera.into(),
         zone: "z".into(),
+        zone_version: None,
         at_ms,
         since_ms: at_ms - MIN,
     }

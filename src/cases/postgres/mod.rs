@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use postgres::{GenericClient, Row};
 
 use super::{
-    Attempt, Case, CaseQuery, CaseStatus, CaseStore, DedupConfig, Delivery, DeliveryCounts,
-    DeliveryState, Event, Evidence, Review, StoreError, Verdict, ViolationKind,
+    Attempt, Case, CaseQuery, CaseStatus, CaseStore, CaseZone, DedupConfig, Delivery,
+    DeliveryCounts, DeliveryState, Event, Evidence, Review, StoreError, Verdict, ViolationKind,
 };
 use crate::pg::Db;
 use tx::PgTx;
@@ -293,6 +293,21 @@ impl CaseStore for PgStore {
                 reviewer: r.get(2),
                 note: r.get(3),
                 at_ms: r.get(4),
+            })
+            .collect())
+    }
+
+    fn case_zones(&self, case_id: i64) -> Result<Vec<CaseZone>, StoreError> {
+        let mut client = self.conn()?;
+        let sql = super::CASE_ZONES.replace("?1", "$1");
+        Ok(client
+            .query(&sql, &[&case_id])
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| CaseZone {
+                zone: r.get(0),
+                version: r.get(1),
+                violations: r.get(2),
             })
             .collect())
     }

@@ -14,6 +14,8 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
     &[crate::cases::registry_tables::PG_TABLES],
     // 4: zones as versioned resources
     &[crate::cases::registry_tables::ZONE_TABLES],
+    // 5: calibrations as versioned resources; the zone version of each violation
+    &[crate::cases::registry_tables::CALIBRATION_TABLES],
 ];
 
 /// 1: cases, the violations they absorbed, evidence, the outbox, reviews.

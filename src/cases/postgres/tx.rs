@@ -103,8 +103,8 @@ impl CaseTx for PgTx<'_, '_> {
         v: &NewViolation,
     ) -> Result<(), StoreError> {
         self.run(
-            "INSERT INTO violations (case_id, outcome, camera, zone, lat, lon, at_ms, since_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO violations (case_id, outcome, camera, zone, lat, lon, at_ms, since_ms, zone_version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 &case_id,
                 &outcome.as_str(),
@@ -114,6 +114,7 @@ impl CaseTx for PgTx<'_, '_> {
                 &v.lon,
                 &v.at_ms,
                 &v.since_ms,
+                &v.zone_version,
             ],
         )
         .map(drop)

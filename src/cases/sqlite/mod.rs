@@ -17,8 +17,8 @@ pub(crate) use schema::{classify, open_migrated};
 use tx::LiteTx;
 
 use super::{
-    Attempt, Case, CaseQuery, CaseStatus, CaseStore, DedupConfig, Delivery, DeliveryCounts,
-    DeliveryState, Event, Evidence, Review, StoreError, Verdict, ViolationKind,
+    Attempt, Case, CaseQuery, CaseStatus, CaseStore, CaseZone, DedupConfig, Delivery,
+    DeliveryCounts, DeliveryState, Event, Evidence, Review, StoreError, Verdict, ViolationKind,
 };
 
 /// The SQLite store.
@@ -263,6 +263,23 @@ impl CaseStore for SqliteStore {
                     reviewer: r.get(2)?,
                     note: r.get(3)?,
                     at_ms: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn case_zones(&self, case_id: i64) -> Result<Vec<CaseZone>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn
+            .prepare_cached(super::CASE_ZONES)
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([case_id], |r| {
+                Ok(CaseZone {
+                    zone: r.get(0)?,
+                    version: r.get(1)?,
+                    violations: r.get(2)?,
                 })
             })
             .map_err(|e| self.err(e))?;

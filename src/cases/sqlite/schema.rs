@@ -114,6 +114,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     crate::cases::registry_tables::SQLITE_TABLES,
     // 5: zones as versioned resources
     crate::cases::registry_tables::ZONE_TABLES,
+    // 6: calibrations as versioned resources; the zone version of each violation
+    crate::cases::registry_tables::CALIBRATION_TABLES,
 ];
 
 /// Opens (creating it and its folder) a SQLite file in WAL mode with foreign keys on,

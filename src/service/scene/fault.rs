@@ -93,6 +93,7 @@ impl FaultWatch {
                 lon: place.lon,
                 camera: common.camera.to_string(),
                 zone: state.name().to_string(),
+                zone_version: None,
                 at_ms: t_ms,
                 since_ms: *since,
             },

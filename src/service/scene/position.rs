@@ -151,6 +151,11 @@ impl Position {
             .collect()
     }
 
+    /// The version of zone `id` as this view has it (a case records it).
+    fn zone_version(&self, id: &str) -> Option<i64> {
+        self.zones.zones().iter().find(|z| z.id == id)?.version
+    }
+
     /// A zone's outline in this view's pixels, for drawing.
     fn outline(&self, zone_id: &str) -> Vec<(f64, f64)> {
         let Some(z) = self.zones.zones().iter().find(|z| z.id == zone_id) else {
@@ -288,6 +293,7 @@ impl Position {
                     lon: place.lon,
                     camera: common.camera.to_string(),
                     zone: e.zone.clone(),
+                    zone_version: self.zone_version(&e.zone),
                     at_ms: e.at_ms,
                     since_ms: e.since_ms,
                 },
