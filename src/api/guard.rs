@@ -107,17 +107,17 @@ pub fn allowed_hosts(listen: &str, extra: &[String]) -> Option<Vec<String>> {
     }
 }
 
-/// The policy: this server only, and the review page's inline script and style by
-/// their hashes.
+/// The policy: this server only, and the pages' (review, editor) inline scripts and
+/// styles by their hashes.
 fn csp() -> &'static HeaderValue {
     static CSP: OnceLock<HeaderValue> = OnceLock::new();
     CSP.get_or_init(|| {
         let hash = |tag: &str| -> String {
-            let page = super::REVIEW_PAGE;
             let open = format!("<{tag}>");
             let close = format!("</{tag}>");
-            page.split(open.as_str())
-                .skip(1)
+            [super::REVIEW_PAGE, super::EDITOR_PAGE]
+                .iter()
+                .flat_map(|page| page.split(open.as_str()).skip(1))
                 .filter_map(|rest| rest.split(close.as_str()).next())
                 .map(|body| {
                     let d = Sha256::digest(body.as_bytes());

@@ -32,6 +32,8 @@ pub use state::ApiState;
 
 /// The review page: one self-contained file, nothing from elsewhere.
 pub(crate) const REVIEW_PAGE: &str = include_str!("review.html");
+/// The zone and calibration editor (`/editor`), one self-contained HTML file.
+pub(crate) const EDITOR_PAGE: &str = include_str!("editor.html");
 
 /// An API error: a status and a message fit for the caller.
 #[derive(Debug)]
@@ -104,6 +106,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 pub fn router(state: Arc<ApiState>) -> Router {
     let routes = Router::new()
         .route("/", get(|| async { Html(REVIEW_PAGE) }))
+        .route("/editor", get(|| async { Html(EDITOR_PAGE) }))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -5,7 +5,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::actions::{
+    InputSource, KeyAction, KeyActions, MouseActions, PointerAction, MOUSE_BUTTON_LEFT,
+};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
@@ -127,6 +129,41 @@ impl Browser {
         self.rt
             .block_on(self.c().perform_actions(press))
             .unwrap_or_else(|e| panic!("key {key}: {e}"));
+    }
+
+    /// Presses the mouse on `el` at `from` (CSS pixels from its top left corner),
+    /// moves it to `to` and lets go: a click where the two are the same.
+    pub fn drag(&self, el: &Element, from: (f64, f64), to: (f64, f64)) {
+        let (_, _, w, h) = self
+            .rt
+            .block_on(el.rectangle())
+            .unwrap_or_else(|e| panic!("element size: {e}"));
+        let to_centre = |(x, y): (f64, f64)| (x - w / 2.0, y - h / 2.0);
+        let mv = |p: (f64, f64)| PointerAction::MoveToElement {
+            element: el.clone(),
+            duration: Some(Duration::from_millis(50)),
+            x: to_centre(p).0,
+            y: to_centre(p).1,
+        };
+        let mut acts = MouseActions::new("mouse".into())
+            .then(mv(from))
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        if from != to {
+            acts = acts.then(mv(to));
+        }
+        acts = acts.then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+        self.rt
+            .block_on(self.c().perform_actions(acts))
+            .unwrap_or_else(|e| panic!("mouse at {from:?} → {to:?}: {e}"));
+    }
+
+    /// Clicks `el` at `at` (CSS pixels from its top left corner).
+    pub fn click_at(&self, el: &Element, at: (f64, f64)) {
+        self.drag(el, at, at);
     }
 
     /// Evaluates an expression in the page and returns its value.
