@@ -285,14 +285,10 @@ pub(super) async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     writable(&s)?;
-    same_site(&headers, &[])?;
-    registry_call(&s, move |s| {
-        s.registry.delete_calibration(&actor, &key)?;
-        s.cameras_changed.notify_one();
-        Ok(())
+    super::zones::delete_and_wake(&s, &headers, move |s| {
+        s.registry.delete_calibration(&actor, &key)
     })
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }
 
 #[cfg(test)]

@@ -120,9 +120,19 @@ pub(super) async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     writable(&s)?;
-    same_site(&headers, &[])?;
-    registry_call(&s, move |s| {
-        s.registry.delete_zone(&actor, &id)?;
+    delete_and_wake(&s, &headers, move |s| s.registry.delete_zone(&actor, &id)).await
+}
+
+/// A registry deletion (a zone, a calibration) the caller may make: checked to come
+/// from this site, made, and the camera controller woken; 204.
+pub(super) async fn delete_and_wake(
+    s: &std::sync::Arc<ApiState>,
+    headers: &HeaderMap,
+    f: impl FnOnce(&ApiState) -> Result<(), RegistryError> + Send + 'static,
+) -> Result<StatusCode, ApiError> {
+    same_site(headers, &[])?;
+    registry_call(s, move |s| {
+        f(s)?;
         s.cameras_changed.notify_one();
         Ok(())
     })

@@ -84,3 +84,69 @@ pub fn grid_outlines(cal: &Calibration, grid: &Grid) -> Vec<CellOutline> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::calib::ControlPoint;
+    use crate::geo::grid::AdminPath;
+    use geo::{polygon, MultiPolygon};
+
+    /// A camera looking straight down at 5 cm a pixel on 800×600, north up.
+    fn nadir() -> Calibration {
+        let (lat, lon) = (31.23, 121.47);
+        let pts: Vec<ControlPoint> = [(0.0, 0.0), (800.0, 0.0), (800.0, 600.0), (0.0, 600.0)]
+            .iter()
+            .map(|&(x, y): &(f64, f64)| ControlPoint {
+                x,
+                y,
+                lat: lat - y * 0.05 / 110_900.0,
+                lon: lon + x * 0.05 / 95_300.0,
+            })
+            .collect();
+        Calibration::fit(
+            std::path::Path::new("test"),
+            "cam".into(),
+            (800, 600),
+            &pts,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn cell(code: &str, lon0: f64, lat0: f64, size: f64) -> (AdminPath, MultiPolygon<f64>) {
+        let p = polygon![(x: lon0, y: lat0), (x: lon0 + size, y: lat0), (x: lon0 + size, y: lat0 + size), (x: lon0, y: lat0 + size), (x: lon0, y: lat0)];
+        (
+            AdminPath {
+                grid: code.into(),
+                ..Default::default()
+            },
+            MultiPolygon(vec![p]),
+        )
+    }
+
+    #[test]
+    fn the_cells_in_view_are_outlined_where_the_calibration_puts_them() {
+        let cal = nadir();
+        // one cell under the camera's picture (its south-west corner 10 m east and
+        // 25 m south of the top left pixel: pixel (200, 500)), one 5 km away
+        let (x0, y0) = (121.47 + 10.0 / 95_300.0, 31.23 - 25.0 / 110_900.0);
+        let grid = Grid::from_parts(vec![
+            cell("near", x0, y0, 0.0001),
+            cell("far", 121.52, 31.23, 0.001),
+        ]);
+        let out = grid_outlines(&cal, &grid);
+        assert_eq!(
+            out.iter().map(|c| c.cell.as_str()).collect::<Vec<_>>(),
+            vec!["near"]
+        );
+        let ring = &out[0].rings[0];
+        let (x, y) = ring[0];
+        assert!(
+            (x - 200.0).abs() < 0.5 && (y - 500.0).abs() < 0.5,
+            "{ring:?}"
+        );
+        assert_eq!(ring.len(), 4 * 16, "each edge densified");
+        assert!(out[0].label.is_some());
+    }
+}
