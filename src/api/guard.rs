@@ -172,7 +172,8 @@ mod tests {
     fn the_policy_holds_the_pages_script_and_style_hashes() {
         let p = csp().to_str().unwrap();
         assert!(p.contains("frame-ancestors 'none'"));
-        assert_eq!(p.matches("'sha256-").count(), 2, "{p}");
+        // a script and a style on each of the two pages (review, editor)
+        assert_eq!(p.matches("'sha256-").count(), 4, "{p}");
         assert!(!p.contains("unsafe-inline"));
     }
 }
