@@ -11,16 +11,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::node::{get, Node};
+use common::node::{eventually, get, Node};
 use common::path;
 use common::webdriver::Browser;
 use serde_json::Value;
 
 const TOKEN: &str = "zone-editor-token";
-
-fn eventually<T>(what: &str, node: &Node, wait: Duration, f: impl FnMut() -> Option<T>) -> T {
-    common::eventually_or(what, wait, || node.log(), f)
-}
 
 #[test]
 fn a_zone_and_a_calibration_drawn_in_the_editor_are_used_by_the_running_camera() {

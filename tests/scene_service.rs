@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::node::{get, get_text, Node};
+use common::node::{eventually, get, get_text, Node};
 use common::path;
 use serde_json::Value;
 
@@ -77,11 +77,6 @@ fn capped(dir: &Path) {
         "yuv420p",
         dir.join("capped.mp4").to_str().unwrap(),
     ]);
-}
-
-/// `f`'s first `Some` within `wait`; else a panic with the node's log.
-fn eventually<T>(what: &str, node: &Node, wait: Duration, f: impl FnMut() -> Option<T>) -> T {
-    common::eventually_or(what, wait, || node.log(), f)
 }
 
 #[test]

@@ -13,7 +13,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::auth::{json_body, read_body, same_site, Admin, Viewer};
-use super::cameras::registry_call;
+use super::cameras::{list_writable, registry_call};
 use super::zones::history;
 use super::{ApiError, ApiState, Seg, St};
 use crate::geo::calib::{Calibration, CalibrationDoc};
@@ -66,9 +66,11 @@ pub(super) fn in_use(s: &ApiState, key: &str) -> Result<Option<InUse>, RegistryE
         return Ok(None);
     };
     let problem = |e: crate::geo::GeoError| RegistryError::Invalid(vec![e.to_string()]);
+    // read once: shown as it is, and fitted
     let doc = Calibration::file_doc(&path).map_err(problem)?;
-    let cal = Calibration::load(&path).map_err(problem)?;
-    Ok(Some((cal, json!(doc), "file", None)))
+    let shown = json!(doc);
+    let cal = Calibration::of_doc(&path, key.to_string(), doc).map_err(problem)?;
+    Ok(Some((cal, shown, "file", None)))
 }
 
 /// A fit as the API shows it.
@@ -197,18 +199,6 @@ pub(super) async fn versions(
     Ok(Json(history(&v, "calibration")))
 }
 
-fn writable(s: &ApiState) -> Result<(), ApiError> {
-    if s.view.writable() {
-        Ok(())
-    } else {
-        Err(ApiError(
-            StatusCode::CONFLICT,
-            "the camera list is the config file's (registry.cameras = \"config\"): change the calibration file there"
-                .into(),
-        ))
-    }
-}
-
 async fn body_doc(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
     same_site(headers, &["application/json"])?;
     let bytes = read_body(body, MAX_BODY).await?;
@@ -251,7 +241,7 @@ pub(super) async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    writable(&s)?;
+    list_writable(&s, "change the calibration file there")?;
     let doc = body_doc(&headers, body).await?;
     let out = registry_call(&s, move |s| {
         view_file(&s.view, &key).map_err(RegistryError::NotFound)?;
@@ -284,7 +274,7 @@ pub(super) async fn delete(
     Seg(key): Seg<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    writable(&s)?;
+    list_writable(&s, "change the calibration file there")?;
     super::zones::delete_and_wake(&s, &headers, move |s| {
         s.registry.delete_calibration(&actor, &key)
     })

@@ -245,13 +245,18 @@ pub(super) async fn frame(
 }
 
 fn writable(s: &ApiState) -> Result<(), ApiError> {
+    list_writable(s, "change it there")
+}
+
+/// 409 when the camera list is the config file's (its cameras and their
+/// calibrations are changed there: `hint` says what to change).
+pub(super) fn list_writable(s: &ApiState, hint: &str) -> Result<(), ApiError> {
     if s.view.writable() {
         Ok(())
     } else {
         Err(ApiError(
             StatusCode::CONFLICT,
-            "the camera list is the config file's (registry.cameras = \"config\"): change it there"
-                .into(),
+            format!("the camera list is the config file's (registry.cameras = \"config\"): {hint}"),
         ))
     }
 }

@@ -123,6 +123,15 @@ fn default_stall() -> Duration {
 const MAX_LABELS: usize = 32;
 const MAX_LABEL: usize = 200;
 
+/// The name of a camera's view: the camera id, or `camera@preset` for a PTZ preset
+/// (how pixel zones, calibrations and the scene name it).
+pub fn view_key(camera: &str, preset: Option<&str>) -> String {
+    match preset {
+        Some(p) => format!("{camera}@{p}"),
+        None => camera.to_string(),
+    }
+}
+
 impl CameraEntry {
     /// A camera of `source` with every other field at its default (tests, tools).
     pub fn new(id: &str, source: &str) -> Self {

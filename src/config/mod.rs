@@ -13,7 +13,7 @@ use crate::cases::config::DeliveryConfig;
 use crate::detect::Provider;
 
 mod camera;
-pub use camera::{CameraEntry, PresetEntry};
+pub use camera::{view_key, CameraEntry, PresetEntry};
 
 /// `"30s"`, `"5m"`: durations as humantime strings.
 mod dur {

@@ -247,45 +247,47 @@ fn spread(pts: &[(f64, f64)]) -> f64 {
     area2 / extent
 }
 
+/// A calibration file, read: its camera and the rest as a document.
+fn read_file(path: &Path) -> Result<(String, CalibrationDoc), GeoError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| GeoError::new(path, None, format!("cannot read the calibration: {e}")))?;
+    let f: CalibrationFile = toml::from_str(&text)
+        .map_err(|e| GeoError::new(path, None, e.to_string().trim_end().to_string()))?;
+    let doc = CalibrationDoc {
+        image_width: f.image_width,
+        image_height: f.image_height,
+        points: f.points,
+        lens: f.lens,
+    };
+    Ok((f.camera, doc))
+}
+
 impl Calibration {
     /// Reads and fits a calibration file. Errors name the file and the point or field.
     pub fn load(path: &Path) -> Result<Self, GeoError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| GeoError::new(path, None, format!("cannot read the calibration: {e}")))?;
-        let file: CalibrationFile = toml::from_str(&text)
-            .map_err(|e| GeoError::new(path, None, e.to_string().trim_end().to_string()))?;
-        Self::fit(
-            path,
-            file.camera,
-            (file.image_width, file.image_height),
-            &file.points,
-            file.lens,
-        )
+        let (camera, doc) = read_file(path)?;
+        Self::of_doc(path, camera, doc)
     }
 
     /// A calibration file as a document (what the API shows of a view calibrated by
     /// a file).
     pub fn file_doc(path: &Path) -> Result<CalibrationDoc, GeoError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| GeoError::new(path, None, format!("cannot read the calibration: {e}")))?;
-        let f: CalibrationFile = toml::from_str(&text)
-            .map_err(|e| GeoError::new(path, None, e.to_string().trim_end().to_string()))?;
-        Ok(CalibrationDoc {
-            image_width: f.image_width,
-            image_height: f.image_height,
-            points: f.points,
-            lens: f.lens,
-        })
+        Ok(read_file(path)?.1)
     }
 
-    /// Fits a document for view `camera` (`name` names it in errors).
+    /// Fits a JSON document for view `camera` (`name` names it in errors).
     pub fn from_doc(name: &str, camera: &str, doc: &serde_json::Value) -> Result<Self, GeoError> {
         let path = Path::new(name);
         let d: CalibrationDoc = serde_json::from_value(doc.clone())
             .map_err(|e| GeoError::new(path, None, format!("not a calibration: {e}")))?;
+        Self::of_doc(path, camera.to_string(), d)
+    }
+
+    /// Fits a document for view `camera` (`path` names its source in errors).
+    pub fn of_doc(path: &Path, camera: String, d: CalibrationDoc) -> Result<Self, GeoError> {
         Self::fit(
             path,
-            camera.to_string(),
+            camera,
             (d.image_width, d.image_height),
             &d.points,
             d.lens,

@@ -22,7 +22,7 @@ use tokio::sync::{watch, Mutex, Notify};
 
 use super::scene::{Scene, SceneRules, ViewSpec};
 use crate::cluster::Membership;
-use crate::config::CameraEntry;
+use crate::config::{view_key, CameraEntry};
 use crate::geo::calib::Calibration;
 use crate::geo::grid::CellLocator;
 use crate::geo::zones::ZoneSet;
@@ -88,7 +88,7 @@ impl SceneFactory {
             views.push(ViewSpec {
                 name: Some(Arc::from(p.id.as_str())),
                 reference: Some(reference),
-                calibration: calibration(&format!("{}@{}", c.id, p.id), &p.calibration)
+                calibration: calibration(&view_key(&c.id, Some(&p.id)), &p.calibration)
                     .with_context(at)?,
                 zones,
             });
@@ -120,7 +120,7 @@ impl SceneFactory {
         }
         c.presets
             .iter()
-            .map(|p| version(&format!("{}@{}", c.id, p.id)))
+            .map(|p| version(&view_key(&c.id, Some(&p.id))))
             .collect()
     }
 

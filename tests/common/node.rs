@@ -147,3 +147,8 @@ pub fn get_text(url: &str) -> Option<String> {
 pub fn get(url: &str) -> Option<Value> {
     serde_json::from_str(&get_text(url)?).ok()
 }
+
+/// `f`'s first `Some` within `wait`; else a panic with the node's log.
+pub fn eventually<T>(what: &str, node: &Node, wait: Duration, f: impl FnMut() -> Option<T>) -> T {
+    super::eventually_or(what, wait, || node.log(), f)
+}

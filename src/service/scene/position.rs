@@ -70,10 +70,7 @@ impl Position {
         zones: Arc<ZoneSet>,
         rules: &SceneRules,
     ) -> Self {
-        let key = match &name {
-            Some(n) => format!("{camera}@{n}"),
-            None => camera.to_string(),
-        };
+        let key = crate::config::view_key(camera, name.as_deref());
         let mut p = Self {
             name,
             key,
