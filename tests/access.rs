@@ -159,6 +159,18 @@ fn endpoints(viewer_id: &str) -> Vec<Endpoint> {
             Some(Admin),
             S::NO_CONTENT,
         ),
+        ep("GET", "/api/references", "", "", Some(Viewer), S::OK),
+        ep("GET", "/api/references/ptz@p1", "", "", Some(Viewer), S::OK),
+        // a capture of the live frame (an empty body)
+        ep("POST", "/api/references/ptz@p2", "", "", Some(Admin), S::OK),
+        ep(
+            "DELETE",
+            "/api/references/ptz@p1",
+            "",
+            "",
+            Some(Admin),
+            S::NO_CONTENT,
+        ),
     ]
 }
 
@@ -190,6 +202,7 @@ async fn matrix(open_reads: bool, open_writes: bool) {
     for e in 0..n {
         for caller in 0..7 {
             let f = fixture(open_reads, open_writes);
+            common::api::ptz_camera(&f);
             let ep = endpoints(&f.viewer_id).remove(e);
             let token = match caller {
                 0 => None,

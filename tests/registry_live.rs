@@ -272,7 +272,7 @@ fn cameras_change_live_on_two_nodes() {
 }
 
 #[test]
-fn zones_are_versioned_the_same_on_postgresql() {
+fn zones_and_preset_pictures_are_versioned_the_same_on_postgresql() {
     let pg = Pg::start();
     let url = pg.database();
     let tmp = tempfile::tempdir().unwrap();
@@ -320,4 +320,35 @@ fn zones_are_versioned_the_same_on_postgresql() {
         4
     );
     assert_eq!(r.zone_set(chrono_tz::Tz::UTC).unwrap().zones().len(), 1);
+
+    // a preset's captured picture: stored and read back byte for byte, in versions
+    let dog = std::fs::read(common::path("samples/dog.jpg")).unwrap();
+    let rev = r.references_revision().unwrap();
+    let one = r.put_reference(&sys, "ptz@road", &dog, (768, 576)).unwrap();
+    assert_eq!((one.version, one.bytes), (1, dog.len()));
+    assert!(r.references_revision().unwrap() > rev);
+    let (rec, back) = r.reference("ptz@road").unwrap().unwrap();
+    assert_eq!((back == dog, rec.width, rec.height), (true, 768, 576));
+    assert_eq!(
+        r.put_reference(&sys, "ptz@road", &dog, (768, 576))
+            .unwrap()
+            .version,
+        1
+    );
+    let kite = std::fs::read(common::path("samples/kite.jpg")).unwrap();
+    assert_eq!(
+        r.put_reference(&sys, "ptz@road", &kite, (1352, 900))
+            .unwrap()
+            .version,
+        2
+    );
+    r.delete_reference(&sys, "ptz@road").unwrap();
+    assert!(r.reference("ptz@road").unwrap().is_none());
+    assert!(r.reference_versions().unwrap().is_empty());
+    assert_eq!(
+        r.put_reference(&sys, "ptz@road", &dog, (768, 576))
+            .unwrap()
+            .version,
+        4
+    );
 }

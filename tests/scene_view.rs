@@ -427,3 +427,52 @@ fn a_camera_covered_for_long_files_one_fault_case_and_a_ptz_camera_between_prese
     }
     assert_eq!(kinds, [(45, "covered".to_string())]);
 }
+
+#[test]
+fn a_preset_without_a_picture_is_never_recognised_and_its_rules_wait() {
+    let zones =
+        std::sync::Arc::new(ZoneSet::load(&path("samples/geo/zones.geojson"), None).unwrap());
+    let cells = std::sync::Arc::new(CellLocator::H3(h3o::Resolution::Ten));
+    let rules = SceneRules::default();
+    let mut dec = FileDecoder::open(&path("samples/street.mp4")).unwrap();
+    let mut first = Frame::default();
+    assert!(dec
+        .next_sampled(&mut Sampler::new(Sampling::All), &mut first)
+        .unwrap());
+    let view = |name: &str, pictured: Option<(i32, i32)>| ViewSpec {
+        name: Some(name.into()),
+        reference: pictured.map(|at| crop(&first, at.0, at.1, PRESET.0, PRESET.1)),
+        calibration: None,
+        zones: zones.clone(),
+    };
+    let place = Some(gridwatch::geo::LatLon {
+        lat: 31.2305,
+        lon: 121.4738,
+    });
+    let state = |scene: &mut Scene, at: (i32, i32)| {
+        let part = crop(&first, at.0, at.1, PRESET.0, PRESET.1);
+        scene.step(0, &part, &[], &[]).unwrap();
+        let r = scene.view_report().unwrap();
+        (r.state.name(), r.preset.as_deref().map(String::from))
+    };
+    // the road is pictured, the plaza waits for its picture: at the plaza, the view
+    // is the road's moved (the two overlap), never the plaza's, and no rules run
+    let mut scene = Scene::with_views(
+        "ptz".into(),
+        vec![view("road", Some(ROAD)), view("plaza", None)],
+        place,
+        cells.clone(),
+        &rules,
+    )
+    .unwrap();
+    assert_eq!(state(&mut scene, ROAD), ("steady", Some("road".into())));
+    let at_plaza = state(&mut scene, PLAZA);
+    assert_ne!(at_plaza.1.as_deref(), Some("plaza"), "{at_plaza:?}");
+    assert!(scene.view().unwrap().paused(), "{at_plaza:?}");
+    // a camera none of whose presets has a picture: nothing to recognise, paused,
+    // and not a fault
+    let mut scene =
+        Scene::with_views("ptz".into(), vec![view("road", None)], place, cells, &rules).unwrap();
+    assert_eq!(state(&mut scene, ROAD), ("no_reference", None));
+    assert!(scene.view().unwrap().paused());
+}

@@ -21,6 +21,7 @@ pub mod auth;
 mod calibrations;
 mod cameras;
 mod guard;
+mod references;
 mod review;
 mod state;
 mod zones;
@@ -139,6 +140,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(
             "/api/calibrations/{id}/versions",
             get(calibrations::versions),
+        )
+        .route("/api/references", get(references::list))
+        .route(
+            "/api/references/{id}",
+            get(references::get)
+                .post(references::capture)
+                .delete(references::delete),
         )
         .route("/api/tokens", get(admin::tokens).post(admin::create_token))
         .route("/api/tokens/{id}", delete(admin::revoke_token))

@@ -1,5 +1,6 @@
 //! The tables of the camera registry (the `registry` module): cameras, API tokens, the
-//! audit log, zones and calibrations with their versions. The registry reads and writes them; the case store's migrations make
+//! audit log, zones and calibrations with their versions, the views' reference
+//! pictures. The registry reads and writes them; the case store's migrations make
 //! them, with the rest of the schema, so a store and its registry are always at one
 //! version (and the registry depends on the case store, not the other way round).
 
@@ -94,3 +95,22 @@ pub const CALIBRATION_TABLES: &str = "CREATE TABLE calibrations (
         PRIMARY KEY (id, version)
      );
      ALTER TABLE violations ADD COLUMN zone_version BIGINT;";
+
+/// The reference pictures of camera views (a PTZ preset's, `camera@preset`) captured
+/// through the API: the JPEG as base64 text (the registry's values are text and
+/// integers), its size and SHA-256, at a version that grows by one each capture; a
+/// deleted one stays as a tombstone without its picture. Earlier pictures are not
+/// kept: the audit log names each capture by its SHA-256.
+pub const REFERENCE_TABLES: &str = "CREATE TABLE view_references (
+        id TEXT PRIMARY KEY,
+        jpeg TEXT NOT NULL,
+        bytes BIGINT NOT NULL,
+        width BIGINT NOT NULL,
+        height BIGINT NOT NULL,
+        sha256 TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        deleted BIGINT NOT NULL,
+        revision BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        updated_by TEXT NOT NULL
+     );";

@@ -72,8 +72,11 @@ pub struct PresetEntry {
     /// metrics, and named by its pixel zones as `camera = "<camera id>@<preset>"`.
     pub id: String,
     /// A picture of the view at this preset: a frame the camera gave there (JPEG or
-    /// PNG, at the size of the stream the camera is sampled from).
-    pub reference: PathBuf,
+    /// PNG, at the size of the stream the camera is sampled from). Without it, the
+    /// preset waits for one captured from the live frame (the editor, or
+    /// `POST /api/references/<camera>@<preset>`); one captured so is used instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<PathBuf>,
     /// The preset's ground calibration (TOML); without it, its cases are placed at the
     /// camera's `location`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,10 +158,12 @@ impl CameraEntry {
 
     /// Relative paths (a file source, the calibration) become relative to `base`.
     pub fn resolve(&mut self, base: &Path) {
-        let paths = self
-            .presets
-            .iter_mut()
-            .flat_map(|p| std::iter::once(&mut p.reference).chain(p.calibration.as_mut()));
+        let paths = self.presets.iter_mut().flat_map(|p| {
+            p.reference
+                .as_mut()
+                .into_iter()
+                .chain(p.calibration.as_mut())
+        });
         for p in self.calibration.iter_mut().chain(paths) {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -281,11 +286,8 @@ impl CameraEntry {
             if !seen.insert(p.id.as_str()) {
                 out.push(format!("{at}: a second preset of that name"));
             }
-            if !p.reference.is_file() {
-                out.push(format!(
-                    "{at}.reference: {} does not exist",
-                    p.reference.display()
-                ));
+            if let Some(pic) = p.reference.as_ref().filter(|r| !r.is_file()) {
+                out.push(format!("{at}.reference: {} does not exist", pic.display()));
             }
             if let Some(cal) = &p.calibration {
                 if !cal.exists() {
@@ -370,7 +372,11 @@ mod tests {
         let mut c: CameraEntry = toml::from_str(&text).unwrap();
         assert!(c.parse_fields().is_empty());
         c.resolve(dir.path());
-        assert_eq!(c.presets[0].reference, pic, "relative to the config");
+        assert_eq!(
+            c.presets[0].reference.as_deref(),
+            Some(&*pic),
+            "relative to the config"
+        );
         let all = c.check();
         for needle in [
             ".calibration: a camera with presets",
@@ -389,6 +395,9 @@ mod tests {
         c.calibration = None;
         c.location = Some([31.2, 121.4]);
         c.presets.truncate(1);
+        assert!(c.check().is_empty(), "{:?}", c.check());
+        // a preset may wait for its picture to be captured
+        c.presets[0].reference = None;
         assert!(c.check().is_empty(), "{:?}", c.check());
         let back: CameraEntry = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
         assert_eq!(back.presets, c.presets);

@@ -89,6 +89,9 @@ impl Default for ViewConfig {
 pub enum ViewState {
     /// No good frame yet to take as the reference.
     Learning,
+    /// A camera with presets none of which has a reference picture yet (one is
+    /// captured from the live frame): nothing can be recognised.
+    NoReference,
     /// The reference view.
     Steady,
     /// The reference view, moved a little: corrected.
@@ -140,6 +143,7 @@ impl ViewState {
     pub fn name(&self) -> &'static str {
         match self {
             ViewState::Learning => "learning",
+            ViewState::NoReference => "no_reference",
             ViewState::Steady => "steady",
             ViewState::Shifted { .. } => "shifted",
             ViewState::ViewMoved { .. } => "view_moved",
@@ -225,22 +229,30 @@ impl ViewWatch {
         let mut w = Self::new(cfg)?;
         w.learns = false;
         for (i, f) in references.iter().enumerate() {
-            w.small_grey(f)?;
-            let p = Picture::of(&mut w.orb, &w.small, (f.width, f.height))?;
-            if p.keypoints.len() < 4 * w.cfg.min_inliers {
-                return Err(opencv::Error::new(
-                    core::StsError,
-                    format!(
-                        "reference {} has {} features; a view needs {} to be recognised (a lit, sharp, textured picture)",
-                        i + 1,
-                        p.keypoints.len(),
-                        4 * w.cfg.min_inliers
-                    ),
-                ));
-            }
-            w.references.push(p);
+            w.add_preset(f).map_err(|e| {
+                opencv::Error::new(core::StsError, format!("reference {}: {e}", i + 1))
+            })?;
         }
         Ok(w)
+    }
+
+    /// Adds the picture of one more preset (the next index); fails, saying why, on
+    /// one with too few features to be recognised.
+    pub fn add_preset(&mut self, picture: &Frame) -> Result<(), String> {
+        self.learns = false;
+        let p = self
+            .small_grey(picture)
+            .and_then(|_| Picture::of(&mut self.orb, &self.small, (picture.width, picture.height)))
+            .map_err(|e| e.message)?;
+        let need = 4 * self.cfg.min_inliers;
+        if p.keypoints.len() < need {
+            return Err(format!(
+                "{} features; a view needs {need} to be recognised (a lit, sharp, textured picture)",
+                p.keypoints.len()
+            ));
+        }
+        self.references.push(p);
+        Ok(())
     }
 
     /// The state after the last sample.
@@ -340,7 +352,10 @@ impl ViewWatch {
                 self.current = 0;
                 return Ok((ViewState::Steady, Some(0)));
             }
-            return Ok((ViewState::Learning, None));
+            if self.learns {
+                return Ok((ViewState::Learning, None));
+            }
+            return Ok((ViewState::NoReference, None));
         }
         // the preset it was at first, then the others: the first it is steady or
         // shifted at wins; else the one it moved least from; else none

@@ -23,6 +23,7 @@ pub mod access;
 pub mod audit;
 pub mod calibrations;
 pub mod catalogue;
+pub mod references;
 pub mod sql;
 pub mod versioned;
 pub mod view;

@@ -50,13 +50,17 @@ pub(crate) struct SceneFactory {
     /// The registry's calibrations, by view, as last read: a view with one here uses
     /// it instead of its camera's calibration file.
     pub calibrations: std::sync::RwLock<Arc<BTreeMap<String, Fitted>>>,
+    /// The versions of the reference pictures captured in the registry, by view, as
+    /// last read: a preset with one here is recognised by it instead of its file.
+    pub references: std::sync::RwLock<Arc<BTreeMap<String, i64>>>,
     pub cells: Arc<CellLocator>,
     pub rules: SceneRules,
 }
 
 impl SceneFactory {
-    /// A camera's scene (blocking: reads its calibrations and preset pictures).
-    pub fn build(&self, c: &CameraEntry) -> anyhow::Result<Scene> {
+    /// A camera's scene (blocking: reads its calibrations and preset pictures, the
+    /// captured ones from `registry`).
+    pub fn build(&self, c: &CameraEntry, registry: Option<&Registry>) -> anyhow::Result<Scene> {
         let saved = self.saved_calibrations();
         let calibration = |key: &str, p: &Option<std::path::PathBuf>| -> anyhow::Result<_> {
             if let Some(f) = saved.get(key) {
@@ -79,17 +83,17 @@ impl SceneFactory {
                 &self.rules,
             ));
         }
+        let captured = self.captured_references();
         let mut views = Vec::new();
         for (p, zones) in c.presets.iter().zip(zones) {
             let at = || format!("preset {}", p.id);
-            let mut reference = crate::decode::Frame::default();
-            crate::decode::image::read_image(&p.reference, &mut reference)
-                .with_context(|| format!("{}: reference {}", at(), p.reference.display()))?;
+            let key = view_key(&c.id, Some(&p.id));
             views.push(ViewSpec {
                 name: Some(Arc::from(p.id.as_str())),
-                reference: Some(reference),
-                calibration: calibration(&view_key(&c.id, Some(&p.id)), &p.calibration)
+                reference: self
+                    .reference(&key, p, captured.contains_key(&key), registry)
                     .with_context(at)?,
+                calibration: calibration(&key, &p.calibration).with_context(at)?,
                 zones,
             });
         }
@@ -103,6 +107,39 @@ impl SceneFactory {
         .map_err(anyhow::Error::msg)
     }
 
+    /// A preset's picture: the one captured in the registry, else its file's, else
+    /// none yet.
+    fn reference(
+        &self,
+        key: &str,
+        p: &crate::config::PresetEntry,
+        captured: bool,
+        registry: Option<&Registry>,
+    ) -> anyhow::Result<Option<crate::decode::Frame>> {
+        let mut frame = crate::decode::Frame::default();
+        if let Some(reg) = registry.filter(|_| captured) {
+            if let Some((r, jpeg)) = reg.reference(key)? {
+                crate::decode::image::decode_image(&jpeg, &mut frame).map_err(|e| {
+                    anyhow::anyhow!("reference picture {} (version {}): {e}", r.id, r.version)
+                })?;
+                return Ok(Some(frame));
+            }
+        }
+        let Some(file) = &p.reference else {
+            return Ok(None);
+        };
+        crate::decode::image::read_image(file, &mut frame)
+            .with_context(|| format!("reference {}", file.display()))?;
+        Ok(Some(frame))
+    }
+
+    fn captured_references(&self) -> Arc<BTreeMap<String, i64>> {
+        self.references
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn saved_calibrations(&self) -> Arc<BTreeMap<String, Fitted>> {
         self.calibrations
             .read()
@@ -110,17 +147,24 @@ impl SceneFactory {
             .clone()
     }
 
-    /// The versions of the registry calibrations a camera's views use (`None`: its
-    /// file's): a camera whose versions moved is started again with them.
-    pub fn calibration_versions(&self, c: &CameraEntry) -> Vec<Option<i64>> {
+    /// The versions of what the registry holds for each of a camera's views: its
+    /// calibration and its reference picture (`None`: its files'). A camera whose
+    /// versions moved is started again with them.
+    pub fn view_versions(&self, c: &CameraEntry) -> Vec<[Option<i64>; 2]> {
         let saved = self.saved_calibrations();
-        let version = |key: &str| saved.get(key).map(|f| f.version);
+        let captured = self.captured_references();
+        let versions = |key: &str| {
+            [
+                saved.get(key).map(|f| f.version),
+                captured.get(key).copied(),
+            ]
+        };
         if c.presets.is_empty() {
-            return vec![version(&c.id)];
+            return vec![versions(&c.id)];
         }
         c.presets
             .iter()
-            .map(|p| version(&view_key(&c.id, Some(&p.id))))
+            .map(|p| versions(&view_key(&c.id, Some(&p.id))))
             .collect()
     }
 
@@ -186,15 +230,16 @@ pub(crate) fn camera_config(c: &CameraEntry) -> anyhow::Result<CameraConfig> {
 }
 
 /// A camera running here: the settings it runs with, the versions of the registry
-/// calibrations its views use, and its detection worker.
+/// calibrations and reference pictures its views use, and its detection worker.
 struct Running {
     camera: CameraEntry,
-    calibrations: Vec<Option<i64>>,
+    versions: Vec<[Option<i64>; 2]>,
     worker: usize,
 }
 
-/// A camera's settings and the versions of the registry calibrations of its views.
-type Settings = (CameraEntry, Vec<Option<i64>>);
+/// A camera's settings and the versions of the registry calibrations and pictures of
+/// its views.
+type Settings = (CameraEntry, Vec<[Option<i64>; 2]>);
 
 /// The controller.
 pub(crate) struct Controller {
@@ -218,6 +263,8 @@ pub(crate) struct Controller {
     zones_moved: std::sync::atomic::AtomicBool,
     /// The calibration revision read last (`-1`: none yet).
     calibrations_revision: std::sync::atomic::AtomicI64,
+    /// The reference pictures' revision read last (`-1`: none yet).
+    references_revision: std::sync::atomic::AtomicI64,
 }
 
 impl Controller {
@@ -249,6 +296,7 @@ impl Controller {
             zones_revision: std::sync::atomic::AtomicI64::new(-1),
             zones_moved: std::sync::atomic::AtomicBool::new(false),
             calibrations_revision: std::sync::atomic::AtomicI64::new(-1),
+            references_revision: std::sync::atomic::AtomicI64::new(-1),
         }
     }
 
@@ -306,6 +354,29 @@ impl Controller {
         Ok(())
     }
 
+    /// Reads the versions of the captured reference pictures again if one changed
+    /// (blocking); the cameras they belong to start again with them at the next
+    /// apply (the pictures themselves are read when a scene is built).
+    fn sync_references(&self) -> Result<(), crate::cases::StoreError> {
+        use std::sync::atomic::Ordering;
+        let rev = self.registry.references_revision()?;
+        if rev == self.references_revision.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let all = self.registry.reference_versions()?;
+        tracing::info!(
+            "reference pictures: {} captured in the registry, revision {rev}",
+            all.len()
+        );
+        *self
+            .factory
+            .references
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(all);
+        self.references_revision.store(rev, Ordering::Release);
+        Ok(())
+    }
+
     /// Reads the registry's changes and the tokens (blocking calls on a blocking
     /// thread); tells the membership the cameras to share.
     pub async fn sync(self: &Arc<Self>) {
@@ -318,6 +389,9 @@ impl Controller {
             }
             if let Err(e) = me.sync_calibrations() {
                 tracing::warn!("registry: reading the calibrations: {e}");
+            }
+            if let Err(e) = me.sync_references() {
+                tracing::warn!("registry: reading the reference pictures: {e}");
             }
             (touched, tokens)
         })
@@ -388,7 +462,7 @@ impl Controller {
                 !wanted.contains(*id)
                     || unzoned.contains(*id)
                     || self.view.get(id).is_none_or(|v| v.camera != r.camera)
-                    || self.factory.calibration_versions(&r.camera) != r.calibrations
+                    || self.factory.view_versions(&r.camera) != r.versions
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -411,19 +485,19 @@ impl Controller {
             let Some(rec) = self.view.get(id) else {
                 continue;
             };
-            let calibrations = self.factory.calibration_versions(&rec.camera);
+            let versions = self.factory.view_versions(&rec.camera);
             if failed
                 .get(id)
-                .is_some_and(|(c, v)| *c == rec.camera && *v == calibrations)
+                .is_some_and(|(c, v)| *c == rec.camera && *v == versions)
             {
                 continue;
             }
             let camera = rec.camera;
             // calibration files are read on a blocking thread, not on the detection
             // threads
-            let (c, f) = (camera.clone(), self.factory.clone());
+            let (c, f, reg) = (camera.clone(), self.factory.clone(), self.registry.clone());
             let built = tokio::task::spawn_blocking(move || {
-                f.build(&c)
+                f.build(&c, Some(&reg))
                     .and_then(|scene| Ok((scene, camera_config(&c)?)))
             })
             .await
@@ -434,7 +508,7 @@ impl Controller {
                     let msg = format!("{e:#}");
                     tracing::error!(camera = id.as_str(), "cannot start: {msg}");
                     self.view.set_problem(id, Some(msg));
-                    failed.insert(id.clone(), (camera, calibrations));
+                    failed.insert(id.clone(), (camera, versions));
                     continue;
                 }
             };
@@ -450,7 +524,7 @@ impl Controller {
                         id.clone(),
                         Running {
                             camera,
-                            calibrations,
+                            versions,
                             worker,
                         },
                     );

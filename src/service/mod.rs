@@ -106,6 +106,7 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
     let factory = SceneFactory {
         zones: std::sync::RwLock::new(zones),
         calibrations: Default::default(),
+        references: Default::default(),
         cells,
         rules: scene_rules(cfg),
     };
@@ -113,7 +114,7 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
     // (cameras added later through the registry are checked when they are)
     for c in &cfg.cameras {
         factory
-            .build(c)
+            .build(c, None)
             .and_then(|_| cameras::camera_config(c))
             .with_context(|| format!("camera {}", c.id))?;
     }

@@ -33,6 +33,34 @@ pub fn camera(id: &str) -> CameraEntry {
     c
 }
 
+/// Registers camera `ptz` with presets `p1` and `p2` (no reference files), gives
+/// this node a last frame of it (the 768×576 dog photo), and `p1` a captured
+/// reference (the kite photo); returns the frame's JPEG.
+#[allow(dead_code)]
+pub fn ptz_camera(f: &Fixture) -> Vec<u8> {
+    let sys = Actor::system("test");
+    let mut c = camera("ptz");
+    c.presets = ["p1", "p2"]
+        .iter()
+        .map(|p| gridwatch::config::PresetEntry {
+            id: p.to_string(),
+            reference: None,
+            calibration: None,
+            zones: Vec::new(),
+        })
+        .collect();
+    f.state.registry.create(&sys, c).unwrap();
+    f.state.view.sync(&f.state.registry).unwrap();
+    let kite = std::fs::read(super::path("samples/kite.jpg")).unwrap();
+    f.state
+        .registry
+        .put_reference(&sys, "ptz@p1", &kite, (1352, 900))
+        .unwrap();
+    let live = std::fs::read(super::path("samples/dog.jpg")).unwrap();
+    f.state.metrics.set_last_frame("ptz", live.clone());
+    live
+}
+
 /// A no-parking pixel zone of cam-a, 50 px square at `x`.
 pub fn zone_feature(x: f64) -> serde_json::Value {
     serde_json::json!({

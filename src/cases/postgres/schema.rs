@@ -16,6 +16,8 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
     &[crate::cases::registry_tables::ZONE_TABLES],
     // 5: calibrations as versioned resources; the zone version of each violation
     &[crate::cases::registry_tables::CALIBRATION_TABLES],
+    // 6: the views' reference pictures captured through the API
+    &[crate::cases::registry_tables::REFERENCE_TABLES],
 ];
 
 /// 1: cases, the violations they absorbed, evidence, the outbox, reviews.

@@ -116,6 +116,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     crate::cases::registry_tables::ZONE_TABLES,
     // 6: calibrations as versioned resources; the zone version of each violation
     crate::cases::registry_tables::CALIBRATION_TABLES,
+    // 7: the views' reference pictures captured through the API
+    crate::cases::registry_tables::REFERENCE_TABLES,
 ];
 
 /// Opens (creating it and its folder) a SQLite file in WAL mode with foreign keys on,

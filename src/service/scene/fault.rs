@@ -26,7 +26,10 @@ fn is_fault(state: &ViewState, has_presets: bool) -> bool {
     match state {
         ViewState::Covered { .. } | ViewState::Defocused { .. } | ViewState::Frozen { .. } => true,
         ViewState::ViewMoved { .. } | ViewState::ViewChanged { .. } => !has_presets,
-        ViewState::Learning | ViewState::Steady | ViewState::Shifted { .. } => false,
+        ViewState::Learning
+        | ViewState::NoReference
+        | ViewState::Steady
+        | ViewState::Shifted { .. } => false,
     }
 }
 

@@ -60,7 +60,8 @@ pub struct ViewSpec {
     /// The preset's name (`None`: the camera's only view, its reference learned from
     /// the first good frame).
     pub name: Option<Arc<str>>,
-    /// A picture of the view (a frame of the camera there); needed for presets.
+    /// A picture of the view (a frame of the camera there): how a preset is
+    /// recognised (one without waits for one to be captured).
     pub reference: Option<Frame>,
     /// The view's ground calibration.
     pub calibration: Option<Calibration>,
@@ -75,6 +76,9 @@ pub struct Scene {
     positions: Vec<Position>,
     /// The view check (off: every sample is taken as the one view).
     view: Option<ViewWatch>,
+    /// The position of each of the view check's pictures (a preset without one has
+    /// none; the one learned view is position 0).
+    pictured: Vec<usize>,
     fault: FaultWatch,
     fault_after_ms: Option<i64>,
     last_t: Option<i64>,
@@ -104,11 +108,11 @@ impl Scene {
             .expect("a scene of one learned view needs no reference")
     }
 
-    /// A scene for `camera` with these views: one (learned from the frames unless it
-    /// has a reference), or several presets, each with its reference picture
-    /// (recognised from the image; the view check is on for them whatever `rules`
-    /// say). Fails on a preset without a reference, or one nothing can be
-    /// recognised in.
+    /// A scene for `camera` with these views: its one view (`name` `None`: learned
+    /// from the frames), or its presets, each recognised from the image by its
+    /// reference picture (the view check is on for them whatever `rules` say). A
+    /// preset without a picture yet is never recognised: its rules wait until one is
+    /// captured. Fails on a reference nothing can be recognised in.
     pub fn with_views(
         camera: Arc<str>,
         views: Vec<ViewSpec>,
@@ -116,16 +120,14 @@ impl Scene {
         cells: Arc<CellLocator>,
         rules: &SceneRules,
     ) -> Result<Self, String> {
-        let presets = views.len() > 1 || views.iter().any(|v| v.reference.is_some());
+        let presets = views.iter().any(|v| v.name.is_some());
         let mut references = Vec::new();
+        let mut pictured = Vec::new();
         let mut positions = Vec::new();
-        for v in views {
-            if presets {
-                let name = v.name.as_deref().unwrap_or("?");
-                match v.reference {
-                    Some(r) => references.push(r),
-                    None => return Err(format!("preset {name}: no reference picture")),
-                }
+        for (i, v) in views.into_iter().enumerate() {
+            if let Some(r) = v.reference.filter(|_| presets) {
+                references.push(r);
+                pictured.push(i);
             }
             positions.push(Position::new(
                 &camera,
@@ -135,9 +137,20 @@ impl Scene {
                 rules,
             ));
         }
+        if !presets {
+            // the one view, learned
+            pictured.push(0);
+        }
         let view = if presets {
             let cfg = rules.view.clone().unwrap_or_default();
-            Some(ViewWatch::with_presets(cfg, &references).map_err(|e| e.message)?)
+            let mut watch = ViewWatch::with_presets(cfg, &[]).map_err(|e| e.message)?;
+            for (r, &i) in references.iter().zip(&pictured) {
+                let name = positions[i].name.as_deref().unwrap_or("?");
+                watch
+                    .add_preset(r)
+                    .map_err(|e| format!("preset {name}: its reference picture has {e}"))?;
+            }
+            Some(watch)
         } else {
             rules
                 .view
@@ -160,6 +173,7 @@ impl Scene {
             },
             positions,
             view,
+            pictured,
             fault: FaultWatch::default(),
             fault_after_ms: rules.fault_after.map(|d| d.as_millis() as i64),
             last_t: None,
@@ -191,7 +205,9 @@ impl Scene {
         let v = self.view.as_ref()?;
         Some(ViewReport {
             state: v.state().clone(),
-            preset: v.preset().and_then(|i| self.positions[i].name.clone()),
+            preset: v
+                .preset()
+                .and_then(|i| self.positions[self.pictured[i]].name.clone()),
         })
     }
 
@@ -214,7 +230,7 @@ impl Scene {
             return self.positions[0].step(&self.common, t_ms, frame, dets, classes);
         };
         let state = view.observe(frame)?.clone();
-        let preset = view.preset();
+        let preset = view.preset().map(|i| self.pictured[i]);
         let has_presets = self.positions.len() > 1;
         // the view whose rules this sample steps: the preset it is at, or the one view
         // while its reference is still being learned; none while paused
