@@ -309,48 +309,45 @@ impl Controller {
 
     /// Reads the zones again if one changed since the last read (blocking).
     fn sync_zones(&self) -> Result<(), crate::cases::StoreError> {
-        use std::sync::atomic::Ordering;
         let Some(tz) = self.zones_tz else {
             return Ok(());
         };
-        let rev = self.registry.zones_revision()?;
-        if rev == self.zones_revision.load(Ordering::Acquire) {
-            return Ok(());
+        let reg = &self.registry;
+        let moved = refresh(
+            &self.zones_revision,
+            reg.zones_revision()?,
+            || reg.zone_set(tz),
+            &self.factory.zones,
+            |set, rev| {
+                tracing::info!(
+                    "zones: {} from the registry, revision {rev}",
+                    set.zones().len()
+                )
+            },
+        )?;
+        if moved {
+            self.zones_moved
+                .store(true, std::sync::atomic::Ordering::Release);
         }
-        let set = self.registry.zone_set(tz)?;
-        tracing::info!(
-            "zones: {} from the registry, revision {rev}",
-            set.zones().len()
-        );
-        *self
-            .factory
-            .zones
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
-        self.zones_revision.store(rev, Ordering::Release);
-        self.zones_moved.store(true, Ordering::Release);
         Ok(())
     }
 
     /// Reads the calibrations again if one changed since the last read (blocking);
     /// the cameras they belong to start again with them at the next apply.
     fn sync_calibrations(&self) -> Result<(), crate::cases::StoreError> {
-        use std::sync::atomic::Ordering;
-        let rev = self.registry.calibrations_revision()?;
-        if rev == self.calibrations_revision.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let all = self.registry.fitted_calibrations()?;
-        tracing::info!(
-            "calibrations: {} from the registry, revision {rev}",
-            all.len()
-        );
-        *self
-            .factory
-            .calibrations
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(all);
-        self.calibrations_revision.store(rev, Ordering::Release);
+        let reg = &self.registry;
+        refresh(
+            &self.calibrations_revision,
+            reg.calibrations_revision()?,
+            || reg.fitted_calibrations(),
+            &self.factory.calibrations,
+            |all, rev| {
+                tracing::info!(
+                    "calibrations: {} from the registry, revision {rev}",
+                    all.len()
+                )
+            },
+        )?;
         Ok(())
     }
 
@@ -358,22 +355,19 @@ impl Controller {
     /// (blocking); the cameras they belong to start again with them at the next
     /// apply (the pictures themselves are read when a scene is built).
     fn sync_references(&self) -> Result<(), crate::cases::StoreError> {
-        use std::sync::atomic::Ordering;
-        let rev = self.registry.references_revision()?;
-        if rev == self.references_revision.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let all = self.registry.reference_versions()?;
-        tracing::info!(
-            "reference pictures: {} captured in the registry, revision {rev}",
-            all.len()
-        );
-        *self
-            .factory
-            .references
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(all);
-        self.references_revision.store(rev, Ordering::Release);
+        let reg = &self.registry;
+        refresh(
+            &self.references_revision,
+            reg.references_revision()?,
+            || reg.reference_versions(),
+            &self.factory.references,
+            |all, rev| {
+                tracing::info!(
+                    "reference pictures: {} captured in the registry, revision {rev}",
+                    all.len()
+                )
+            },
+        )?;
         Ok(())
     }
 
@@ -559,6 +553,26 @@ impl Controller {
             self.apply().await;
         }
     }
+}
+
+/// Reads what the registry keeps of a resource again (`read`, into `into`) when its
+/// revision is no longer the one `seen` last, and says so (`said`); whether it did.
+fn refresh<T>(
+    seen: &std::sync::atomic::AtomicI64,
+    revision: i64,
+    read: impl FnOnce() -> Result<T, crate::cases::StoreError>,
+    into: &std::sync::RwLock<Arc<T>>,
+    said: impl FnOnce(&T, i64),
+) -> Result<bool, crate::cases::StoreError> {
+    use std::sync::atomic::Ordering;
+    if revision == seen.load(Ordering::Acquire) {
+        return Ok(false);
+    }
+    let value = read()?;
+    said(&value, revision);
+    *into.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(value);
+    seen.store(revision, Ordering::Release);
+    Ok(true)
 }
 
 /// How long the controller waits for a registry sync before it applies what it knows.
