@@ -159,6 +159,14 @@ fn endpoints(viewer_id: &str) -> Vec<Endpoint> {
             Some(Admin),
             S::NO_CONTENT,
         ),
+        ep(
+            "POST",
+            "/api/cameras/ptz/presets",
+            json,
+            r#"{"id":"p3"}"#,
+            Some(Admin),
+            S::CREATED,
+        ),
         ep("GET", "/api/references", "", "", Some(Viewer), S::OK),
         ep("GET", "/api/references/ptz@p1", "", "", Some(Viewer), S::OK),
         // a capture of the live frame (an empty body)

@@ -1,9 +1,9 @@
-//! A new PTZ preset's reference captured in the editor, in headless Chromium over
-//! WebDriver, against `gridwatch run` on the street clip: the camera has a preset
-//! with no picture yet, so the scene cannot recognise it and the zone drawn for it
-//! finds nothing; the operator opens the editor, sees that the preset has no
-//! reference, captures the live frame as its reference, and within seconds the
-//! camera is recognised at the preset and the parked van's case is filed in it.
+//! A new PTZ preset made in the editor, in headless Chromium over WebDriver, against
+//! `gridwatch run` on the street clip: the operator adds a preset to the camera
+//! there; it has no picture yet, so the scene cannot recognise it and a zone drawn
+//! for it finds nothing; the editor says the preset has no reference, the operator
+//! captures the live frame as its reference, and within seconds the camera is
+//! recognised at the preset and the parked van's case is filed in it.
 
 mod common;
 
@@ -16,7 +16,7 @@ use common::webdriver::Browser;
 const TOKEN: &str = "preset-editor-token";
 
 #[test]
-fn a_preset_captured_in_the_editor_is_recognised_and_its_rules_run() {
+fn a_preset_added_and_captured_in_the_editor_is_recognised_and_its_rules_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let cfg = format!(
@@ -34,8 +34,6 @@ id = "ptz"
 source = "{clip}"
 every = "1s"
 location = [31.2305, 121.4738]
-[[camera.presets]]
-id = "road"
 "#,
         data = dir.join("data").display(),
         clip = path("samples/street.mp4").display(),
@@ -49,32 +47,11 @@ id = "road"
         Some(d["cases"].as_array()?.clone())
     };
     eventually(
-        "the camera's frames, at a preset it cannot recognise",
+        "the camera's frames",
         &node,
         Duration::from_secs(60),
-        || {
-            let c = camera()?;
-            (c["last_frame"].is_string() && c["view"]["state"] == "no_reference").then_some(())
-        },
+        || camera()?["last_frame"].is_string().then_some(()),
     );
-    // a no-parking zone of the preset, where the van parks
-    let zone = serde_json::json!({
-        "type": "Feature",
-        "properties": {"kind": "no_parking", "camera": "ptz@road"},
-        "geometry": {"type": "Polygon", "coordinates": [[[620, 70], [766, 70], [766, 130], [620, 130], [620, 70]]]}
-    });
-    let (s, b) = call(
-        reqwest::Method::PUT,
-        &format!("{}/api/zones/np-road", node.url),
-        Some(TOKEN),
-        Some(&zone.to_string()),
-    )
-    .unwrap();
-    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
-    // longer than the dwell: the preset is not recognised, so its rules wait
-    std::thread::sleep(Duration::from_secs(20));
-    assert_eq!(cases().map(|c| c.len()), Some(0), "no reference, no case");
-
     let b = Browser::start();
     let long = Duration::from_secs(20);
     b.goto(&format!("{}/", node.url));
@@ -83,10 +60,46 @@ id = "road"
     ));
     b.goto(&format!("{}/editor", node.url));
     b.wait_for(
-        "document.getElementById('canvas').dataset.loaded === '1' && document.getElementById('ref-panel').dataset.source === 'none'",
+        "document.getElementById('canvas').dataset.loaded === '1'",
+        long,
+    );
+    assert_eq!(b.eval("document.getElementById('view').value"), "ptz");
+    b.type_into(&b.find("#p-id", long), "road");
+    b.click(&b.find("#p-new", long));
+    b.wait_for(
+        "document.getElementById('p-msg').textContent.startsWith('Added preset road')",
         long,
     );
     assert_eq!(b.eval("document.getElementById('view').value"), "ptz@road");
+    eventually(
+        "the camera at a preset it cannot recognise",
+        &node,
+        Duration::from_secs(30),
+        || (camera()?["view"]["state"] == "no_reference").then_some(()),
+    );
+    // a no-parking zone of the preset, where the van parks
+    let zone = serde_json::json!({
+        "type": "Feature",
+        "properties": {"kind": "no_parking", "camera": "ptz@road"},
+        "geometry": {"type": "Polygon", "coordinates": [[[620, 70], [766, 70], [766, 130], [620, 130], [620, 70]]]}
+    });
+    let (s, body) = call(
+        reqwest::Method::PUT,
+        &format!("{}/api/zones/np-road", node.url),
+        Some(TOKEN),
+        Some(&zone.to_string()),
+    )
+    .unwrap();
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    // longer than the dwell: the preset is not recognised, so its rules wait
+    std::thread::sleep(Duration::from_secs(20));
+    assert_eq!(cases().map(|c| c.len()), Some(0), "no reference, no case");
+
+    b.eval("document.getElementById('refresh').click()");
+    b.wait_for(
+        "document.getElementById('canvas').dataset.loaded === '1' && document.getElementById('ref-panel').dataset.source === 'none'",
+        long,
+    );
     assert!(b
         .text(&b.find("#r-status", long))
         .contains("None yet: the camera is never recognised at this preset"));

@@ -228,3 +228,79 @@ async fn without_a_live_frame_there_is_nothing_to_capture() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn a_preset_is_added_to_a_camera_with_no_picture_yet_or_refused_with_the_reason() {
+    let f = fixture(false, false);
+    ptz_camera(&f);
+    let add = |cam: &str, body: &str| {
+        let path = format!("/api/cameras/{cam}/presets");
+        let body = body.as_bytes().to_vec();
+        let f = &f;
+        async move { post(f, &path, "application/json", body).await }
+    };
+    let (s, v) = add("ptz", r#"{"id":"p3"}"#).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["view"], "ptz@p3");
+    let presets: Vec<_> = f
+        .state
+        .view
+        .get("ptz")
+        .unwrap()
+        .camera
+        .presets
+        .iter()
+        .map(|p| (p.id.clone(), p.reference.clone()))
+        .collect();
+    assert_eq!(
+        presets.last(),
+        Some(&("p3".to_string(), None)),
+        "{presets:?}"
+    );
+    let (log, _) = f
+        .state
+        .registry
+        .audit_log(Some("camera/ptz"), 1, 0)
+        .unwrap();
+    assert_eq!(log[0].action, "camera.update");
+    // refused, each with its reason
+    let revision = f.state.registry.revision().unwrap();
+    for (cam, body, status, reason) in [
+        (
+            "ptz",
+            r#"{"id":"p3"}"#,
+            StatusCode::BAD_REQUEST,
+            "has a preset p3 already",
+        ),
+        (
+            "ptz",
+            r#"{"id":"a b"}"#,
+            StatusCode::BAD_REQUEST,
+            "is not a name",
+        ),
+        (
+            "ptz",
+            r#"{"name":"p4"}"#,
+            StatusCode::BAD_REQUEST,
+            "id: the preset's name",
+        ),
+        // cam-a is calibrated: a camera with presets calibrates each preset instead
+        (
+            "cam-a",
+            r#"{"id":"p1"}"#,
+            StatusCode::BAD_REQUEST,
+            "a camera with presets",
+        ),
+        (
+            "cam-z",
+            r#"{"id":"p1"}"#,
+            StatusCode::NOT_FOUND,
+            "camera cam-z",
+        ),
+    ] {
+        let (s, v) = add(cam, body).await;
+        assert_eq!(s, status, "{cam} {body}: {v}");
+        assert!(error(&v).contains(reason), "{cam} {body}: {v}");
+    }
+    assert_eq!(f.state.registry.revision().unwrap(), revision);
+}

@@ -264,7 +264,7 @@ pub(super) fn list_writable(s: &ApiState, hint: &str) -> Result<(), ApiError> {
 /// A camera write (its handler has checked [`writable`], before reading the body) on
 /// a blocking thread; after it, this node's copy follows at once
 /// and the controller is woken.
-async fn write<T: Send + 'static>(
+pub(super) async fn write<T: Send + 'static>(
     s: &Arc<ApiState>,
     f: impl FnOnce(&ApiState) -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, ApiError> {

@@ -123,6 +123,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/cameras/{id}/enable", post(cameras::enable))
         .route("/api/cameras/{id}/disable", post(cameras::disable))
         .route("/api/cameras/{id}/frame.jpg", get(cameras::frame))
+        .route("/api/cameras/{id}/presets", post(references::add_preset))
         .route("/api/zones", get(zones::list))
         .route(
             "/api/zones/{id}",

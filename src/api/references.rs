@@ -14,7 +14,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::auth::{read_body, same_site, Admin, Viewer};
-use super::cameras::{list_writable, registry_call};
+use super::cameras::{list_writable, registry_call, write};
 use super::{ApiError, ApiState, Seg, St};
 use crate::config::{CameraEntry, PresetEntry};
 use crate::decode::Frame;
@@ -184,6 +184,75 @@ pub(super) async fn capture(
     })
     .await?;
     Ok(Json(out))
+}
+
+/// A camera's first preset ends its one view (`camera`): refused while something
+/// of the registry's is made for that view, which its presets would not use.
+fn first_preset_problems(s: &ApiState, cam: &str) -> Result<(), RegistryError> {
+    let Some(rec) = s.view.get(cam) else {
+        return Ok(());
+    };
+    if !rec.camera.presets.is_empty() {
+        return Ok(());
+    }
+    let mut out = Vec::new();
+    if s.registry.calibration(cam)?.is_some() {
+        out.push(format!(
+            "presets: camera {cam}'s one view has a calibration (DELETE /api/calibrations/{cam} first): a camera with presets is calibrated preset by preset"
+        ));
+    }
+    let zones: Vec<String> = s
+        .registry
+        .zones()?
+        .into_iter()
+        .filter(|z| z.doc["properties"]["camera"] == cam)
+        .map(|z| z.id)
+        .collect();
+    if !zones.is_empty() {
+        out.push(format!(
+            "presets: the pixel zones {zones:?} are drawn on camera {cam}'s one view: move them to a preset (\"{cam}@<preset>\") or delete them first"
+        ));
+    }
+    if out.is_empty() {
+        Ok(())
+    } else {
+        Err(RegistryError::Invalid(out))
+    }
+}
+
+/// `POST /api/cameras/{id}/presets` (`{"id": "<preset>"}`, 201): adds a preset with
+/// no picture yet (the editor's *New preset*; its picture is captured next); 400
+/// with the reason it cannot be added.
+pub(super) async fn add_preset(
+    State(s): St,
+    Admin(actor): Admin,
+    Seg(id): Seg<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    list_writable(&s, "add the preset to the camera there")?;
+    same_site(&headers, &["application/json"])?;
+    let bytes = read_body(body, 4096).await?;
+    let doc: Value = super::auth::json_body(&bytes, "a preset, as JSON")?;
+    let Some(preset) = doc["id"].as_str().map(str::to_string) else {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "id: the preset's name, as {\"id\": \"road\"}".into(),
+        ));
+    };
+    let (cam, name) = (id.clone(), preset.clone());
+    let r = write(&s, move |s| {
+        first_preset_problems(s, &cam)?;
+        s.registry.add_preset(&actor, &cam, &name)
+    })
+    .await?;
+    tracing::info!(
+        camera = id.as_str(),
+        preset = preset.as_str(),
+        "api: preset added"
+    );
+    let out = json!({"camera": id, "preset": preset, "view": format!("{id}@{preset}"), "revision": r.revision});
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 /// `DELETE /api/references/{view}` (204): the preset goes back to its `reference`

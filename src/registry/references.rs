@@ -12,7 +12,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::zones::check_id;
-use super::{audit, bump, Actor, Registry, RegistryError, Row};
+use super::{audit, bump, get, validate, write_camera, Actor, CameraRecord, Registry};
+use super::{RegistryError, Row};
 use crate::cases::StoreError;
 
 /// Most bytes of one reference picture.
@@ -70,6 +71,47 @@ fn select(tx: &mut dyn super::Tx, id: &str) -> Result<Option<ReferenceRecord>, S
 }
 
 impl Registry {
+    /// Adds a preset named `preset` to camera `id`, with no picture yet (one is
+    /// captured next), checked as every camera change is (a camera with presets has
+    /// no calibration of its own), audited as `camera.update`; in one transaction, so
+    /// that no change made meanwhile is lost.
+    pub fn add_preset(
+        &self,
+        actor: &Actor,
+        id: &str,
+        preset: &str,
+    ) -> Result<CameraRecord, RegistryError> {
+        let now = self.now_ms();
+        let mut problem = None;
+        let out = self.tx(|tx| {
+            let Some(before) = get(tx, self.name(), id)? else {
+                return Ok(None);
+            };
+            let mut c = before.camera.clone();
+            if c.presets.iter().any(|p| p.id == preset) {
+                let e = format!("id: camera {id} has a preset {preset} already");
+                problem = Some(RegistryError::Invalid(vec![e]));
+                return Ok(None);
+            }
+            c.presets.push(crate::config::PresetEntry {
+                id: preset.to_string(),
+                reference: None,
+                calibration: None,
+                zones: Vec::new(),
+            });
+            if let Err(e) = validate(&mut c) {
+                problem = Some(e);
+                return Ok(None);
+            }
+            let camera = Some(&before.camera);
+            write_camera(tx, self.name(), now, actor, "camera.update", camera, &c)
+        })?;
+        if let Some(e) = problem {
+            return Err(e);
+        }
+        out.ok_or_else(|| RegistryError::NotFound(format!("camera {id}")))
+    }
+
     /// Every reference picture's record, in view order.
     pub fn references(&self) -> Result<Vec<ReferenceRecord>, StoreError> {
         self.tx(|tx| {
