@@ -77,6 +77,8 @@ pub struct Metrics {
     last: Mutex<BTreeMap<String, (Instant, Vec<u8>)>>,
     /// What each camera's view check said last.
     views: Mutex<BTreeMap<String, crate::geo::view::ViewReport>>,
+    /// What each drone camera's frames have been.
+    drones: Mutex<BTreeMap<String, crate::geo::drone::DroneReport>>,
     /// A scrape's question to the store is in flight (one at a time).
     pub store_query: std::sync::atomic::AtomicBool,
 }
@@ -130,6 +132,26 @@ impl Metrics {
         }
     }
 
+    /// Keeps what a drone camera's frames have been.
+    pub fn set_drone(&self, camera: &str, report: &crate::geo::drone::DroneReport) {
+        let mut d = self.drones.lock().expect("metrics lock");
+        match d.get_mut(camera) {
+            Some(r) => r.clone_from(report),
+            None => {
+                d.insert(camera.to_string(), report.clone());
+            }
+        }
+    }
+
+    /// What a drone camera's frames have been.
+    pub fn drone(&self, camera: &str) -> Option<crate::geo::drone::DroneReport> {
+        self.drones
+            .lock()
+            .expect("metrics lock")
+            .get(camera)
+            .cloned()
+    }
+
     /// What a camera's view check said last.
     pub fn view(&self, camera: &str) -> Option<crate::geo::view::ViewReport> {
         self.views
@@ -142,6 +164,7 @@ impl Metrics {
     /// Forgets a camera's view (it stopped here).
     pub fn forget_view(&self, camera: &str) {
         self.views.lock().expect("metrics lock").remove(camera);
+        self.drones.lock().expect("metrics lock").remove(camera);
     }
 
     /// A camera's last frame, JPEG.

@@ -108,6 +108,9 @@ fn item(
             if let Some(view) = s.metrics.view(id) {
                 v["view"] = json!(view);
             }
+            if let Some(d) = s.metrics.drone(id) {
+                v["drone_frames"] = json!(d);
+            }
             v["last_frame"] = if s.metrics.last_frame(id).is_some() {
                 json!(format!("/api/cameras/{id}/frame.jpg"))
             } else {

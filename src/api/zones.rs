@@ -141,13 +141,18 @@ pub(super) async fn delete_and_wake(
 }
 
 /// The problems of a pixel zone with the camera it lies on: a camera (or preset)
-/// not in the list, points outside its frame, points above its horizon (where the
+/// not in the list, a drone, points outside its frame, points above its horizon (where the
 /// view is calibrated, its calibration's image is the frame). Ground zones lie on
 /// the ground: nothing to check here.
 fn where_it_lies(s: &ApiState, z: &Zone) -> Vec<String> {
     let ZoneArea::Pixels { camera, area } = &z.area else {
         return Vec::new();
     };
+    if s.view.get(camera).is_some_and(|r| r.camera.drone.is_some()) {
+        return vec![format!(
+            "properties.camera: {camera} is a drone: its pixels are nowhere in particular; draw a ground zone (no camera)"
+        )];
+    }
     let cal = match super::calibrations::in_use(s, camera) {
         Err(RegistryError::NotFound(m)) => return vec![m],
         // no calibration (or one that does not load: the camera reports that): the

@@ -95,21 +95,8 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     }
     for spec in &args.telemetry {
         let (id, src) = split(spec, "telemetry")?;
-        let source = if let Some(addr) = src.strip_prefix("udp://") {
-            TelemetrySource::Udp(
-                addr.parse()
-                    .with_context(|| format!("telemetry for `{id}`: `{addr}` is not HOST:PORT"))?,
-            )
-        } else if src.starts_with("http://") {
-            TelemetrySource::Http(
-                src.parse()
-                    .with_context(|| format!("telemetry for `{id}`: `{src}` is not a valid URL"))?,
-            )
-        } else if src.starts_with("https://") {
-            bail!("telemetry for `{id}`: https feeds are not supported yet; use http:// on a trusted network")
-        } else {
-            TelemetrySource::File(PathBuf::from(src))
-        };
+        let source = TelemetrySource::parse(&src)
+            .map_err(|e| anyhow::anyhow!("telemetry for `{id}`: {e}"))?;
         let cam = configs
             .iter_mut()
             .find(|c| c.id == id)

@@ -62,6 +62,10 @@ pub struct CameraEntry {
     /// zones; the scene recognises from the image which one the camera is at.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub presets: Vec<PresetEntry>,
+    /// A drone (or any moving camera with telemetry): its findings are placed through
+    /// each frame's pose; it has no calibration, presets or pixel zones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drone: Option<super::DroneEntry>,
 }
 
 /// One position of a PTZ camera (`[[camera.presets]]`).
@@ -90,7 +94,7 @@ pub struct PresetEntry {
 const MAX_PRESETS: usize = 64;
 
 /// Durations as humantime strings, both ways.
-mod humantime_serde_compat {
+pub(super) mod humantime_serde_compat {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -169,6 +173,9 @@ impl CameraEntry {
                 *p = base.join(&*p);
             }
         }
+        if let Some(d) = &mut self.drone {
+            d.resolve(base);
+        }
         if !self.source.contains("://") && Path::new(&self.source).is_relative() {
             self.source = base.join(&self.source).display().to_string();
         }
@@ -228,7 +235,18 @@ impl CameraEntry {
                 out.push(format!(".location: [{lat}, {lon}] is not a place"));
             }
         }
-        let unplaced = if c.presets.is_empty() {
+        if let Some(d) = &c.drone {
+            out.extend(d.check());
+            if c.calibration.is_some() || !c.presets.is_empty() {
+                out.push(
+                    ".drone: a drone is placed by its pose: it has no calibration or presets"
+                        .into(),
+                );
+            }
+        }
+        let unplaced = if c.drone.is_some() {
+            false
+        } else if c.presets.is_empty() {
             c.calibration.is_none()
         } else {
             c.presets.iter().any(|p| p.calibration.is_none())

@@ -13,7 +13,9 @@ use crate::cases::config::DeliveryConfig;
 use crate::detect::Provider;
 
 mod camera;
+mod drone;
 pub use camera::{view_key, CameraEntry, PresetEntry};
+pub use drone::DroneEntry;
 
 /// `"30s"`, `"5m"`: durations as humantime strings.
 mod dur {

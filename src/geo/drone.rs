@@ -8,8 +8,29 @@
 //! turns the image clockwise as seen from behind the camera. A pixel's ray that does not
 //! point below the horizon has no ground point: that is an error, not an extrapolation.
 
+use serde::Serialize;
+
 use super::{LatLon, LocalFrame};
 use crate::ingest::telemetry::DronePose;
+
+/// What a drone camera's frames have been, for the cameras view.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct DroneReport {
+    /// Samples placed by a pose.
+    pub posed: u64,
+    /// Samples with no pose within `max_gap` (or one that does not see the ground):
+    /// not used for findings.
+    pub unposed: u64,
+    /// Detections whose foot looks at or above the horizon: not used.
+    pub above_horizon: u64,
+    /// The last sample's pose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pose: Option<DronePose>,
+    /// The last sample's frame on the ground (`[lat, lon]`, top left, top right,
+    /// bottom right, bottom left).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub footprint: Option<[[f64; 2]; 4]>,
+}
 
 /// A drone camera's optics.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,6 +53,86 @@ fn scale(a: V3, k: f64) -> V3 {
 }
 
 impl DroneCamera {
+    /// The focal length in pixels.
+    fn focal(&self) -> f64 {
+        (self.width as f64 / 2.0) / (self.hfov_deg.to_radians() / 2.0).tan()
+    }
+
+    /// The camera's axes in east, north, up: forward (the optical axis), right, up.
+    fn axes(pose: &DronePose) -> [V3; 3] {
+        let (h, p, r) = (
+            pose.heading.to_radians(),
+            pose.pitch.to_radians(),
+            pose.roll.to_radians(),
+        );
+        let forward: V3 = [h.sin() * p.cos(), h.cos() * p.cos(), p.sin()];
+        let right0: V3 = [h.cos(), -h.sin(), 0.0];
+        let up0: V3 = [-h.sin() * p.sin(), -h.cos() * p.sin(), p.cos()];
+        // roll turns right and up about the optical axis
+        let right = add(scale(right0, r.cos()), scale(up0, -r.sin()));
+        let up = add(scale(up0, r.cos()), scale(right0, r.sin()));
+        [forward, right, up]
+    }
+
+    /// Where a ground point appears in the frame (pixels; possibly outside it), or
+    /// `None` when it is behind the camera.
+    pub fn ground_to_pixel(&self, pose: &DronePose, p: LatLon) -> Option<(f64, f64)> {
+        let (east, north) = LocalFrame::new(LatLon {
+            lat: pose.lat,
+            lon: pose.lon,
+        })
+        .to_local(p);
+        let d: V3 = [east, north, -pose.alt_agl];
+        let dot = |a: V3, b: V3| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+        let [forward, right, up] = Self::axes(pose);
+        let z = dot(d, forward);
+        if z.is_nan() || z <= 1e-9 {
+            return None;
+        }
+        let f = self.focal();
+        Some((
+            self.width as f64 / 2.0 + f * dot(d, right) / z,
+            self.height as f64 / 2.0 - f * dot(d, up) / z,
+        ))
+    }
+
+    /// The frame's corners on the ground (top left, top right, bottom right, bottom
+    /// left), a top corner that looks at the sky (or farther than 20 times the
+    /// altitude) brought down its side to the farthest ground it sees; `None` when the
+    /// frame's bottom corners do not see the ground.
+    pub fn footprint(&self, pose: &DronePose) -> Option<[LatLon; 4]> {
+        const FAR: f64 = 20.0;
+        let (w, h) = (self.width as f64, self.height as f64);
+        let under = LocalFrame::new(LatLon {
+            lat: pose.lat,
+            lon: pose.lon,
+        });
+        let ground = |x: f64, y: f64| {
+            self.pixel_to_ground(pose, x, y).ok().filter(|g| {
+                let (e, n) = under.to_local(*g);
+                e.hypot(n) <= FAR * pose.alt_agl
+            })
+        };
+        let (bl, br) = (ground(0.0, h)?, ground(w, h)?);
+        let top = |x: f64| {
+            if let Some(g) = ground(x, 0.0) {
+                return Some(g);
+            }
+            // row lo does not see near ground, row hi does
+            let (mut lo, mut hi) = (0.0, h);
+            for _ in 0..30 {
+                let mid = (lo + hi) / 2.0;
+                if ground(x, mid).is_some() {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            ground(x, hi)
+        };
+        Some([top(0.0)?, top(w)?, br, bl])
+    }
+
     /// Projects pixel (`x`, `y`) onto the ground. Errors for rays at or above the
     /// horizon, and for poses that cannot see the ground.
     pub fn pixel_to_ground(&self, pose: &DronePose, x: f64, y: f64) -> Result<LatLon, String> {
@@ -47,23 +148,15 @@ impl DroneCamera {
                 self.hfov_deg
             ));
         }
-        let f = (self.width as f64 / 2.0) / (self.hfov_deg.to_radians() / 2.0).tan();
+        if pose.pitch.is_nan() {
+            return Err("the pose has no pitch (and the camera no gimbal_pitch)".into());
+        }
+        let f = self.focal();
         let (u, v) = (
             (x - self.width as f64 / 2.0) / f,
             (y - self.height as f64 / 2.0) / f,
         );
-        let (h, p, r) = (
-            pose.heading.to_radians(),
-            pose.pitch.to_radians(),
-            pose.roll.to_radians(),
-        );
-        // camera axes in east, north, up
-        let forward: V3 = [h.sin() * p.cos(), h.cos() * p.cos(), p.sin()];
-        let right0: V3 = [h.cos(), -h.sin(), 0.0];
-        let up0: V3 = [-h.sin() * p.sin(), -h.cos() * p.sin(), p.cos()];
-        // roll turns right and up about the optical axis
-        let right = add(scale(right0, r.cos()), scale(up0, -r.sin()));
-        let up = add(scale(up0, r.cos()), scale(right0, r.sin()));
+        let [forward, right, up] = Self::axes(pose);
         // image y grows downwards
         let ray = add(add(forward, scale(right, u)), scale(up, -v));
         if ray[2] >= -1e-9 {
@@ -154,6 +247,59 @@ mod tests {
         );
         assert!(n.abs() < 1e-6, "{e} {n}");
         assert!((e - 80.0).abs() < 1e-6, "{e}");
+    }
+
+    #[test]
+    fn a_ground_point_goes_back_to_its_pixel_and_the_footprint_frames_the_view() {
+        for p in [
+            pose(30.0, -50.0, 3.0),
+            pose(200.0, -90.0, 0.0),
+            pose(0.0, -10.0, -5.0),
+        ] {
+            for (x, y) in [(500.0, 400.0), (10.0, 790.0), (990.0, 600.0)] {
+                let g = CAM.pixel_to_ground(&p, x, y).unwrap();
+                let (bx, by) = CAM.ground_to_pixel(&p, g).unwrap();
+                assert!(
+                    (bx - x).abs() < 1e-6 && (by - y).abs() < 1e-6,
+                    "{p:?} {x} {y}: {bx} {by}"
+                );
+            }
+        }
+        // behind the camera
+        let down = pose(0.0, -45.0, 0.0);
+        let south = LocalFrame::new(LatLon {
+            lat: 31.0,
+            lon: 121.0,
+        })
+        .to_latlon(0.0, -500.0);
+        assert!(CAM.ground_to_pixel(&down, south).is_none());
+        // straight down, hfov 90°, 1000 × 800: a 200 m × 160 m rectangle about the drone
+        let f = CAM.footprint(&pose(0.0, -90.0, 0.0)).unwrap().map(local);
+        let want = [
+            (-100.0, 80.0),
+            (100.0, 80.0),
+            (100.0, -80.0),
+            (-100.0, -80.0),
+        ];
+        for (g, w) in f.iter().zip(want) {
+            assert!(
+                (g.0 - w.0).abs() < 1e-6 && (g.1 - w.1).abs() < 1e-6,
+                "{f:?}"
+            );
+        }
+        // looking 10° down, the top corners see the sky: brought down to 20 × 100 m away
+        let far = CAM.footprint(&pose(0.0, -10.0, 0.0)).unwrap().map(local);
+        for c in &far[..2] {
+            let d = c.0.hypot(c.1);
+            assert!(d <= 2000.0 && d > 1990.0, "{far:?}");
+        }
+        assert!(CAM.footprint(&pose(0.0, 40.0, 0.0)).is_none(), "looking up");
+        let mut blind = pose(0.0, -45.0, 0.0);
+        blind.pitch = f64::NAN;
+        assert!(CAM
+            .pixel_to_ground(&blind, 500.0, 400.0)
+            .unwrap_err()
+            .contains("no pitch"));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!
 //! `time` is RFC 3339 or Unix seconds; `alt_agl` (alias `alt`) is metres above
 //! ground; angles are degrees (heading clockwise from north, pitch negative below the
-//! horizon). Lines come from a file (read, then followed as it grows), from UDP
+//! horizon; `pitch` may be left out for a camera on a fixed mount, whose pitch the
+//! camera's settings give). Lines come from a file (read, then followed as it grows), from UDP
 //! datagrams (one or more lines each), or from a long-lived HTTP response (a ground
 //! station's JSON Lines feed; re-requested after a pause when it ends or fails). A frame gets the pose interpolated at its
 //! capture time when samples lie on both sides within the allowed gap, else the
@@ -35,6 +36,34 @@ pub enum TelemetrySource {
     Http(url::Url),
 }
 
+impl TelemetrySource {
+    /// `udp://HOST:PORT` (listened on), an `http://` JSON Lines feed, or a file;
+    /// the error says what is wrong with it.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(addr) = s.strip_prefix("udp://") {
+            return addr
+                .parse()
+                .map(TelemetrySource::Udp)
+                .map_err(|_| format!("`{addr}` is not HOST:PORT (an address to listen on)"));
+        }
+        if s.starts_with("http://") {
+            return s
+                .parse()
+                .map(TelemetrySource::Http)
+                .map_err(|e| format!("`{s}` is not a valid URL ({e})"));
+        }
+        if s.starts_with("https://") {
+            return Err(
+                "https feeds are not supported yet; use http:// on a trusted network".into(),
+            );
+        }
+        if s.contains("://") {
+            return Err(format!("`{s}`: udp://, http:// or a file"));
+        }
+        Ok(TelemetrySource::File(PathBuf::from(s)))
+    }
+}
+
 /// A drone's pose at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct DronePose {
@@ -49,7 +78,7 @@ pub struct DronePose {
     pub alt_agl: f64,
     /// Heading, degrees clockwise from north, 0..360.
     pub heading: f64,
-    /// Camera pitch, degrees; negative looks down.
+    /// Camera pitch, degrees; negative looks down (NaN: not in the telemetry).
     pub pitch: f64,
     /// Roll, degrees.
     pub roll: f64,
@@ -102,7 +131,10 @@ pub fn parse_line(line: &str) -> Result<DronePose, String> {
         lon,
         alt_agl,
         heading,
-        pitch: num("pitch")?,
+        pitch: match obj.get("pitch") {
+            None => f64::NAN,
+            Some(_) => num("pitch")?,
+        },
         roll: num("roll").unwrap_or(0.0),
     })
 }

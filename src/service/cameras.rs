@@ -73,6 +73,15 @@ impl SceneFactory {
         };
         let location = c.location.map(|[lat, lon]| LatLon { lat, lon });
         let mut zones = self.view_zones(c)?.into_iter();
+        if let Some(d) = &c.drone {
+            return Ok(Scene::drone(
+                Arc::from(c.id.as_str()),
+                super::scene::DroneView::new(d.hfov_deg, d.gimbal_pitch),
+                zones.next().expect("one view, one set"),
+                self.cells.clone(),
+                &self.rules,
+            ));
+        }
         if c.presets.is_empty() {
             return Ok(Scene::new(
                 Arc::from(c.id.as_str()),
@@ -226,6 +235,14 @@ pub(crate) fn camera_config(c: &CameraEntry) -> anyhow::Result<CameraConfig> {
     };
     let mut cc = CameraConfig::with_source(c.id.clone(), source, c.every);
     cc.stall_timeout = c.stall_timeout;
+    if let Some(d) = &c.drone {
+        cc.telemetry = Some(
+            d.source()
+                .map_err(|e| anyhow::anyhow!("drone.telemetry: {e}"))?,
+        );
+        cc.telemetry_max_gap = d.max_gap;
+        cc.video_latency = d.video_latency;
+    }
     Ok(cc)
 }
 

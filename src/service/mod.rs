@@ -217,7 +217,8 @@ fn detection_loop(
                 continue;
             };
             let t_rules = Instant::now();
-            let found = match scene.step(ms(cf.received), &cf.frame, d, &classes) {
+            let t = ms(cf.received);
+            let found = match scene.step_posed(t, &cf.frame, cf.pose.as_ref(), d, &classes) {
                 Ok(f) => f,
                 Err(e) => {
                     tracing::error!(camera = &*cf.camera, "rules failed: {e}");
@@ -228,6 +229,9 @@ fn detection_loop(
             m.stages[3].observe(t_rules.elapsed());
             if let Some(v) = scene.view_report() {
                 m.set_view(&cf.camera, v);
+            }
+            if let Some(r) = scene.drone_report() {
+                m.set_drone(&cf.camera, r);
             }
             if m.last_frame_due(&cf.camera) {
                 if let Ok(jpeg) = crate::draw::encode_jpeg(&cf.frame, 80) {

@@ -42,6 +42,13 @@ pub struct TrackerConfig {
     pub stationary_frac: f32,
     /// Groups of classes that may continue each other's tracks.
     pub class_groups: Vec<Vec<String>>,
+    /// Two detections of one sample whose boxes overlap at least this much (IoU) are
+    /// one object seen as two classes (a van as a truck and a car, a truck and a
+    /// bus): the less confident one is left out.
+    pub merge_iou: f32,
+    /// Associate by ground points alone (a moving camera: boxes of one object in two
+    /// samples need not overlap, and overlapping boxes need not be one object).
+    pub ground_only: bool,
 }
 
 impl Default for TrackerConfig {
@@ -55,6 +62,8 @@ impl Default for TrackerConfig {
             // detectors flip between car and truck for vans and pickups; a bus passing in
             // front of a parked car must not take its track over
             class_groups: vec![vec!["car".to_string(), "truck".to_string()]],
+            ground_only: false,
+            merge_iou: 0.85,
         }
     }
 }
@@ -125,6 +134,22 @@ pub struct Tracker {
     taken_track: Vec<bool>,
 }
 
+/// Marks in `twin` each observation that a more confident one of the same sample
+/// overlaps by at least `merge_iou`.
+fn twins(obs: &[Observation], merge_iou: f32, twin: &mut Vec<bool>) {
+    twin.clear();
+    twin.resize(obs.len(), false);
+    for i in 0..obs.len() {
+        for j in 0..obs.len() {
+            let better = obs[j].score > obs[i].score || (obs[j].score == obs[i].score && j < i);
+            if i != j && better && iou(&obs[i].bbox, &obs[j].bbox) >= merge_iou {
+                twin[i] = true;
+                break;
+            }
+        }
+    }
+}
+
 impl Tracker {
     /// A tracker with the settings.
     pub fn new(config: TrackerConfig) -> Self {
@@ -162,13 +187,20 @@ impl Tracker {
                     .iter()
                     .any(|g| g.iter().any(|c| c == a) && g.iter().any(|c| c == b))
         };
+        // a twin is taken before it is looked at: it continues nothing and starts
+        // nothing
+        twins(obs, cfg.merge_iou, &mut self.taken_obs);
         self.pairs.clear();
         for (ti, tr) in self.tracks.iter().enumerate() {
             for (oi, o) in obs.iter().enumerate() {
-                if !compatible(&tr.class, &o.class) {
+                if self.taken_obs[oi] || !compatible(&tr.class, &o.class) {
                     continue;
                 }
-                let overlap = iou(&tr.bbox, &o.bbox);
+                let overlap = if cfg.ground_only {
+                    0.0
+                } else {
+                    iou(&tr.bbox, &o.bbox)
+                };
                 let near = match (tr.ground, o.ground) {
                     (Some(a), Some(b)) => {
                         let d = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
@@ -188,8 +220,6 @@ impl Tracker {
         }
         self.pairs
             .sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        self.taken_obs.clear();
-        self.taken_obs.resize(obs.len(), false);
         self.taken_track.clear();
         self.taken_track.resize(self.tracks.len(), false);
         for &(_, ti, oi) in &self.pairs {
@@ -283,6 +313,32 @@ mod tests {
             .unwrap();
         assert_eq!(tr.id, id);
         assert_eq!(tr.dwell_ms(), 25_000);
+    }
+
+    #[test]
+    fn one_object_seen_as_two_classes_at_once_is_one_track_on_the_ground_or_not() {
+        for ground_only in [false, true] {
+            let mut t = Tracker::new(TrackerConfig {
+                ground_only,
+                ..TrackerConfig::default()
+            });
+            let van = |class: &str, score: f32, dx: f32| Observation {
+                class: class.into(),
+                score,
+                bbox: [100.0 + dx, 100.0, 160.0 + dx, 140.0],
+                ground: Some((1.8, 3.5)),
+            };
+            let id = t.update(0, &[van("truck", 0.6, 0.0)])[0].id;
+            // the detector calls it a truck and a bus in one frame, a car and a truck
+            // in the next: the less sure class is the same van
+            let seen = t.update(1_000, &[van("bus", 0.42, 0.5), van("truck", 0.52, 0.0)]);
+            assert_eq!(seen.len(), 1, "ground_only {ground_only}: {seen:?}");
+            let seen = t.update(2_000, &[van("car", 0.36, 1.0), van("truck", 0.5, 0.0)]);
+            assert_eq!((seen.len(), seen[0].id, seen[0].dwell_ms()), (1, id, 2_000));
+            // two cars side by side are two tracks
+            let two = t.update(3_000, &[van("truck", 0.5, 0.0), van("car", 0.4, 70.0)]);
+            assert_eq!(two.len(), 2, "{two:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cases;
+pub mod drone;
 pub mod node;
 pub mod pg;
 pub mod proxy;

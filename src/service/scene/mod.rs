@@ -18,9 +18,12 @@ use crate::rules::dumping::DumpingConfig;
 use crate::rules::parking::ParkingConfig;
 use crate::rules::vending::VendingConfig;
 
+mod drone;
 mod fault;
 mod position;
 
+pub use crate::geo::drone::DroneReport;
+pub use drone::DroneView;
 use fault::FaultWatch;
 use position::{Common, Position};
 
@@ -180,6 +183,50 @@ impl Scene {
             corrected: Frame::default(),
             mapped: Vec::new(),
         })
+    }
+
+    /// A scene for drone `camera`: its findings placed through each sample's pose
+    /// ([`Scene::step_posed`]), in its ground zones; no view check (a drone's view
+    /// moves all the time) and no fault watch.
+    pub fn drone(
+        camera: Arc<str>,
+        drone: DroneView,
+        zones: Arc<ZoneSet>,
+        cells: Arc<CellLocator>,
+        rules: &SceneRules,
+    ) -> Self {
+        let rules = SceneRules {
+            view: None,
+            fault_after: None,
+            ..rules.clone()
+        };
+        let mut s = Self::new(camera.clone(), None, None, zones.clone(), cells, &rules);
+        s.positions[0] = Position::drone(&camera, drone, zones, &rules);
+        s
+    }
+
+    /// What a drone camera's frames have been (`None`: not a drone).
+    pub fn drone_report(&self) -> Option<&DroneReport> {
+        self.positions[0].drone.as_ref().map(DroneView::report)
+    }
+
+    /// [`Scene::step`] for a frame with the drone pose matched to it (`None`: none
+    /// within the gap): a drone's sample without a pose that sees the ground is
+    /// counted and not used. A fixed camera ignores the pose.
+    pub fn step_posed(
+        &mut self,
+        t_ms: i64,
+        frame: &Frame,
+        pose: Option<&crate::ingest::telemetry::DronePose>,
+        dets: &[Detection],
+        classes: &[String],
+    ) -> opencv::Result<Vec<Found>> {
+        if let Some(d) = &mut self.positions[0].drone {
+            if !d.set_pose(pose, (frame.width, frame.height)) {
+                return Ok(Vec::new());
+            }
+        }
+        self.step(t_ms, frame, dets, classes)
     }
 
     /// New zones, one set per view in the order the scene was built with (an

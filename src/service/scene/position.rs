@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::drone::{DroneView, Placer};
 use super::{Found, SceneRules};
 use crate::cases::NewViolation;
 use crate::decode::Frame;
@@ -48,6 +49,8 @@ pub(super) struct Position {
     /// The `camera` its pixel zones name: the camera id, or `camera@preset`.
     key: String,
     pub calibration: Option<Calibration>,
+    /// A drone's view: placed by each sample's pose instead of a calibration.
+    pub drone: Option<DroneView>,
     zones: Arc<ZoneSet>,
     tracker: Tracker,
     /// Parking, vending, dumping, in this order.
@@ -75,6 +78,7 @@ impl Position {
             name,
             key,
             calibration,
+            drone: None,
             zones,
             tracker: Tracker::new(TrackerConfig::default()),
             rules: vec![
@@ -95,8 +99,35 @@ impl Position {
         p
     }
 
+    /// The view of a drone (`camera`): its tracks on the ground (by ground points
+    /// alone), its zones the ground zones, its rules those of tracks (parking,
+    /// vending); dumping and construction compare pixels of a fixed view and do not
+    /// run.
+    pub fn drone(camera: &str, drone: DroneView, zones: Arc<ZoneSet>, rules: &SceneRules) -> Self {
+        let mut p = Self::new(camera, None, None, zones, rules);
+        p.tracker = Tracker::new(TrackerConfig {
+            ground_only: true,
+            ..TrackerConfig::default()
+        });
+        p.rules.truncate(2);
+        p.construction.zones.clear();
+        p.drone = Some(drone);
+        p
+    }
+
+    /// How this view places its pixels on the ground.
+    fn placer(&self) -> Placer<'_> {
+        match &self.drone {
+            Some(d) => Placer::Drone(d),
+            None => Placer::Fixed(self.calibration.as_ref()),
+        }
+    }
+
     /// The construction-watch zones this view sees, in its pixels.
     fn watched(&self) -> Vec<WatchedZone> {
+        if self.drone.is_some() {
+            return Vec::new();
+        }
         self.zones
             .zones()
             .iter()
@@ -122,18 +153,20 @@ impl Position {
     /// Zones (ground zones and this view's pixel zones) a box's foot stands in at `now`.
     fn zones_at<'z>(
         zones: &'z ZoneSet,
-        cal: Option<&Calibration>,
+        placer: Placer<'_>,
         key: &str,
         bbox: &[f32; 4],
         now: DateTime<Utc>,
         override_dwell: bool,
     ) -> Vec<ZoneHit<'z>> {
         let mut found: Vec<&Zone> = Vec::new();
-        if let Some(g) = cal.and_then(|c| c.box_to_ground(*bbox).ok()) {
+        if let Some(g) = placer.ground(*bbox) {
             zones.at(g, now, &mut found);
         }
-        let foot = (((bbox[0] + bbox[2]) / 2.0) as f64, bbox[3] as f64);
-        zones.at_pixel(key, foot.0, foot.1, now, &mut found);
+        if placer.pixel_zones() {
+            let foot = (((bbox[0] + bbox[2]) / 2.0) as f64, bbox[3] as f64);
+            zones.at_pixel(key, foot.0, foot.1, now, &mut found);
+        }
         found
             .into_iter()
             .map(|z| ZoneHit {
@@ -158,20 +191,19 @@ impl Position {
         let Some(z) = self.zones.zones().iter().find(|z| z.id == zone_id) else {
             return Vec::new();
         };
+        let placer = self.placer();
         match &z.area {
-            ZoneArea::Ground(mp) => match &self.calibration {
-                Some(cal) => {
-                    mp.0.first()
-                        .map(|p| {
-                            p.exterior()
-                                .coords()
-                                .filter_map(|c| cal.ground_to_image(LatLon { lat: c.y, lon: c.x }))
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                }
-                None => Vec::new(),
-            },
+            ZoneArea::Ground(mp) => {
+                mp.0.first()
+                    .map(|p| {
+                        p.exterior()
+                            .coords()
+                            .filter_map(|c| placer.pixel(LatLon { lat: c.y, lon: c.x }))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+            ZoneArea::Pixels { .. } if !placer.pixel_zones() => Vec::new(),
             ZoneArea::Pixels { area, .. } => area
                 .0
                 .first()
@@ -197,11 +229,15 @@ impl Position {
         }
         let now = DateTime::<Utc>::from_timestamp_millis(t_ms).unwrap_or_else(Utc::now);
         self.obs.clear();
+        let mut unplaced = 0;
         for d in dets {
-            let ground = self
-                .calibration
-                .as_ref()
-                .and_then(|c| c.box_to_ground(d.bbox).ok().map(|g| c.frame().to_local(g)));
+            let placer = self.placer();
+            let ground = placer.local(d.bbox);
+            if ground.is_none() && !placer.pixel_zones() {
+                // a drone's detection it cannot place is of no use
+                unplaced += 1;
+                continue;
+            }
             self.obs.push(Observation {
                 class: classes
                     .get(d.class_id as usize)
@@ -212,9 +248,15 @@ impl Position {
                 ground,
             });
         }
+        if let Some(d) = &mut self.drone {
+            d.above_horizon(unplaced);
+        }
+        let placer = match &self.drone {
+            Some(d) => Placer::Drone(d),
+            None => Placer::Fixed(self.calibration.as_ref()),
+        };
         let tracks = self.tracker.update(t_ms, &self.obs);
         let zones = self.zones.clone();
-        let cal = self.calibration.as_ref();
         let key = self.key.as_str();
         let ov = common.override_dwell;
         // where each track seen in this sample stands, found once for every rule and the
@@ -223,13 +265,13 @@ impl Position {
             .iter()
             .map(|tr| {
                 if tr.seen_at(t_ms) {
-                    Self::zones_at(&zones, cal, key, &tr.bbox, now, ov)
+                    Self::zones_at(&zones, placer, key, &tr.bbox, now, ov)
                 } else {
                     Vec::new()
                 }
             })
             .collect();
-        let box_zones = |b: &[f32; 4]| Self::zones_at(&zones, cal, key, b, now, ov);
+        let box_zones = |b: &[f32; 4]| Self::zones_at(&zones, placer, key, b, now, ov);
         let sample = Sample {
             t_ms,
             frame,
@@ -262,11 +304,7 @@ impl Position {
                 );
                 continue;
             }
-            let place = self
-                .calibration
-                .as_ref()
-                .and_then(|c| c.box_to_ground(e.bbox).ok())
-                .or(common.location);
+            let place = self.placer().ground(e.bbox).or(common.location);
             let Some(place) = place else {
                 tracing::warn!(
                     camera = &*common.camera,

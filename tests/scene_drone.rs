@@ -1,0 +1,150 @@
+//! A drone over the street, consistent by construction. The calibration maps the
+//! street clip's pixels to the ground, so what a drone at a given pose sees of the
+//! street is a homography of each frame: a drone pixel goes to the ground through the
+//! pose (`geo::drone`), and the ground to a street pixel through the calibration. The
+//! virtual drone starts where the street camera is (its pose fitted to the
+//! calibration with OpenCV's `solvePnP`), hovers, then flies a pass sideways and back;
+//! the bundled detector runs on the drone's frames as rendered, and the scene places
+//! each finding through the frame's pose. The van that stays is one parking finding,
+//! its stay kept through the pass, within 2 m of where the street camera itself
+//! (placed by the calibration) puts it, in the same cell; frames without a pose are
+//! counted and not used.
+
+mod common;
+
+use std::time::Duration;
+
+use common::drone::{beside, render, street_camera, H, W};
+use common::path;
+use gridwatch::decode::{FileDecoder, Frame, Sampler, Sampling};
+use gridwatch::detect::{Detector, EngineOptions, ModelManifest};
+use gridwatch::geo::calib::Calibration;
+use gridwatch::geo::drone::DroneCamera;
+use gridwatch::geo::grid::{CellLocator, Grid};
+use gridwatch::geo::zones::ZoneSet;
+use gridwatch::geo::LatLon;
+use gridwatch::service::scene::{DroneView, Found, Scene, SceneRules};
+
+fn metres(a: LatLon, b: LatLon) -> f64 {
+    let f = gridwatch::geo::LocalFrame::new(a);
+    let (e, n) = f.to_local(b);
+    e.hypot(n)
+}
+
+#[test]
+fn a_drone_hovering_and_passing_over_the_van_files_it_once_where_the_street_camera_does() {
+    let cal = Calibration::load(&path("calibration/street.toml")).unwrap();
+    let (start, hfov, fit_px) = street_camera(&cal);
+    eprintln!("the street camera, fitted: {start:?}, hfov {hfov}°, {fit_px:.2} px RMS");
+    assert!(
+        fit_px < 15.0,
+        "the calibration is not a pinhole's view: {fit_px} px"
+    );
+    let cam = DroneCamera {
+        width: W,
+        height: H,
+        hfov_deg: hfov,
+    };
+    let manifest = ModelManifest::load(&path("models/nanodet-coco-416.toml")).unwrap();
+    let classes = manifest.classes.clone();
+    let mut det = Detector::load(manifest, &EngineOptions::default()).unwrap();
+    // a dwell longer than the pass, so the stay must be kept through it
+    let mut rules = SceneRules {
+        override_zone_dwell: true,
+        ..SceneRules::default()
+    };
+    rules.parking.dwell = Duration::from_secs(45);
+    let zones =
+        std::sync::Arc::new(ZoneSet::load(&path("samples/geo/zones.geojson"), None).unwrap());
+    let cells = std::sync::Arc::new(CellLocator::Grid(
+        Grid::load(&path("samples/geo/grid.geojson")).unwrap(),
+    ));
+    let drone_view = DroneView::new(hfov, None);
+    let mut drone = Scene::drone(
+        "drone-1".into(),
+        drone_view,
+        zones.clone(),
+        cells.clone(),
+        &rules,
+    );
+    // the reference: the street camera itself, placed by its calibration
+    let mut street_cam = Scene::new(
+        "street".into(),
+        Some(cal.clone()),
+        None,
+        zones,
+        cells,
+        &rules,
+    );
+    let mut dec = FileDecoder::open(&path("samples/street.mp4")).unwrap();
+    let mut sampler = Sampler::new(Sampling::Every(Duration::from_secs(1)));
+    let mut street = Frame::default();
+    let mut dets = Vec::new();
+    let t0 = gridwatch::cases::now_ms();
+    let parking = |f: &Found| f.violation.kind == "illegal_parking";
+    let (mut by_drone, mut by_street, mut samples) = (Vec::new(), Vec::new(), 0);
+    while dec.next_sampled(&mut sampler, &mut street).unwrap() {
+        let s = street.pts_ms.unwrap() as f64 / 1000.0;
+        // hover until 8 s, a pass 8 m to the drone's right by 23 s, hover there
+        // until 50 s (the dwell is reached there), back by 65 s; no telemetry for
+        // 3 s at 60 s
+        let side = 8.0 * ((s - 8.0) / 15.0).clamp(0.0, 1.0) * ((65.0 - s) / 15.0).clamp(0.0, 1.0);
+        let pose = beside(&start, side);
+        let view = render(&cal, &cam, &pose, &street);
+        let t = t0 + (s * 1000.0) as i64;
+        det.detect(std::slice::from_ref(&view), &mut dets).unwrap();
+        let posed = (!(60.0..63.0).contains(&s)).then_some(&pose);
+        let found = drone
+            .step_posed(t, &view, posed, &dets[0], &classes)
+            .unwrap();
+        by_drone.extend(found.into_iter().filter(parking).map(|f| (s, f)));
+        det.detect(std::slice::from_ref(&street), &mut dets)
+            .unwrap();
+        let found = street_cam.step(t, &street, &dets[0], &classes).unwrap();
+        by_street.extend(found.into_iter().filter(parking).map(|f| (s, f)));
+        samples += 1;
+    }
+    let report = drone.drone_report().unwrap().clone();
+    eprintln!("{samples} samples: {report:?}");
+    assert_eq!(report.unposed, 3, "the 3 s without telemetry");
+    assert_eq!(report.posed, samples - 3);
+    assert_eq!(report.above_horizon, 0);
+    let show = |who: &str, l: &[(f64, Found)]| {
+        for (s, f) in l {
+            let v = &f.violation;
+            let since = (v.since_ms - t0) as f64 / 1000.0;
+            eprintln!(
+                "{who} {s} s: in {} since {since} s at ({}, {}), cell {}",
+                v.zone, v.lat, v.lon, v.cell
+            );
+        }
+    };
+    show("drone", &by_drone);
+    show("street", &by_street);
+    assert_eq!(
+        (by_drone.len(), by_street.len()),
+        (1, 1),
+        "one van, one finding each"
+    );
+    let (d, f) = (&by_drone[0].1.violation, &by_street[0].1.violation);
+    assert_eq!(d.zone, "np-service-road");
+    assert_eq!(d.cell, f.cell, "one cell: the store makes them one case");
+    assert!(
+        (d.since_ms - f.since_ms).abs() <= 2_000,
+        "the drone kept the stay through its pass: since {} s, the street camera's {} s",
+        (d.since_ms - t0) / 1000,
+        (f.since_ms - t0) / 1000
+    );
+    let apart = metres(
+        LatLon {
+            lat: d.lat,
+            lon: d.lon,
+        },
+        LatLon {
+            lat: f.lat,
+            lon: f.lon,
+        },
+    );
+    eprintln!("the drone places the van {apart:.2} m from where the street camera does");
+    assert!(apart < 2.0, "{apart} m apart");
+}
