@@ -8,7 +8,9 @@
 //! each finding through the frame's pose. The van that stays is one parking finding,
 //! its stay kept through the pass, within 2 m of where the street camera itself
 //! (placed by the calibration) puts it, in the same cell; frames without a pose are
-//! counted and not used.
+//! counted and not used. A drone that turns away from the van for longer than the
+//! tracker keeps an unseen track and comes back still has the van's track and stay:
+//! time spent looking elsewhere is not time the van went unseen.
 
 mod common;
 
@@ -31,8 +33,21 @@ fn metres(a: LatLon, b: LatLon) -> f64 {
     e.hypot(n)
 }
 
-#[test]
-fn a_drone_hovering_and_passing_over_the_van_files_it_once_where_the_street_camera_does() {
+/// What a flight found: the drone's parking findings and the street camera's (each
+/// with the second of the clip it came at), the drone's report, the clip's start.
+struct Flight {
+    drone: Vec<(f64, Found)>,
+    street: Vec<(f64, Found)>,
+    report: gridwatch::geo::drone::DroneReport,
+    samples: u64,
+    t0: i64,
+}
+
+/// The street clip at one sample a second through the street camera's own scene and
+/// through a drone's, the drone at `path(s)` (metres to the right of the street
+/// camera's pose, degrees turned right) with no telemetry from 60 s to 63 s, the
+/// parking dwell `dwell` seconds.
+fn fly(path_of: impl Fn(f64) -> (f64, f64), dwell: u64) -> Flight {
     let cal = Calibration::load(&path("calibration/street.toml")).unwrap();
     let (start, hfov, fit_px) = street_camera(&cal);
     eprintln!("the street camera, fitted: {start:?}, hfov {hfov}°, {fit_px:.2} px RMS");
@@ -48,25 +63,18 @@ fn a_drone_hovering_and_passing_over_the_van_files_it_once_where_the_street_came
     let manifest = ModelManifest::load(&path("models/nanodet-coco-416.toml")).unwrap();
     let classes = manifest.classes.clone();
     let mut det = Detector::load(manifest, &EngineOptions::default()).unwrap();
-    // a dwell longer than the pass, so the stay must be kept through it
     let mut rules = SceneRules {
         override_zone_dwell: true,
         ..SceneRules::default()
     };
-    rules.parking.dwell = Duration::from_secs(45);
+    rules.parking.dwell = Duration::from_secs(dwell);
     let zones =
         std::sync::Arc::new(ZoneSet::load(&path("samples/geo/zones.geojson"), None).unwrap());
     let cells = std::sync::Arc::new(CellLocator::Grid(
         Grid::load(&path("samples/geo/grid.geojson")).unwrap(),
     ));
-    let drone_view = DroneView::new(hfov, None);
-    let mut drone = Scene::drone(
-        "drone-1".into(),
-        drone_view,
-        zones.clone(),
-        cells.clone(),
-        &rules,
-    );
+    let view = DroneView::new(hfov, None);
+    let mut drone = Scene::drone("drone-1".into(), view, zones.clone(), cells.clone(), &rules);
     // the reference: the street camera itself, placed by its calibration
     let mut street_cam = Scene::new(
         "street".into(),
@@ -85,11 +93,9 @@ fn a_drone_hovering_and_passing_over_the_van_files_it_once_where_the_street_came
     let (mut by_drone, mut by_street, mut samples) = (Vec::new(), Vec::new(), 0);
     while dec.next_sampled(&mut sampler, &mut street).unwrap() {
         let s = street.pts_ms.unwrap() as f64 / 1000.0;
-        // hover until 8 s, a pass 8 m to the drone's right by 23 s, hover there
-        // until 50 s (the dwell is reached there), back by 65 s; no telemetry for
-        // 3 s at 60 s
-        let side = 8.0 * ((s - 8.0) / 15.0).clamp(0.0, 1.0) * ((65.0 - s) / 15.0).clamp(0.0, 1.0);
-        let pose = beside(&start, side);
+        let (side, turn) = path_of(s);
+        let mut pose = beside(&start, side);
+        pose.heading = (pose.heading + turn).rem_euclid(360.0);
         let view = render(&cal, &cam, &pose, &street);
         let t = t0 + (s * 1000.0) as i64;
         det.detect(std::slice::from_ref(&view), &mut dets).unwrap();
@@ -106,10 +112,7 @@ fn a_drone_hovering_and_passing_over_the_van_files_it_once_where_the_street_came
     }
     let report = drone.drone_report().unwrap().clone();
     eprintln!("{samples} samples: {report:?}");
-    assert_eq!(report.unposed, 3, "the 3 s without telemetry");
-    assert_eq!(report.posed, samples - 3);
-    assert_eq!(report.above_horizon, 0);
-    let show = |who: &str, l: &[(f64, Found)]| {
+    for (who, l) in [("drone", &by_drone), ("street", &by_street)] {
         for (s, f) in l {
             let v = &f.violation;
             let since = (v.since_ms - t0) as f64 / 1000.0;
@@ -118,22 +121,32 @@ fn a_drone_hovering_and_passing_over_the_van_files_it_once_where_the_street_came
                 v.zone, v.lat, v.lon, v.cell
             );
         }
-    };
-    show("drone", &by_drone);
-    show("street", &by_street);
+    }
+    Flight {
+        drone: by_drone,
+        street: by_street,
+        report,
+        samples,
+        t0,
+    }
+}
+
+/// The flight's one parking finding by each camera agree: the same cell, a stay
+/// from the same time, places within 2 m; returns how far apart.
+fn agree(f: &Flight) -> f64 {
     assert_eq!(
-        (by_drone.len(), by_street.len()),
+        (f.drone.len(), f.street.len()),
         (1, 1),
         "one van, one finding each"
     );
-    let (d, f) = (&by_drone[0].1.violation, &by_street[0].1.violation);
+    let (d, s) = (&f.drone[0].1.violation, &f.street[0].1.violation);
     assert_eq!(d.zone, "np-service-road");
-    assert_eq!(d.cell, f.cell, "one cell: the store makes them one case");
+    assert_eq!(d.cell, s.cell, "one cell: the store makes them one case");
     assert!(
-        (d.since_ms - f.since_ms).abs() <= 2_000,
-        "the drone kept the stay through its pass: since {} s, the street camera's {} s",
-        (d.since_ms - t0) / 1000,
-        (f.since_ms - t0) / 1000
+        (d.since_ms - s.since_ms).abs() <= 2_000,
+        "the drone kept the stay: since {} s, the street camera's {} s",
+        (d.since_ms - f.t0) / 1000,
+        (s.since_ms - f.t0) / 1000
     );
     let apart = metres(
         LatLon {
@@ -141,10 +154,40 @@ fn a_drone_hovering_and_passing_over_the_van_files_it_once_where_the_street_came
             lon: d.lon,
         },
         LatLon {
-            lat: f.lat,
-            lon: f.lon,
+            lat: s.lat,
+            lon: s.lon,
         },
     );
     eprintln!("the drone places the van {apart:.2} m from where the street camera does");
     assert!(apart < 2.0, "{apart} m apart");
+    apart
+}
+
+#[test]
+fn a_drone_hovering_and_passing_over_the_van_files_it_once_where_the_street_camera_does() {
+    // hover until 8 s, a pass 8 m to the drone's right by 23 s, hover there until
+    // 50 s (the 45 s dwell is reached there), back by 65 s
+    let f = fly(
+        |s| {
+            let side =
+                8.0 * ((s - 8.0) / 15.0).clamp(0.0, 1.0) * ((65.0 - s) / 15.0).clamp(0.0, 1.0);
+            (side, 0.0)
+        },
+        45,
+    );
+    assert_eq!(f.report.unposed, 3, "the 3 s without telemetry");
+    assert_eq!(f.report.posed, f.samples - 3);
+    assert_eq!(f.report.above_horizon, 0);
+    agree(&f);
+}
+
+#[test]
+fn a_drone_that_looks_away_for_longer_than_a_track_is_kept_still_has_the_vans_stay() {
+    // turned 120° right (the van out of its view) from 8 s to 48 s — 40 s, longer
+    // than an unseen track is kept — then back; the 50 s dwell is reached after
+    let f = fly(
+        |s| (0.0, if (8.0..48.0).contains(&s) { 120.0 } else { 0.0 }),
+        50,
+    );
+    agree(&f);
 }

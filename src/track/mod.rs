@@ -89,6 +89,9 @@ pub struct Track {
     pub hits: u32,
     /// Since when it has stood within the tolerance of its anchor, ms.
     pub stationary_since: i64,
+    /// Time since its last sighting that the camera did not look where it is (a
+    /// drone flying elsewhere), ms: not counted toward `max_missed`.
+    pub out_of_view_ms: i64,
     anchor_box: [f32; 4],
     anchor_ground: Option<(f64, f64)>,
 }
@@ -173,12 +176,24 @@ impl Tracker {
         }
     }
 
+    /// The camera did not look where the tracks `unseen` picks are for `ms` (a drone
+    /// flying elsewhere): that time does not count toward their `max_missed`, so a
+    /// parked car passed over twice keeps its track and its stay.
+    pub fn out_of_view(&mut self, ms: i64, mut unseen: impl FnMut(&Track) -> bool) {
+        for tr in &mut self.tracks {
+            if unseen(tr) {
+                tr.out_of_view_ms += ms;
+            }
+        }
+    }
+
     /// Takes the detections of the sample at `t` ms.
     pub fn update(&mut self, t: i64, obs: &[Observation]) -> &[Track] {
         // a track unseen for longer than max_missed is gone before it can be matched
         // again (a camera paused for minutes does not pick up its old tracks)
         let max_missed = self.config.max_missed_ms;
-        self.tracks.retain(|tr| t - tr.last_seen <= max_missed);
+        self.tracks
+            .retain(|tr| t - tr.last_seen - tr.out_of_view_ms <= max_missed);
         let cfg = &self.config;
         let compatible = |a: &str, b: &str| {
             a == b
@@ -250,6 +265,7 @@ impl Tracker {
             tr.ground = o.ground;
             tr.score = o.score;
             tr.last_seen = t;
+            tr.out_of_view_ms = 0;
             tr.hits += 1;
         }
         for (oi, o) in obs.iter().enumerate() {
@@ -265,12 +281,14 @@ impl Tracker {
                     last_seen: t,
                     hits: 1,
                     stationary_since: t,
+                    out_of_view_ms: 0,
                     anchor_box: o.bbox,
                     anchor_ground: o.ground,
                 });
             }
         }
-        self.tracks.retain(|tr| t - tr.last_seen <= max_missed);
+        self.tracks
+            .retain(|tr| t - tr.last_seen - tr.out_of_view_ms <= max_missed);
         &self.tracks
     }
 }
@@ -339,6 +357,21 @@ mod tests {
             let two = t.update(3_000, &[van("truck", 0.5, 0.0), van("car", 0.4, 70.0)]);
             assert_eq!(two.len(), 2, "{two:?}");
         }
+    }
+
+    #[test]
+    fn time_out_of_the_cameras_view_does_not_age_a_track() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let id = t.update(0, &[car(100.0)])[0].id;
+        // 40 s looking elsewhere, in steps, then seen again where it was
+        for s in (10_000..=40_000).step_by(10_000) {
+            t.out_of_view(10_000, |_| true);
+            assert_eq!(t.update(s, &[]).len(), 1, "kept at {s} ms");
+        }
+        let tr = &t.update(45_000, &[car(100.0)])[0];
+        assert_eq!((tr.id, tr.dwell_ms(), tr.out_of_view_ms), (id, 45_000, 0));
+        // in view and not seen: gone after max_missed
+        assert!(t.update(80_000, &[]).is_empty());
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct DroneView {
     size: (u32, u32),
     /// The local frame of the tracks' ground points (set by the first pose).
     origin: Option<LocalFrame>,
+    /// When the last sample placed by a pose was taken (ms).
+    last_t: Option<i64>,
     report: DroneReport,
 }
 
@@ -33,6 +35,7 @@ impl DroneView {
             pose: None,
             size: (0, 0),
             origin: None,
+            last_t: None,
             report: DroneReport::default(),
         }
     }
@@ -75,6 +78,25 @@ impl DroneView {
                 false
             }
         }
+    }
+
+    /// The time since the last sample this one follows (0 for the first), ms.
+    pub fn elapsed(&mut self, t_ms: i64) -> i64 {
+        let dt = self.last_t.map_or(0, |l| (t_ms - l).max(0));
+        self.last_t = Some(t_ms);
+        dt
+    }
+
+    /// Whether the current sample's frame sees a ground point of the tracks' local
+    /// frame.
+    pub fn sees(&self, (east, north): (f64, f64)) -> bool {
+        let (Some(o), Some(pose)) = (&self.origin, &self.pose) else {
+            return false;
+        };
+        let (w, h) = (self.size.0 as f64, self.size.1 as f64);
+        self.camera()
+            .ground_to_pixel(pose, o.to_latlon(east, north))
+            .is_some_and(|(x, y)| (0.0..=w).contains(&x) && (0.0..=h).contains(&y))
     }
 
     /// What its frames have been.

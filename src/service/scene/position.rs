@@ -250,6 +250,11 @@ impl Position {
         }
         if let Some(d) = &mut self.drone {
             d.above_horizon(unplaced);
+            // a drone flying elsewhere has not missed what it did not look at
+            let dt = d.elapsed(t_ms);
+            let d = &*d;
+            self.tracker
+                .out_of_view(dt, |tr| tr.ground.is_some_and(|g| !d.sees(g)));
         }
         let placer = match &self.drone {
             Some(d) => Placer::Drone(d),
