@@ -207,3 +207,22 @@ async fn file_zones_are_read_only() {
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
     assert!(body.contains("registry.zones"), "{body}");
 }
+
+#[tokio::test]
+async fn a_pixel_zone_on_a_drone_is_refused_for_a_ground_zone() {
+    let f = fixture(false, false);
+    let sys = gridwatch::registry::Actor::system("test");
+    let mut drone = common::api::camera("drone-1");
+    drone.location = None;
+    drone.drone = Some(
+        serde_json::from_value(json!({"telemetry": "udp://127.0.0.1:14550", "hfov_deg": 84}))
+            .unwrap(),
+    );
+    f.state.registry.create(&sys, drone).unwrap();
+    f.state.view.sync(&f.state.registry).unwrap();
+    let mut zone = common::api::zone_feature(10.0);
+    zone["properties"]["camera"] = json!("drone-1");
+    let (s, body) = put(&f, "np-drone", &zone).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("drone-1 is a drone"), "{body}");
+}
