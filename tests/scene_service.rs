@@ -9,25 +9,11 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::node::{eventually, get, get_text, Node};
-use common::path;
+use common::{ffmpeg, path};
 use serde_json::Value;
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The street clip as a PTZ camera touring two presets sees it: 608×456 of the
 /// 768×576 view, at the road (160, 0) for 8 s, a one-second move, at the plaza

@@ -23,28 +23,17 @@ fn detection_runs_on_while_the_store_is_frozen_and_every_violation_is_recorded_a
     let tmp = tempfile::tempdir().unwrap();
     let p = |rel: &str| common::path(rel).display().to_string();
     let gap = tmp.path().join("street-gap.mp4");
-    let out = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-nostdin",
-            "-y",
-            "-i",
-            &p("samples/street.mp4"),
-        ])
-        .args([
-            "-vf",
-            "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='lt(t,35)'",
-        ])
-        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
-        .arg(&gap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ffmpeg(&[
+        "-i",
+        &p("samples/street.mp4"),
+        "-vf",
+        "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='lt(t,35)'",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        gap.to_str().unwrap(),
+    ]);
     // leases far longer than the freeze: the cameras keep running meanwhile
     let mut cfg = format!(
         "data_dir = \"{}\"\nstore_env = \"GW_TEST_STORE\"\n[api]\nlisten = \"127.0.0.1:0\"\nopen_reads = true\n\

@@ -24,6 +24,21 @@ pub fn path(rel: &str) -> PathBuf {
     root().join(rel)
 }
 
+/// Runs the FFmpeg CLI quietly (`-y`, no stdin) with `args`; a failure shows its
+/// error output.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A program in the project's `.venv/bin` (which scripts/setup.sh makes), or a
 /// failure that says to run the setup.
 pub fn venv(bin: &str) -> PathBuf {
