@@ -142,26 +142,27 @@ pub(super) async fn capture(
         let (c, _) = preset_of(s, &key)?;
         let live = s.metrics.last_frame(&c.id);
         let invalid = |m: String| RegistryError::Invalid(vec![m]);
-        let bytes = if body.is_empty() {
-            live.clone().ok_or_else(|| {
+        // the live frame is its own size; a picture sent is checked against it
+        let (bytes, live_size) = if body.is_empty() {
+            let frame = live.ok_or_else(|| {
                 invalid(format!(
                     "picture: no frame from camera {} on this node yet to capture",
                     c.id
                 ))
-            })?
+            })?;
+            (frame, None)
         } else {
-            body.to_vec()
+            let size = live.and_then(|j| {
+                let mut f = Frame::default();
+                crate::decode::image::decode_image(&j, &mut f)
+                    .ok()
+                    .map(|_| (f.width, f.height))
+            });
+            (body.to_vec(), size)
         };
         let mut picture = Frame::default();
         crate::decode::image::decode_image(&bytes, &mut picture)
             .map_err(|e| invalid(format!("picture: {e}")))?;
-        let mut live_size = None;
-        if let Some(j) = &live {
-            let mut f = Frame::default();
-            if crate::decode::image::decode_image(j, &mut f).is_ok() {
-                live_size = Some((f.width, f.height));
-            }
-        }
         if let Some(problem) = unfit(&picture, live_size) {
             return Err(invalid(problem));
         }

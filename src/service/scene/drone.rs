@@ -119,7 +119,16 @@ pub(super) enum Placer<'a> {
     Drone(&'a DroneView),
 }
 
-impl Placer<'_> {
+impl<'a> Placer<'a> {
+    /// A drone's placement when the view is a drone's, else the calibration's
+    /// (taken from the view's fields, so the tracker stays free to borrow).
+    pub fn of(drone: Option<&'a DroneView>, cal: Option<&'a Calibration>) -> Self {
+        match drone {
+            Some(d) => Placer::Drone(d),
+            None => Placer::Fixed(cal),
+        }
+    }
+
     /// Where a box's foot stands.
     pub fn ground(&self, bbox: [f32; 4]) -> Option<LatLon> {
         match self {

@@ -117,10 +117,7 @@ impl Position {
 
     /// How this view places its pixels on the ground.
     fn placer(&self) -> Placer<'_> {
-        match &self.drone {
-            Some(d) => Placer::Drone(d),
-            None => Placer::Fixed(self.calibration.as_ref()),
-        }
+        Placer::of(self.drone.as_ref(), self.calibration.as_ref())
     }
 
     /// The construction-watch zones this view sees, in its pixels.
@@ -230,8 +227,8 @@ impl Position {
         let now = DateTime::<Utc>::from_timestamp_millis(t_ms).unwrap_or_else(Utc::now);
         self.obs.clear();
         let mut unplaced = 0;
+        let placer = Placer::of(self.drone.as_ref(), self.calibration.as_ref());
         for d in dets {
-            let placer = self.placer();
             let ground = placer.local(d.bbox);
             if ground.is_none() && !placer.pixel_zones() {
                 // a drone's detection it cannot place is of no use
@@ -256,10 +253,7 @@ impl Position {
             self.tracker
                 .out_of_view(dt, |tr| tr.ground.is_some_and(|g| !d.sees(g)));
         }
-        let placer = match &self.drone {
-            Some(d) => Placer::Drone(d),
-            None => Placer::Fixed(self.calibration.as_ref()),
-        };
+        let placer = Placer::of(self.drone.as_ref(), self.calibration.as_ref());
         let tracks = self.tracker.update(t_ms, &self.obs);
         let zones = self.zones.clone();
         let key = self.key.as_str();
