@@ -10,7 +10,10 @@
 //! (placed by the calibration) puts it, in the same cell; frames without a pose are
 //! counted and not used. A drone that turns away from the van for longer than the
 //! tracker keeps an unseen track and comes back still has the van's track and stay:
-//! time spent looking elsewhere is not time the van went unseen.
+//! time spent looking elsewhere is not time the van went unseen. An object left on
+//! the lawn between passes (the dumping clip) is one dumping finding on the pass after
+//! it was first seen, placed on the ground within 2 m of where it lies, in the cell of
+//! the street camera's own finding; the lawn as it is has none.
 
 mod common;
 
@@ -33,7 +36,7 @@ fn metres(a: LatLon, b: LatLon) -> f64 {
     e.hypot(n)
 }
 
-/// What a flight found: the drone's parking findings and the street camera's (each
+/// What a flight found: the drone's findings of one kind and the street camera's (each
 /// with the second of the clip it came at), the drone's report, the clip's start.
 struct Flight {
     drone: Vec<(f64, Found)>,
@@ -48,6 +51,24 @@ struct Flight {
 /// camera's pose, degrees turned right) with no telemetry from 60 s to 63 s, the
 /// parking dwell `dwell` seconds.
 fn fly(path_of: impl Fn(f64) -> (f64, f64), dwell: u64) -> Flight {
+    fly_over(
+        "samples/street.mp4",
+        "illegal_parking",
+        path_of,
+        |rules, _| {
+            rules.parking.dwell = Duration::from_secs(dwell);
+        },
+    )
+}
+
+/// `clip` (the street, as the street camera films it) through both scenes, the
+/// findings of `kind` kept, the rules and zones as `setup` makes them.
+fn fly_over(
+    clip: &str,
+    kind: &str,
+    path_of: impl Fn(f64) -> (f64, f64),
+    setup: impl FnOnce(&mut SceneRules, &mut Vec<gridwatch::geo::zones::Zone>),
+) -> Flight {
     let cal = Calibration::load(&path("calibration/street.toml")).unwrap();
     let (start, hfov, fit_px) = street_camera(&cal);
     eprintln!("the street camera, fitted: {start:?}, hfov {hfov}°, {fit_px:.2} px RMS");
@@ -67,9 +88,10 @@ fn fly(path_of: impl Fn(f64) -> (f64, f64), dwell: u64) -> Flight {
         override_zone_dwell: true,
         ..SceneRules::default()
     };
-    rules.parking.dwell = Duration::from_secs(dwell);
-    let zones =
-        std::sync::Arc::new(ZoneSet::load(&path("samples/geo/zones.geojson"), None).unwrap());
+    let zones = ZoneSet::load(&path("samples/geo/zones.geojson"), None).unwrap();
+    let mut list = zones.zones().to_vec();
+    setup(&mut rules, &mut list);
+    let zones = std::sync::Arc::new(ZoneSet::from_zones(list, zones.tz()));
     let cells = std::sync::Arc::new(CellLocator::Grid(
         Grid::load(&path("samples/geo/grid.geojson")).unwrap(),
     ));
@@ -84,12 +106,12 @@ fn fly(path_of: impl Fn(f64) -> (f64, f64), dwell: u64) -> Flight {
         cells,
         &rules,
     );
-    let mut dec = FileDecoder::open(&path("samples/street.mp4")).unwrap();
+    let mut dec = FileDecoder::open(&path(clip)).unwrap();
     let mut sampler = Sampler::new(Sampling::Every(Duration::from_secs(1)));
     let mut street = Frame::default();
     let mut dets = Vec::new();
     let t0 = gridwatch::cases::now_ms();
-    let parking = |f: &Found| f.violation.kind == "illegal_parking";
+    let parking = |f: &Found| f.violation.kind == kind;
     let (mut by_drone, mut by_street, mut samples) = (Vec::new(), Vec::new(), 0);
     while dec.next_sampled(&mut sampler, &mut street).unwrap() {
         let s = street.pts_ms.unwrap() as f64 / 1000.0;
@@ -190,4 +212,125 @@ fn a_drone_that_looks_away_for_longer_than_a_track_is_kept_still_has_the_vans_st
         50,
     );
     agree(&f);
+}
+
+/// A ground `no_dumping` zone on the lawn (inside the street camera's view, so the
+/// virtual drone sees real pixels of it from every pose of the flight).
+fn lawn(cal: &Calibration) -> gridwatch::geo::zones::Zone {
+    let ring: Vec<[f64; 2]> = [
+        (20.0, 320.0),
+        (400.0, 345.0),
+        (400.0, 560.0),
+        (20.0, 560.0),
+        (20.0, 320.0),
+    ]
+    .iter()
+    .map(|&(x, y)| {
+        let g = cal.image_to_ground(x, y).unwrap();
+        [g.lon, g.lat]
+    })
+    .collect();
+    let feature = serde_json::json!({
+        "type": "Feature",
+        "properties": {"kind": "no_dumping", "name": "lawn (ground)"},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    });
+    gridwatch::geo::zones::Zone::from_feature(&feature, "lawn-ground").unwrap()
+}
+
+/// Three passes over the lawn: hover (the reference), turned away, a pass 3 m to
+/// the right, turned away, a pass 2 m to the left.
+fn three_passes(s: f64) -> (f64, f64) {
+    match s {
+        s if s < 10.0 => (0.0, 0.0),
+        s if s < 22.0 => (0.0, 120.0),
+        s if s < 34.0 => (3.0, 0.0),
+        s if s < 46.0 => (0.0, 120.0),
+        _ => (-2.0, 0.0),
+    }
+}
+
+fn dumping_flight(clip: &str) -> Flight {
+    let cal = Calibration::load(&path("calibration/street.toml")).unwrap();
+    fly_over(clip, "dumping", three_passes, |rules, zones| {
+        rules.dumping.dwell = Duration::from_secs(20);
+        zones.push(lawn(&cal));
+    })
+}
+
+#[test]
+fn an_object_left_on_the_lawn_between_passes_is_one_dumping_finding_where_it_lies() {
+    // tests/fixtures/clips/street-dumping.mp4: from 20 s an object lies at street
+    // pixels (120..230, 420..496); where the calibration puts that patch is the truth
+    let f = dumping_flight("tests/fixtures/clips/street-dumping.mp4");
+    let cal = Calibration::load(&path("calibration/street.toml")).unwrap();
+    let corners = [
+        (120.0, 420.0),
+        (230.0, 420.0),
+        (230.0, 496.0),
+        (120.0, 496.0),
+    ]
+    .map(|(x, y)| cal.image_to_ground(x, y).unwrap());
+    let truth = LatLon {
+        lat: corners.iter().map(|g| g.lat).sum::<f64>() / 4.0,
+        lon: corners.iter().map(|g| g.lon).sum::<f64>() / 4.0,
+    };
+    assert_eq!(f.drone.len(), 1, "one object, one finding by the drone");
+    let (s, found) = &f.drone[0];
+    let v = &found.violation;
+    assert_eq!(v.zone, "lawn-ground");
+    assert!(*s >= 46.0, "on the third pass, not at {s} s");
+    let since = (v.since_ms - f.t0) as f64 / 1000.0;
+    assert!(
+        (20.0..34.0).contains(&since),
+        "first seen on the second pass, not at {since} s"
+    );
+    let apart = metres(
+        truth,
+        LatLon {
+            lat: v.lat,
+            lon: v.lon,
+        },
+    );
+    eprintln!("the drone places the object {apart:.2} m from where it lies");
+    assert!(apart < 2.0, "{apart} m from the object");
+    assert_eq!(found.evidence.len(), 3, "first sight, latest, crop");
+    let cov = &f.report.zones;
+    let lawn = cov.iter().find(|c| c.zone == "lawn-ground").unwrap();
+    eprintln!("coverage: {cov:?}");
+    assert!(lawn.passes >= 2, "{lawn:?}");
+    if let Some((_, by_street)) = f.street.first() {
+        let s = &by_street.violation;
+        let d = metres(
+            truth,
+            LatLon {
+                lat: s.lat,
+                lon: s.lon,
+            },
+        );
+        eprintln!(
+            "the street camera places it {d:.2} m away, cell {} (drone: {})",
+            s.cell, v.cell
+        );
+    }
+}
+
+#[test]
+fn the_lawn_as_it_is_has_no_dumping_from_the_drone() {
+    let f = dumping_flight("samples/street.mp4");
+    assert!(
+        f.drone.is_empty(),
+        "{:?}",
+        f.drone
+            .iter()
+            .map(|(s, f)| (s, &f.violation))
+            .collect::<Vec<_>>()
+    );
+    let lawn = f
+        .report
+        .zones
+        .iter()
+        .find(|c| c.zone == "lawn-ground")
+        .unwrap();
+    assert!(lawn.passes >= 2, "{lawn:?}");
 }

@@ -30,6 +30,26 @@ pub struct DroneReport {
     /// bottom right, bottom left).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub footprint: Option<[[f64; 2]; 4]>,
+    /// What its passes have covered of each ground zone watched by revisit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<ZoneCoverage>,
+}
+
+/// What a drone's passes have covered of one ground zone it watches by revisit
+/// (dumping, construction): a spot it has not seen again is not gone.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ZoneCoverage {
+    /// The zone.
+    pub zone: String,
+    /// Passes over it so far.
+    pub passes: u32,
+    /// The share of its ground seen in at least one pass.
+    pub covered: f64,
+    /// Its last pass: began and ended (ms since the epoch), the share of the zone seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_pass: Option<(i64, i64, f64)>,
+    /// Changes followed now (seen, and not seen gone on a later pass).
+    pub changes: usize,
 }
 
 /// A drone camera's optics.
@@ -94,6 +114,30 @@ impl DroneCamera {
             self.width as f64 / 2.0 + f * dot(d, right) / z,
             self.height as f64 / 2.0 - f * dot(d, up) / z,
         ))
+    }
+
+    /// The homography from metres east and north of `origin` on the ground to the
+    /// frame's pixels, homogeneous: `[x·w, y·w, w]` with `w` the point's depth along
+    /// the optical axis (`w <= 0`: behind the camera, not seen). One matrix for a whole
+    /// ground raster, where [`Self::ground_to_pixel`] would be called per point.
+    pub fn homography(&self, pose: &DronePose, origin: &LocalFrame) -> [[f64; 3]; 3] {
+        let (ex, ny) = origin.to_local(LatLon {
+            lat: pose.lat,
+            lon: pose.lon,
+        });
+        let [forward, right, up] = Self::axes(pose);
+        let (f, cx, cy) = (
+            self.focal(),
+            self.width as f64 / 2.0,
+            self.height as f64 / 2.0,
+        );
+        // each row is a · d with d = (east − ex, north − ny, −alt)
+        let row = |a: V3| [a[0], a[1], -a[0] * ex - a[1] * ny - a[2] * pose.alt_agl];
+        [
+            row(add(scale(forward, cx), scale(right, f))),
+            row(add(scale(forward, cy), scale(up, -f))),
+            row(forward),
+        ]
     }
 
     /// The frame's corners on the ground (top left, top right, bottom right, bottom
@@ -300,6 +344,32 @@ mod tests {
             .pixel_to_ground(&blind, 500.0, 400.0)
             .unwrap_err()
             .contains("no pitch"));
+    }
+
+    #[test]
+    fn the_homography_agrees_with_ground_to_pixel() {
+        let p = pose(30.0, -35.0, 3.0);
+        let origin = LocalFrame::new(LatLon {
+            lat: 31.0003,
+            lon: 121.0002,
+        });
+        let h = CAM.homography(&p, &origin);
+        for (e, n) in [(0.0, 0.0), (40.0, -20.0), (-15.0, 60.0), (200.0, 5.0)] {
+            let want = CAM.ground_to_pixel(&p, origin.to_latlon(e, n));
+            let v = |r: [f64; 3]| r[0] * e + r[1] * n + r[2];
+            let w = v(h[2]);
+            match want {
+                Some((x, y)) => {
+                    assert!(w > 0.0);
+                    let (hx, hy) = (v(h[0]) / w, v(h[1]) / w);
+                    assert!(
+                        (hx - x).abs() < 0.05 && (hy - y).abs() < 0.05,
+                        "({e}, {n}): {hx} {hy} vs {x} {y}"
+                    );
+                }
+                None => assert!(w <= 0.0, "({e}, {n}) is behind the camera"),
+            }
+        }
     }
 
     #[test]

@@ -239,6 +239,7 @@ impl ConstructionRule {
                         at_ms: t,
                         bbox,
                         related: None,
+                        ground: None,
                     });
                 }
             }

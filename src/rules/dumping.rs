@@ -348,6 +348,7 @@ impl DumpingRule {
                         at_ms: t,
                         bbox: c.bbox,
                         related: c.left_by.clone(),
+                        ground: None,
                     });
                     break;
                 }

@@ -264,6 +264,7 @@ mod tests {
             at_ms: 2000,
             bbox: car.bbox,
             related: None,
+            ground: None,
         };
         let e = keeper
             .evidence(&bright, &ev, &[(10.0, 10.0), (150.0, 10.0), (150.0, 110.0)])

@@ -7,6 +7,7 @@ pub mod construction;
 pub mod dumping;
 pub mod evidence;
 pub mod parking;
+pub mod revisit;
 pub mod vending;
 
 use std::time::Duration;
@@ -60,6 +61,10 @@ pub struct RuleEvent {
     /// Another track involved (for dumping: the person or vehicle last seen next to the
     /// object before it appeared), with its class.
     pub related: Option<(u64, String)>,
+    /// Where it is on the ground, when the rule knows it better than the box's foot
+    /// (a change found on a drone's ground raster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ground: Option<crate::geo::LatLon>,
 }
 
 /// One sample of a camera's scene, as every rule sees it: the frame, the tracks, and
@@ -176,6 +181,7 @@ pub(crate) fn track_event(
         at_ms: t,
         bbox: tr.bbox,
         related: None,
+        ground: None,
     }
 }
 

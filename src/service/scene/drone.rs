@@ -99,6 +99,17 @@ impl DroneView {
             .is_some_and(|(x, y)| (0.0..=w).contains(&x) && (0.0..=h).contains(&y))
     }
 
+    /// The current sample's camera and pose, when it has one that sees the ground.
+    pub fn posed(&self) -> Option<(DroneCamera, DronePose)> {
+        self.report.footprint?;
+        Some((self.camera(), self.pose?))
+    }
+
+    /// What its revisit rules have covered of the zones they watch.
+    pub fn set_coverage(&mut self, zones: Vec<crate::geo::drone::ZoneCoverage>) {
+        self.report.zones = zones;
+    }
+
     /// What its frames have been.
     pub fn report(&self) -> &DroneReport {
         &self.report

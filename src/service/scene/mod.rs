@@ -47,6 +47,8 @@ pub struct SceneRules {
     pub dumping: DumpingConfig,
     /// Construction.
     pub construction: ConstructionConfig,
+    /// Dumping and construction seen from a drone, by revisit.
+    pub revisit: crate::rules::revisit::RevisitConfig,
     /// Ignore the zones' own dwell times.
     pub override_zone_dwell: bool,
     /// Check each sample's view against the camera's reference ([`ViewWatch`]):

@@ -20,6 +20,7 @@ use crate::rules::construction::{ConstructionRule, WatchedZone, WatchingRule};
 use crate::rules::dumping::DumpingRule;
 use crate::rules::evidence::EvidenceKeeper;
 use crate::rules::parking::ParkingRule;
+use crate::rules::revisit::{GroundView, RevisitRule};
 use crate::rules::vending::VendingRule;
 use crate::rules::{duration_param, Rule, RuleOutput, Sample, Stage, ZoneHit};
 use crate::track::{Observation, Tracker, TrackerConfig};
@@ -57,6 +58,8 @@ pub(super) struct Position {
     rules: Vec<Box<dyn Rule>>,
     /// Construction, apart: the zones it watches change with the zones.
     construction: WatchingRule,
+    /// A drone's dumping and construction: by revisit, on the ground.
+    revisit: Option<RevisitRule>,
     keeper: EvidenceKeeper,
     out: RuleOutput,
     obs: Vec<Observation>,
@@ -90,6 +93,7 @@ impl Position {
                 rule: ConstructionRule::new(rules.construction.clone()),
                 zones: Vec::new(),
             },
+            revisit: None,
             keeper: EvidenceKeeper::default(),
             out: RuleOutput::default(),
             obs: Vec::new(),
@@ -101,10 +105,17 @@ impl Position {
 
     /// The view of a drone (`camera`): its tracks on the ground (by ground points
     /// alone), its zones the ground zones, its rules those of tracks (parking,
-    /// vending); dumping and construction compare pixels of a fixed view and do not
-    /// run.
+    /// vending) and dumping and construction by revisit (a ground change map per zone:
+    /// the fixed view's rules compare pixels).
     pub fn drone(camera: &str, drone: DroneView, zones: Arc<ZoneSet>, rules: &SceneRules) -> Self {
+        let mut revisit = RevisitRule::new(
+            rules.revisit.clone(),
+            rules.dumping.clone(),
+            rules.construction.clone(),
+        );
+        revisit.set_zones(&zones);
         let mut p = Self::new(camera, None, None, zones, rules);
+        p.revisit = Some(revisit);
         p.tracker = Tracker::new(TrackerConfig {
             ground_only: true,
             ..TrackerConfig::default()
@@ -143,6 +154,9 @@ impl Position {
 
     /// New zones (an operator saved a zone): the tracks, dwell and rules' state go on.
     pub fn set_zones(&mut self, zones: Arc<ZoneSet>) {
+        if let Some(r) = &mut self.revisit {
+            r.set_zones(&zones);
+        }
         self.zones = zones;
         self.construction.zones = self.watched();
     }
@@ -285,6 +299,16 @@ impl Position {
             rule.step(&sample, &mut self.out)?;
         }
         self.construction.step(&sample, &mut self.out)?;
+        if let (Some(rv), Some(d)) = (&mut self.revisit, &mut self.drone) {
+            let posed = d.posed();
+            let view = posed.as_ref().map(|(camera, pose)| GroundView {
+                frame,
+                camera: *camera,
+                pose,
+            });
+            rv.step(t_ms, view.as_ref(), tracks, ov, &mut self.out)?;
+            d.set_coverage(rv.coverage());
+        }
         for &(kind, id, bbox) in &self.out.remember {
             self.keeper.remember(kind, id, t_ms, bbox, frame)?;
         }
@@ -303,7 +327,9 @@ impl Position {
                 );
                 continue;
             }
-            let place = self.placer().ground(e.bbox).or(common.location);
+            let place = (e.ground)
+                .or_else(|| self.placer().ground(e.bbox))
+                .or(common.location);
             let Some(place) = place else {
                 tracing::warn!(
                     camera = &*common.camera,
