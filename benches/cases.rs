@@ -33,6 +33,7 @@ fn violation(k: i64, cell: String) -> NewViolation {
         zone_version: Some(1),
         at_ms: 1_795_000_000_000 + k * 1000,
         since_ms: 1_795_000_000_000 + k * 1000 - 300_000,
+        footprint: None,
     }
 }
 

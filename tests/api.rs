@@ -41,6 +41,7 @@ fn fixture(token: Option<&str>, open_writes: bool) -> Fixture {
                 zone_version: None,
                 at_ms: T0 + i * 60_000,
                 since_ms: T0 + i * 60_000,
+                footprint: None,
             })
             .unwrap();
     }
@@ -63,6 +64,7 @@ fn fixture(token: Option<&str>, open_writes: bool) -> Fixture {
         registry: Arc::new(gridwatch::registry::Registry::open(None, tmp.path()).unwrap()),
         view: Arc::new(gridwatch::registry::view::View::of_registry()),
         zones_writable: true,
+        file_zones: Arc::new(gridwatch::geo::zones::ZoneSet::empty(None)),
         cells: Arc::new(gridwatch::geo::grid::CellLocator::H3(
             h3o::Resolution::try_from(10).unwrap(),
         )),

@@ -36,6 +36,7 @@ fn violation(kind: &str, cell: &str, camera: &str, at_ms: i64) -> NewViolation {
         zone_version: None,
         at_ms,
         since_ms: at_ms - 300_000,
+        footprint: None,
     }
 }
 

@@ -555,3 +555,11 @@ fn the_cases_command_works_on_the_postgresql_store() {
         "{err}"
     );
 }
+
+#[test]
+fn a_cases_sightings_keep_a_drones_frame_on_the_ground_in_postgresql() {
+    let pg = Pg::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = PgStore::open(&pg.database(), tmp.path(), dedup()).unwrap();
+    common::cases::sightings_keep_footprints(&store);
+}

@@ -324,3 +324,10 @@ fn retention_deletes_the_evidence_files_of_cases_not_seen_since() {
     assert!(tmp.path().join(&e_new.file).is_file());
     assert_eq!(store.prune_evidence(t + 30 * MIN).unwrap(), 0);
 }
+
+#[test]
+fn a_cases_sightings_keep_a_drones_frame_on_the_ground() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(tmp.path(), dedup()).unwrap();
+    common::cases::sightings_keep_footprints(&store);
+}

@@ -3,7 +3,10 @@
 //! encoded with x264's defaults) is served over RTSP by a real server, and its
 //! telemetry comes over UDP, stamped as it is sent; the drone hovers 3 m beside the
 //! street camera. Both see the parked van: one case, both cameras on it, placed in
-//! the same cell; `/api/cameras` shows the drone's poses, counts and footprint.
+//! the same cell; `/api/cameras` shows the drone's poses, counts and footprint. The
+//! review page (in Chromium) draws the case on a small map of its grid cells and
+//! zones with the drone's frame on the ground around its point, and the cameras view
+//! what the drone sees now.
 
 mod common;
 
@@ -13,6 +16,7 @@ use common::drone::{beside, render_clip, street_camera, telemetry, H, W};
 use common::node::{eventually, get, Node};
 use common::path;
 use common::rtsp::RtspServer;
+use common::webdriver::Browser;
 use gridwatch::geo::calib::Calibration;
 use gridwatch::geo::drone::DroneCamera;
 
@@ -104,5 +108,48 @@ hfov_deg = {hfov}
     let footprint = frames["footprint"].as_array().unwrap();
     assert_eq!(footprint.len(), 4, "{drone}");
     assert!(case["count"].as_i64().unwrap() >= 2, "{case}");
+    // the case's sightings keep the drone's frame on the ground
+    let doc = get(&format!("{}/api/cases/{}", node.url, case["id"])).unwrap();
+    let by_drone: Vec<_> = doc["sightings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["camera"] == "drone-1")
+        .collect();
+    assert!(!by_drone.is_empty(), "{doc}");
+    assert!(
+        by_drone
+            .iter()
+            .all(|s| s["footprint"].as_array().is_some_and(|f| f.len() == 4)),
+        "{doc}"
+    );
+    // the review page draws them: the case's point inside the drone's frame, in its
+    // grid cell; the cameras view draws what the drone sees now
+    let b = Browser::start();
+    b.goto(&format!("{}/", node.url));
+    let long = Duration::from_secs(20);
+    let row = format!("#list .row[data-case-id='{}']", case["id"]);
+    b.click(&b.find(&row, long));
+    b.wait_for(
+        "document.querySelector('#case-map polygon.footprint[data-camera=\"drone-1\"]') !== null",
+        long,
+    );
+    let inside = b.eval(
+        "(() => { const m = document.getElementById('case-map'), p = m.querySelector('circle.point');
+           const pt = new DOMPoint(+p.getAttribute('cx'), +p.getAttribute('cy'));
+           const f = [...m.querySelectorAll('polygon.footprint')];
+           return { in_frame: f.some((e) => e.isPointInFill(pt)),
+                    in_cell: [...m.querySelectorAll('polygon.cell.here')].some((e) => e.isPointInFill(pt)),
+                    zones: m.querySelectorAll('polygon.zone').length }; })()",
+    );
+    assert_eq!(inside["in_frame"], true, "{inside}");
+    assert_eq!(inside["in_cell"], true, "{inside}");
+    assert!(inside["zones"].as_u64().unwrap() >= 1, "{inside}");
+    b.click(&b.find("#tab-cams", long));
+    b.wait_for(
+        "document.querySelector('.cam[data-camera=\"drone-1\"] svg.map polygon.footprint') !== null
+         && document.querySelector('.cam[data-camera=\"drone-1\"] svg.map circle.drone') !== null",
+        long,
+    );
     drop(server);
 }

@@ -236,6 +236,7 @@ fn a_reviewer_confirms_and_rejects_in_the_browser() {
                     zone_version: None,
                     at_ms: gridwatch::cases::now_ms() - 60_000,
                     since_ms: gridwatch::cases::now_ms() - 120_000,
+                    footprint: None,
                 })
                 .unwrap();
             store.add_evidence(id, "street", 0, &jpeg, 3).unwrap();

@@ -21,6 +21,7 @@ pub mod auth;
 mod calibrations;
 mod cameras;
 mod guard;
+mod map;
 mod references;
 mod review;
 mod state;
@@ -152,6 +153,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/tokens", get(admin::tokens).post(admin::create_token))
         .route("/api/tokens/{id}", delete(admin::revoke_token))
         .route("/api/audit", get(admin::audit))
+        .route("/api/map", get(map::map))
         .route("/api/cases", get(cases))
         .route("/api/cases/{id}", get(case))
         .route("/api/cases/{id}/review", post(review::review))
@@ -342,6 +344,7 @@ async fn case(
             "evidence": evidence,
             "reviews": s.store.reviews(id)?,
             "zones": s.store.case_zones(id)?,
+            "sightings": s.store.sightings(id, 50)?,
             "deliveries": s.store.deliveries(Some(id))?,
         }))
     })

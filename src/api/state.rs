@@ -33,6 +33,8 @@ pub struct ApiState {
     pub view: Arc<View>,
     /// Whether zones may be changed through the API (`registry.zones = "store"`).
     pub zones_writable: bool,
+    /// The zones file's zones (what maps draw when the zones are not the registry's).
+    pub file_zones: Arc<crate::geo::zones::ZoneSet>,
     /// The grid cells (drawn over a calibration in the editor).
     pub cells: Arc<crate::geo::grid::CellLocator>,
     /// The largest RMS error a calibration saved through the API may have, metres.

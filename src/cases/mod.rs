@@ -154,6 +154,10 @@ pub struct NewViolation {
     /// Since when the condition held, ms since the Unix epoch (defaults to `at_ms`).
     #[serde(default)]
     pub since_ms: i64,
+    /// A drone's finding: its frame on the ground (`[lat, lon]`: top left, top right,
+    /// bottom right, bottom left), drawn on the review page's map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footprint: Option<[[f64; 2]; 4]>,
 }
 
 /// A zone a case was found under, at one version.
@@ -640,6 +644,45 @@ pub use crate::clock::now_ms;
 /// The zones of a case's violations (both stores; `?1` the case id).
 const CASE_ZONES: &str = "SELECT zone, zone_version, COUNT(*) FROM violations WHERE case_id = ?1 AND zone <> '' GROUP BY zone, zone_version ORDER BY MIN(id)";
 
+/// A drone finding's footprint column (both stores).
+pub(crate) const VIOLATION_FOOTPRINT: &str = "ALTER TABLE violations ADD COLUMN footprint TEXT;";
+
+/// The most recent sightings of a case (both stores; `?1` the case id, `?2` how many).
+const CASE_SIGHTINGS: &str = "SELECT camera, at_ms, lat, lon, footprint FROM violations WHERE case_id = ?1 ORDER BY id DESC LIMIT ?2";
+
+/// A violation's footprint as the stores keep it (JSON).
+pub(crate) fn footprint_text(v: &NewViolation) -> Option<String> {
+    v.footprint.map(|f| serde_json::json!(f).to_string())
+}
+
+/// One violation a case absorbed, as its map draws it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sighting {
+    /// The camera.
+    pub camera: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// Where, WGS84.
+    pub lat: f64,
+    /// Where, WGS84.
+    pub lon: f64,
+    /// A drone's frame on the ground, `[lat, lon]` corners.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub footprint: Option<[[f64; 2]; 4]>,
+}
+
+impl Sighting {
+    fn of(camera: String, at_ms: i64, lat: f64, lon: f64, footprint: Option<String>) -> Self {
+        Self {
+            camera,
+            at_ms,
+            lat,
+            lon,
+            footprint: footprint.and_then(|f| serde_json::from_str(&f).ok()),
+        }
+    }
+}
+
 /// Where cases live. Every violation is stored before anything else happens to it, and
 /// every case is queued for delivery in the same transaction that opens it (the outbox).
 pub trait CaseStore: Send + Sync {
@@ -686,6 +729,8 @@ pub trait CaseStore: Send + Sync {
     /// The zones (and zone versions) a case's violations were found under, in the
     /// order first seen, with how many violations each.
     fn case_zones(&self, case_id: i64) -> Result<Vec<CaseZone>, StoreError>;
+    /// A case's most recent sightings (at most `limit`), newest first.
+    fn sightings(&self, case_id: i64, limit: usize) -> Result<Vec<Sighting>, StoreError>;
 
     /// Deliveries due at `now_ms`, at most `limit`: pending, their time come, and no
     /// earlier delivery of the same case still pending (a case's deliveries go in order;

@@ -300,6 +300,7 @@ fn seen(at_ms: i64) -> NewViolation {
         zone_version: None,
         at_ms,
         since_ms: at_ms,
+        footprint: None,
     }
 }
 

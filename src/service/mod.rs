@@ -436,6 +436,12 @@ pub async fn run(
         registry: registry.clone(),
         view: view.clone(),
         zones_writable: zones_from_store,
+        file_zones: loaded
+            .factory
+            .zones
+            .read()
+            .map(|z| z.clone())
+            .unwrap_or_else(|p| p.into_inner().clone()),
         cells: loaded.factory.cells.clone(),
         max_rms_m: cfg.geo.max_rms_m,
         cameras_changed: cameras_changed.clone(),

@@ -139,6 +139,7 @@ pub fn fixture(open_reads: bool, open_writes: bool) -> Fixture {
         registry,
         view,
         zones_writable: true,
+        file_zones: Arc::new(gridwatch::geo::zones::ZoneSet::empty(None)),
         cells: Arc::new(gridwatch::geo::grid::CellLocator::H3(
             h3o::Resolution::try_from(10).unwrap(),
         )),

@@ -43,5 +43,37 @@ pub fn violation(kind: &str, cell: &str, camera: &str, at_ms: i64) -> NewViolati
         zone_version: None,
         at_ms,
         since_ms: at_ms - MIN,
+        footprint: None,
     }
+}
+
+/// A case's sightings, newest first, keep a drone finding's frame on the ground and
+/// a fixed camera's lack of one (both stores).
+#[allow(dead_code)]
+pub fn sightings_keep_footprints(store: &dyn gridwatch::cases::CaseStore) {
+    let fixed = violation("dumping", "fp-cell", "street", 7_000_000);
+    let mut drone = violation("dumping", "fp-cell", "drone-1", 7_060_000);
+    let corners = [
+        [31.2301, 121.4701],
+        [31.2302, 121.4705],
+        [31.2298, 121.4706],
+        [31.2297, 121.4702],
+    ];
+    drone.footprint = Some(corners);
+    let (id, _) = store.record(&fixed).unwrap();
+    let (same, _) = store.record(&drone).unwrap();
+    assert_eq!(id, same, "one case");
+    let s = store.sightings(id, 10).unwrap();
+    assert_eq!(s.len(), 2);
+    assert_eq!(
+        (s[0].camera.as_str(), s[0].footprint),
+        ("drone-1", Some(corners))
+    );
+    assert_eq!((s[1].camera.as_str(), s[1].footprint), ("street", None));
+    assert_eq!((s[1].lat, s[1].at_ms), (fixed.lat, fixed.at_ms));
+    assert_eq!(
+        store.sightings(id, 1).unwrap().len(),
+        1,
+        "at most the limit"
+    );
 }

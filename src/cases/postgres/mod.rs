@@ -20,7 +20,8 @@ use postgres::{GenericClient, Row};
 
 use super::{
     Attempt, Case, CaseQuery, CaseStatus, CaseStore, CaseZone, DedupConfig, Delivery,
-    DeliveryCounts, DeliveryState, Event, Evidence, Review, StoreError, Verdict, ViolationKind,
+    DeliveryCounts, DeliveryState, Event, Evidence, Review, Sighting, StoreError, Verdict,
+    ViolationKind,
 };
 use crate::pg::Db;
 use tx::PgTx;
@@ -309,6 +310,19 @@ impl CaseStore for PgStore {
                 version: r.get(1),
                 violations: r.get(2),
             })
+            .collect())
+    }
+
+    fn sightings(&self, case_id: i64, limit: usize) -> Result<Vec<Sighting>, StoreError> {
+        let mut client = self.conn()?;
+        let sql = super::CASE_SIGHTINGS
+            .replace("?1", "$1")
+            .replace("?2", "$2");
+        Ok(client
+            .query(&sql, &[&case_id, &(limit as i64)])
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| Sighting::of(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
             .collect())
     }
 

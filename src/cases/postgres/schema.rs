@@ -18,6 +18,8 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
     &[crate::cases::registry_tables::CALIBRATION_TABLES],
     // 6: the views' reference pictures captured through the API
     &[crate::cases::registry_tables::REFERENCE_TABLES],
+    // 7: a drone finding's frame on the ground
+    &[crate::cases::VIOLATION_FOOTPRINT],
 ];
 
 /// 1: cases, the violations they absorbed, evidence, the outbox, reviews.

@@ -103,8 +103,8 @@ impl CaseTx for PgTx<'_, '_> {
         v: &NewViolation,
     ) -> Result<(), StoreError> {
         self.run(
-            "INSERT INTO violations (case_id, outcome, camera, zone, lat, lon, at_ms, since_ms, zone_version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO violations (case_id, outcome, camera, zone, lat, lon, at_ms, since_ms, zone_version, footprint)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[
                 &case_id,
                 &outcome.as_str(),
@@ -115,6 +115,7 @@ impl CaseTx for PgTx<'_, '_> {
                 &v.at_ms,
                 &v.since_ms,
                 &v.zone_version,
+                &super::super::footprint_text(v),
             ],
         )
         .map(drop)

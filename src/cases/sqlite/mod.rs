@@ -18,7 +18,8 @@ use tx::LiteTx;
 
 use super::{
     Attempt, Case, CaseQuery, CaseStatus, CaseStore, CaseZone, DedupConfig, Delivery,
-    DeliveryCounts, DeliveryState, Event, Evidence, Review, StoreError, Verdict, ViolationKind,
+    DeliveryCounts, DeliveryState, Event, Evidence, Review, Sighting, StoreError, Verdict,
+    ViolationKind,
 };
 
 /// The SQLite store.
@@ -281,6 +282,25 @@ impl CaseStore for SqliteStore {
                     version: r.get(1)?,
                     violations: r.get(2)?,
                 })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn sightings(&self, case_id: i64, limit: usize) -> Result<Vec<Sighting>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn
+            .prepare_cached(super::CASE_SIGHTINGS)
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(rusqlite::params![case_id, limit as i64], |r| {
+                Ok(Sighting::of(
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))

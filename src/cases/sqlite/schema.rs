@@ -118,6 +118,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     crate::cases::registry_tables::CALIBRATION_TABLES,
     // 7: the views' reference pictures captured through the API
     crate::cases::registry_tables::REFERENCE_TABLES,
+    // 8: a drone finding's frame on the ground
+    crate::cases::VIOLATION_FOOTPRINT,
 ];
 
 /// Opens (creating it and its folder) a SQLite file in WAL mode with foreign keys on,

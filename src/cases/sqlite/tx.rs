@@ -104,8 +104,8 @@ impl CaseTx for LiteTx<'_> {
         v: &NewViolation,
     ) -> Result<(), StoreError> {
         self.run(
-            "INSERT INTO violations (case_id, outcome, camera, zone, lat, lon, at_ms, since_ms, zone_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO violations (case_id, outcome, camera, zone, lat, lon, at_ms, since_ms, zone_version, footprint)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 case_id,
                 outcome.as_str(),
@@ -115,7 +115,8 @@ impl CaseTx for LiteTx<'_> {
                 v.lon,
                 v.at_ms,
                 v.since_ms,
-                v.zone_version
+                v.zone_version,
+                super::super::footprint_text(v)
             ],
         )
         .map(drop)

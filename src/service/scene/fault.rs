@@ -99,6 +99,7 @@ impl FaultWatch {
                 zone_version: None,
                 at_ms: t_ms,
                 since_ms: *since,
+                footprint: None,
             },
             evidence: vec![first.clone(), crate::draw::encode_jpeg(frame, 85)?],
         }))

@@ -356,6 +356,7 @@ impl Position {
                     zone_version: self.zone_version(&e.zone),
                     at_ms: e.at_ms,
                     since_ms: e.since_ms,
+                    footprint: self.drone.as_ref().and_then(|d| d.report().footprint),
                 },
                 evidence: vec![ev.first, ev.latest, ev.crop],
             });
