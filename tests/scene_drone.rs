@@ -3,7 +3,8 @@
 //! street is a homography of each frame: a drone pixel goes to the ground through the
 //! pose (`geo::drone`), and the ground to a street pixel through the calibration. The
 //! virtual drone starts where the street camera is (its pose fitted to the
-//! calibration with OpenCV's `solvePnP`), hovers, then flies a pass sideways and back;
+//! calibration with OpenCV's `solvePnP`), hovers, then flies a pass sideways and back
+//! (or orbits the van, 25° either way about it);
 //! the bundled detector runs on the drone's frames as rendered, and the scene places
 //! each finding through the frame's pose. The van that stays is one parking finding,
 //! its stay kept through the pass, within 2 m of where the street camera itself
@@ -27,7 +28,8 @@ use gridwatch::geo::calib::Calibration;
 use gridwatch::geo::drone::DroneCamera;
 use gridwatch::geo::grid::{CellLocator, Grid};
 use gridwatch::geo::zones::ZoneSet;
-use gridwatch::geo::LatLon;
+use gridwatch::geo::{LatLon, LocalFrame};
+use gridwatch::ingest::telemetry::DronePose;
 use gridwatch::service::scene::{DroneView, Found, Scene, SceneRules};
 
 fn metres(a: LatLon, b: LatLon) -> f64 {
@@ -51,14 +53,27 @@ struct Flight {
 /// camera's pose, degrees turned right) with no telemetry from 60 s to 63 s, the
 /// parking dwell `dwell` seconds.
 fn fly(path_of: impl Fn(f64) -> (f64, f64), dwell: u64) -> Flight {
+    fly_posed(move |s, start| sideways(start, path_of(s)), dwell)
+}
+
+/// [`fly`] with the drone's pose at second `s` given outright (from the street
+/// camera's pose).
+fn fly_posed(pose_of: impl Fn(f64, &DronePose) -> DronePose, dwell: u64) -> Flight {
     fly_over(
         "samples/street.mp4",
         "illegal_parking",
-        path_of,
+        pose_of,
         |rules, _| {
             rules.parking.dwell = Duration::from_secs(dwell);
         },
     )
+}
+
+/// The pose `side` metres to the right of `start`, turned `turn` degrees right.
+fn sideways(start: &DronePose, (side, turn): (f64, f64)) -> DronePose {
+    let mut pose = beside(start, side);
+    pose.heading = (pose.heading + turn).rem_euclid(360.0);
+    pose
 }
 
 /// `clip` (the street, as the street camera films it) through both scenes, the
@@ -66,7 +81,7 @@ fn fly(path_of: impl Fn(f64) -> (f64, f64), dwell: u64) -> Flight {
 fn fly_over(
     clip: &str,
     kind: &str,
-    path_of: impl Fn(f64) -> (f64, f64),
+    pose_of: impl Fn(f64, &DronePose) -> DronePose,
     setup: impl FnOnce(&mut SceneRules, &mut Vec<gridwatch::geo::zones::Zone>),
 ) -> Flight {
     let cal = Calibration::load(&path("calibration/street.toml")).unwrap();
@@ -115,9 +130,7 @@ fn fly_over(
     let (mut by_drone, mut by_street, mut samples) = (Vec::new(), Vec::new(), 0);
     while dec.next_sampled(&mut sampler, &mut street).unwrap() {
         let s = street.pts_ms.unwrap() as f64 / 1000.0;
-        let (side, turn) = path_of(s);
-        let mut pose = beside(&start, side);
-        pose.heading = (pose.heading + turn).rem_euclid(360.0);
+        let pose = pose_of(s, &start);
         let view = render(&cal, &cam, &pose, &street);
         let t = t0 + (s * 1000.0) as i64;
         det.detect(std::slice::from_ref(&view), &mut dets).unwrap();
@@ -252,7 +265,8 @@ fn three_passes(s: f64) -> (f64, f64) {
 
 fn dumping_flight(clip: &str) -> Flight {
     let cal = Calibration::load(&path("calibration/street.toml")).unwrap();
-    fly_over(clip, "dumping", three_passes, |rules, zones| {
+    let passes = |s, start: &DronePose| sideways(start, three_passes(s));
+    fly_over(clip, "dumping", passes, |rules, zones| {
         rules.dumping.dwell = Duration::from_secs(20);
         zones.push(lawn(&cal));
     })
@@ -333,4 +347,55 @@ fn the_lawn_as_it_is_has_no_dumping_from_the_drone() {
         .find(|c| c.zone == "lawn-ground")
         .unwrap();
     assert!(lawn.passes >= 2, "{lawn:?}");
+}
+
+/// The pose of the street camera turned `degrees` clockwise about the vertical
+/// through `centre`: the drone orbiting a ground point, looking at it as the street
+/// camera does.
+fn orbit(start: &DronePose, centre: LatLon, degrees: f64) -> DronePose {
+    let f = LocalFrame::new(centre);
+    let (x, y) = f.to_local(LatLon {
+        lat: start.lat,
+        lon: start.lon,
+    });
+    let (s, c) = degrees.to_radians().sin_cos();
+    let at = f.to_latlon(x * c + y * s, -x * s + y * c);
+    DronePose {
+        lat: at.lat,
+        lon: at.lon,
+        heading: (start.heading + degrees).rem_euclid(360.0),
+        ..*start
+    }
+}
+
+#[test]
+fn a_drone_orbiting_the_van_files_it_once_where_the_street_camera_does() {
+    // the service road's parking zone's centre, the van in it: the drone swings 25°
+    // either way about it, there and back every 40 s, looking at it all along
+    let zones = ZoneSet::load(&path("samples/geo/zones.geojson"), None).unwrap();
+    let road = zones
+        .zones()
+        .iter()
+        .find(|z| z.id == "np-service-road")
+        .unwrap();
+    let gridwatch::geo::zones::ZoneArea::Ground(mp) = &road.area else {
+        panic!("a ground zone")
+    };
+    let ring: Vec<_> = mp.0[0].exterior().coords().skip(1).collect();
+    let centre = LatLon {
+        lat: ring.iter().map(|c| c.y).sum::<f64>() / ring.len() as f64,
+        lon: ring.iter().map(|c| c.x).sum::<f64>() / ring.len() as f64,
+    };
+    let f = fly_posed(
+        |s, start| {
+            orbit(
+                start,
+                centre,
+                25.0 * (s * std::f64::consts::TAU / 40.0).sin(),
+            )
+        },
+        45,
+    );
+    assert_eq!(f.report.above_horizon, 0);
+    agree(&f);
 }

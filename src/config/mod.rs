@@ -314,6 +314,9 @@ pub struct RulesConfig {
     /// Illegal construction (`dwell`: how long a change must hold, default 6h).
     #[serde(default)]
     pub construction: RuleTiming,
+    /// Dumping and construction seen from drones, by revisit.
+    #[serde(default)]
+    pub revisit: RevisitTiming,
     /// Let these dwell times win over the zones' own `dwell` parameters (demos and
     /// drills).
     #[serde(default)]
@@ -351,6 +354,7 @@ impl Default for RulesConfig {
             vending: RuleTiming::default(),
             dumping: RuleTiming::default(),
             construction: RuleTiming::default(),
+            revisit: RevisitTiming::default(),
             override_zone_dwell: false,
             view_check: true,
             view_every: default_view_every(),
@@ -370,6 +374,21 @@ pub struct RuleTiming {
     /// Dwell before a warning (parking, vending).
     #[serde(default, deserialize_with = "dur::de_opt")]
     pub warn_after: Option<Duration>,
+}
+
+/// `[rules.revisit]`: how a drone's passes over a watched zone are compared.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevisitTiming {
+    /// Ground cell side, metres (default 0.1; 0.02 to 5).
+    #[serde(default)]
+    pub cell_m: Option<f64>,
+    /// A pass over a zone ends when no frame has seen it for this long (default 5s).
+    #[serde(default, deserialize_with = "dur::de_opt")]
+    pub pass_gap: Option<Duration>,
+    /// A pass ends when it has lasted this long, so a hover is several (default 30s).
+    #[serde(default, deserialize_with = "dur::de_opt")]
+    pub max_pass: Option<Duration>,
 }
 
 /// `[cases]`.
@@ -670,6 +689,27 @@ impl Config {
                 out.push("cluster.node: must be 1 to 200 characters".into());
             }
         }
+        let rv = &self.rules.revisit;
+        if rv.cell_m.is_some_and(|c| !(0.02..=5.0).contains(&c)) {
+            out.push("rules.revisit.cell_m: must be 0.02 to 5 (metres)".into());
+        }
+        if rv
+            .pass_gap
+            .is_some_and(|d| d < std::time::Duration::from_secs(1))
+        {
+            out.push("rules.revisit.pass_gap: must be at least 1s".into());
+        }
+        if let (Some(m), g) = (
+            rv.max_pass,
+            rv.pass_gap.unwrap_or(std::time::Duration::from_secs(5)),
+        ) {
+            if m <= g {
+                out.push(format!(
+                    "rules.revisit.max_pass: must be longer than pass_gap ({})",
+                    humantime::format_duration(g)
+                ));
+            }
+        }
         if self.cases.evidence_retention < std::time::Duration::from_secs(3600) {
             out.push("cases.evidence_retention: must be at least 1h".into());
         }
@@ -814,6 +854,9 @@ mod tests {
 [model]
 provider = "tpu"
 batch = 0
+[rules.revisit]
+cell_m = 0.001
+max_pass = "2s"
 [api]
 listen = "everywhere"
 [[camera]]
@@ -831,6 +874,8 @@ location = [95.0, 0.0]
         for needle in [
             "g.toml: model.provider",
             "model.batch",
+            "rules.revisit.cell_m: must be 0.02 to 5",
+            "rules.revisit.max_pass: must be longer than pass_gap (5s)",
             "api.listen",
             "camera[0].id",
             "camera[0] (a b).source: /tmp/nowhere.mp4 does not exist",

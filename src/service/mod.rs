@@ -61,6 +61,16 @@ fn scene_rules(cfg: &Config) -> SceneRules {
     if let Some(d) = cfg.rules.construction.dwell {
         r.construction.min_duration = d;
     }
+    let rv = &cfg.rules.revisit;
+    if let Some(c) = rv.cell_m {
+        r.revisit.cell_m = c;
+    }
+    if let Some(d) = rv.pass_gap {
+        r.revisit.pass_gap = d;
+    }
+    if let Some(d) = rv.max_pass {
+        r.revisit.max_pass = d;
+    }
     r
 }
 
