@@ -29,7 +29,7 @@ use gridwatch::geo::drone::DroneCamera;
 use gridwatch::geo::grid::{CellLocator, Grid};
 use gridwatch::geo::zones::ZoneSet;
 use gridwatch::geo::{LatLon, LocalFrame};
-use gridwatch::ingest::telemetry::DronePose;
+use gridwatch::ingest::telemetry::{parse_line, DronePose, Track};
 use gridwatch::service::scene::{DroneView, Found, Scene, SceneRules};
 
 fn metres(a: LatLon, b: LatLon) -> f64 {
@@ -50,7 +50,7 @@ struct Flight {
 
 /// The street clip at one sample a second through the street camera's own scene and
 /// through a drone's, the drone at `path(s)` (metres to the right of the street
-/// camera's pose, degrees turned right) with no telemetry from 60 s to 63 s, the
+/// camera's pose, degrees turned right) with no telemetry from 59 s to 63 s, the
 /// parking dwell `dwell` seconds.
 fn fly(path_of: impl Fn(f64) -> (f64, f64), dwell: u64) -> Flight {
     fly_posed(move |s, start| sideways(start, path_of(s)), dwell)
@@ -74,6 +74,38 @@ fn sideways(start: &DronePose, (side, turn): (f64, f64)) -> DronePose {
     let mut pose = beside(start, side);
     pose.heading = (pose.heading + turn).rem_euclid(360.0);
     pose
+}
+
+/// The flight's telemetry as a drone logs it — a JSON Lines file, ten poses a second
+/// 0.05 s off the frames' times, none from 59 s to 63 s (the frames at 60 s to 62 s
+/// have none within a second) — read back as the service reads a telemetry file, into
+/// the track frames are matched against (interpolated between the two poses about
+/// each).
+fn flight_log(
+    t0: i64,
+    start: &DronePose,
+    pose_of: &impl Fn(f64, &DronePose) -> DronePose,
+) -> Track {
+    let mut text = String::new();
+    for k in 0..900 {
+        let s = k as f64 / 10.0 + 0.05;
+        if (59.0..63.0).contains(&s) {
+            continue;
+        }
+        let p = pose_of(s, start);
+        let line = serde_json::json!({
+            "time": (t0 as f64 / 1000.0) + s, "lat": p.lat, "lon": p.lon,
+            "alt_agl": p.alt_agl, "heading": p.heading, "pitch": p.pitch, "roll": p.roll,
+        });
+        text.push_str(&format!("{line}\n"));
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    let track = Track::default();
+    for line in std::fs::read_to_string(file.path()).unwrap().lines() {
+        track.push(parse_line(line).unwrap());
+    }
+    track
 }
 
 /// `clip` (the street, as the street camera films it) through both scenes, the
@@ -126,6 +158,7 @@ fn fly_over(
     let mut street = Frame::default();
     let mut dets = Vec::new();
     let t0 = gridwatch::cases::now_ms();
+    let poses = flight_log(t0, &start, &pose_of);
     let parking = |f: &Found| f.violation.kind == kind;
     let (mut by_drone, mut by_street, mut samples) = (Vec::new(), Vec::new(), 0);
     while dec.next_sampled(&mut sampler, &mut street).unwrap() {
@@ -134,9 +167,11 @@ fn fly_over(
         let view = render(&cal, &cam, &pose, &street);
         let t = t0 + (s * 1000.0) as i64;
         det.detect(std::slice::from_ref(&view), &mut dets).unwrap();
-        let posed = (!(60.0..63.0).contains(&s)).then_some(&pose);
+        // the pose as the service matches it: the log's, at the frame's time
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(t as u64);
+        let posed = poses.at(at, Duration::from_secs(1));
         let found = drone
-            .step_posed(t, &view, posed, &dets[0], &classes)
+            .step_posed(t, &view, posed.as_ref(), &dets[0], &classes)
             .unwrap();
         by_drone.extend(found.into_iter().filter(parking).map(|f| (s, f)));
         det.detect(std::slice::from_ref(&street), &mut dets)
