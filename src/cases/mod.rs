@@ -9,6 +9,7 @@
 pub mod config;
 pub mod exchange;
 pub mod inbox;
+pub mod integrity;
 pub mod open311;
 pub mod outbox;
 pub mod policy;
@@ -363,6 +364,9 @@ pub struct Evidence {
     pub camera: String,
     /// When, ms since the Unix epoch.
     pub at_ms: i64,
+    /// Its link in the case's evidence chain ([`integrity`]; `None`: stored before
+    /// evidence was chained).
+    pub chain: Option<String>,
 }
 
 /// A reviewer's decision.
@@ -643,6 +647,9 @@ pub use crate::clock::now_ms;
 
 /// The zones of a case's violations (both stores; `?1` the case id).
 const CASE_ZONES: &str = "SELECT zone, zone_version, COUNT(*) FROM violations WHERE case_id = ?1 AND zone <> '' GROUP BY zone, zone_version ORDER BY MIN(id)";
+
+/// The evidence chain column (both stores).
+pub(crate) const EVIDENCE_CHAIN: &str = "ALTER TABLE evidence ADD COLUMN chain TEXT;";
 
 /// A drone finding's footprint column (both stores).
 pub(crate) const VIOLATION_FOOTPRINT: &str = "ALTER TABLE violations ADD COLUMN footprint TEXT;";

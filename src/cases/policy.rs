@@ -70,14 +70,19 @@ pub trait CaseTx {
     fn fail_pending(&mut self, case_id: i64, at_ms: i64, why: &str) -> Result<(), StoreError>;
     /// How many evidence images a case has.
     fn evidence_count(&mut self, case_id: i64) -> Result<i64, StoreError>;
-    /// Keeps an evidence image (with its SHA-256, hex) for a case.
+    /// A case's fixed fields: kind, cell, first seen (locking the case where the
+    /// store can, so that its evidence is chained in one order).
+    fn case_key(&mut self, id: i64) -> Result<Option<(String, String, i64)>, StoreError>;
+    /// The chain of a case's newest chained evidence item.
+    fn chain_head(&mut self, case_id: i64) -> Result<Option<String>, StoreError>;
+    /// Keeps an evidence image (with its SHA-256 and chain, hex) for a case.
     fn insert_evidence(
         &mut self,
         case_id: i64,
         camera: &str,
         at_ms: i64,
         jpeg: &[u8],
-        sha256: &str,
+        hashes: (&str, &str),
     ) -> Result<Evidence, StoreError>;
 }
 
@@ -360,12 +365,17 @@ pub fn add_evidence(
     limit: usize,
 ) -> Result<Option<Evidence>, StoreError> {
     use sha2::{Digest, Sha256};
-    tx.status(case_id)?.ok_or(StoreError::NotFound(case_id))?;
+    let (kind, cell, first) = tx.case_key(case_id)?.ok_or(StoreError::NotFound(case_id))?;
     if tx.evidence_count(case_id)? as usize >= limit {
         return Ok(None);
     }
     let sha256 = format!("{:x}", Sha256::digest(jpeg));
-    tx.insert_evidence(case_id, camera, at_ms, jpeg, &sha256)
+    let previous = match tx.chain_head(case_id)? {
+        Some(h) => h,
+        None => super::integrity::genesis(case_id, &kind, &cell, first),
+    };
+    let chain = super::integrity::link(&previous, &sha256, camera, at_ms);
+    tx.insert_evidence(case_id, camera, at_ms, jpeg, (&sha256, &chain))
         .map(Some)
 }
 

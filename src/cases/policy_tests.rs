@@ -274,7 +274,7 @@ impl CaseTx for Mem {
         camera: &str,
         at_ms: i64,
         _: &[u8],
-        sha256: &str,
+        (sha256, chain): (&str, &str),
     ) -> Result<Evidence, StoreError> {
         self.evidence.push(case_id);
         Ok(Evidence {
@@ -284,7 +284,14 @@ impl CaseTx for Mem {
             sha256: sha256.into(),
             camera: camera.into(),
             at_ms,
+            chain: Some(chain.into()),
         })
+    }
+    fn case_key(&mut self, id: i64) -> Result<Option<(String, String, i64)>, StoreError> {
+        Ok(self.status(id)?.map(|_| ("k".into(), "c".into(), 0)))
+    }
+    fn chain_head(&mut self, _: i64) -> Result<Option<String>, StoreError> {
+        Ok(None)
     }
 }
 

@@ -83,6 +83,9 @@ pub enum CasesCommand {
     Deliver(DeliverArgs),
     /// The outbox: totals, and every delivery that failed or is waiting, with why.
     Outbox(DataArgs),
+    /// Check every evidence image of a case (or all cases) against its SHA-256 and the
+    /// case's evidence chain; names what does not match and fails if anything does.
+    Verify(super::cases_verify::VerifyArgs),
 }
 
 /// Arguments of `cases record`.
@@ -238,6 +241,7 @@ pub fn run(cmd: CasesCommand) -> anyhow::Result<()> {
         CasesCommand::Review(a) => review(a),
         CasesCommand::Deliver(a) => deliver(a),
         CasesCommand::Outbox(a) => outbox(a),
+        CasesCommand::Verify(a) => super::cases_verify::verify(a),
     }
 }
 

@@ -77,3 +77,85 @@ pub fn sightings_keep_footprints(store: &dyn gridwatch::cases::CaseStore) {
         "at most the limit"
     );
 }
+
+/// A change made to a store behind its back.
+#[allow(dead_code)]
+pub enum Tamper {
+    /// One byte of an evidence image flipped (case, evidence id).
+    FlipByte(i64, i64),
+    /// An evidence record (and its image) removed.
+    Remove(i64),
+    /// An evidence record's time changed.
+    Retime(i64),
+}
+
+/// Three evidence images of a case, chained: `verify` finds nothing; each change
+/// behind the store's back is named by the item it touched, and only that one.
+#[allow(dead_code)]
+pub fn the_evidence_chain_names_what_was_changed(
+    store: &dyn gridwatch::cases::CaseStore,
+    tamper: &dyn Fn(Tamper),
+) {
+    use gridwatch::cases::integrity::verify_case;
+    let (case, _) = store
+        .record(&violation(
+            "illegal_parking",
+            "chain-cell",
+            "street",
+            9_000_000,
+        ))
+        .unwrap();
+    let ids: Vec<i64> = (0..3)
+        .map(|i| {
+            let jpeg: Vec<u8> = (0..500u32).map(|b| (b * (i + 3)) as u8).collect();
+            store
+                .add_evidence(case, "street", 9_000_000 + i as i64, &jpeg, 5)
+                .unwrap()
+                .unwrap()
+                .id
+        })
+        .collect();
+    let ok = verify_case(store, case).unwrap();
+    assert_eq!((ok.items, ok.problems.len()), (3, 0), "{ok:?}");
+    let chains: Vec<_> = store
+        .evidence(case)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.chain.unwrap())
+        .collect();
+    assert_eq!(ok.head, chains[2], "the head is the last item's chain");
+    assert_eq!(
+        chains
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        3
+    );
+
+    tamper(Tamper::Retime(ids[0]));
+    let c = verify_case(store, case).unwrap();
+    assert_eq!(c.problems.len(), 1, "{c:?}");
+    assert!(
+        c.problems[0].contains(&format!("evidence {} ", ids[0])) && c.problems[0].contains("chain"),
+        "{c:?}"
+    );
+
+    tamper(Tamper::FlipByte(case, ids[1]));
+    let c = verify_case(store, case).unwrap();
+    assert_eq!(c.problems.len(), 2, "{c:?}");
+    assert!(
+        c.problems[1].contains(&format!("evidence {} ", ids[1]))
+            && c.problems[1].contains("altered"),
+        "{c:?}"
+    );
+
+    tamper(Tamper::Remove(ids[1]));
+    let c = verify_case(store, case).unwrap();
+    assert_eq!(c.items, 2);
+    assert_eq!(c.problems.len(), 2, "{c:?}");
+    assert!(
+        c.problems[1].contains(&format!("evidence {} ", ids[2]))
+            && c.problems[1].contains("removed"),
+        "the item after the gap: {c:?}"
+    );
+}

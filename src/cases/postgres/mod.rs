@@ -263,7 +263,7 @@ impl CaseStore for PgStore {
         let mut client = self.conn()?;
         Ok(client
             .query(
-                "SELECT id, case_id, file, sha256, camera, at_ms FROM evidence WHERE case_id = $1 ORDER BY id",
+                "SELECT id, case_id, file, sha256, camera, at_ms, chain FROM evidence WHERE case_id = $1 ORDER BY id",
                 &[&case_id],
             )
             .map_err(|e| self.err(e))?
@@ -275,6 +275,7 @@ impl CaseStore for PgStore {
                 sha256: r.get(3),
                 camera: r.get(4),
                 at_ms: r.get(5),
+                chain: r.get(6),
             })
             .collect())
     }

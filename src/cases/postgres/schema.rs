@@ -20,6 +20,8 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
     &[crate::cases::registry_tables::REFERENCE_TABLES],
     // 7: a drone finding's frame on the ground
     &[crate::cases::VIOLATION_FOOTPRINT],
+    // 8: each evidence item chained to the one before it and the case
+    &[crate::cases::EVIDENCE_CHAIN],
 ];
 
 /// 1: cases, the violations they absorbed, evidence, the outbox, reviews.

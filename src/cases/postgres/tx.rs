@@ -269,12 +269,12 @@ impl CaseTx for PgTx<'_, '_> {
         camera: &str,
         at_ms: i64,
         jpeg: &[u8],
-        sha256: &str,
+        (sha256, chain): (&str, &str),
     ) -> Result<Evidence, StoreError> {
         let id: i64 = self
             .opt(
-                "INSERT INTO evidence (case_id, file, sha256, camera, at_ms) VALUES ($1, '', $2, $3, $4) RETURNING id",
-                &[&case_id, &sha256, &camera, &at_ms],
+                "INSERT INTO evidence (case_id, file, sha256, camera, at_ms, chain) VALUES ($1, '', $2, $3, $4, $5) RETURNING id",
+                &[&case_id, &sha256, &camera, &at_ms, &chain],
             )?
             .map(|r| r.get(0))
             .expect("INSERT … RETURNING returns its row");
@@ -291,6 +291,27 @@ impl CaseTx for PgTx<'_, '_> {
             sha256: sha256.to_string(),
             camera: camera.to_string(),
             at_ms,
+            chain: Some(chain.to_string()),
         })
+    }
+
+    /// Locks the case (`FOR UPDATE`): two nodes adding evidence to one case chain it
+    /// one after the other.
+    fn case_key(&mut self, id: i64) -> Result<Option<(String, String, i64)>, StoreError> {
+        Ok(self
+            .opt(
+                "SELECT kind, cell, first_seen_ms FROM cases WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )?
+            .map(|r| (r.get(0), r.get(1), r.get(2))))
+    }
+
+    fn chain_head(&mut self, case_id: i64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .opt(
+                "SELECT chain FROM evidence WHERE case_id = $1 AND chain IS NOT NULL ORDER BY id DESC LIMIT 1",
+                &[&case_id],
+            )?
+            .map(|r| r.get(0)))
     }
 }

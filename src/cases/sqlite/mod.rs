@@ -231,7 +231,7 @@ impl CaseStore for SqliteStore {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, case_id, file, sha256, camera, at_ms FROM evidence WHERE case_id = ?1 ORDER BY id",
+                "SELECT id, case_id, file, sha256, camera, at_ms, chain FROM evidence WHERE case_id = ?1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -243,6 +243,7 @@ impl CaseStore for SqliteStore {
                     sha256: r.get(3)?,
                     camera: r.get(4)?,
                     at_ms: r.get(5)?,
+                    chain: r.get(6)?,
                 })
             })
             .map_err(|e| self.err(e))?;

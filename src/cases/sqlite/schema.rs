@@ -120,6 +120,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     crate::cases::registry_tables::REFERENCE_TABLES,
     // 8: a drone finding's frame on the ground
     crate::cases::VIOLATION_FOOTPRINT,
+    // 9: each evidence item chained to the one before it and the case
+    crate::cases::EVIDENCE_CHAIN,
 ];
 
 /// Opens (creating it and its folder) a SQLite file in WAL mode with foreign keys on,

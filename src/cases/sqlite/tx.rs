@@ -249,11 +249,11 @@ impl CaseTx for LiteTx<'_> {
         camera: &str,
         at_ms: i64,
         jpeg: &[u8],
-        sha256: &str,
+        (sha256, chain): (&str, &str),
     ) -> Result<Evidence, StoreError> {
         self.run(
-            "INSERT INTO evidence (case_id, file, sha256, camera, at_ms) VALUES (?1, '', ?2, ?3, ?4)",
-            params![case_id, sha256, camera, at_ms],
+            "INSERT INTO evidence (case_id, file, sha256, camera, at_ms, chain) VALUES (?1, '', ?2, ?3, ?4, ?5)",
+            params![case_id, sha256, camera, at_ms, chain],
         )?;
         let id = self.c.last_insert_rowid();
         let file = format!("evidence/{case_id}/{id}.jpg");
@@ -273,6 +273,23 @@ impl CaseTx for LiteTx<'_> {
             sha256: sha256.to_string(),
             camera: camera.to_string(),
             at_ms,
+            chain: Some(chain.to_string()),
         })
+    }
+
+    fn case_key(&mut self, id: i64) -> Result<Option<(String, String, i64)>, StoreError> {
+        self.one(
+            "SELECT kind, cell, first_seen_ms FROM cases WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
+    fn chain_head(&mut self, case_id: i64) -> Result<Option<String>, StoreError> {
+        self.one(
+            "SELECT chain FROM evidence WHERE case_id = ?1 AND chain IS NOT NULL ORDER BY id DESC LIMIT 1",
+            [case_id],
+            |r| r.get(0),
+        )
     }
 }
