@@ -54,6 +54,7 @@ fn endpoints(viewer_id: &str) -> Vec<Endpoint> {
         ep("GET", "/api/cases", "", "", Some(Viewer), S::OK),
         ep("GET", "/api/cases/1", "", "", Some(Viewer), S::OK),
         ep("GET", "/evidence/1/1.jpg", "", "", Some(Viewer), S::OK),
+        ep("GET", "/api/cases/1/export", "", "", Some(Reviewer), S::OK),
         ep(
             "POST",
             "/api/cases/2/review",

@@ -72,3 +72,107 @@ fn the_postgresql_stores_chain_names_what_was_changed() {
     }
     });
 }
+
+/// Exports a case, checks the zip with the Python checker (zipfile and hashlib, not
+/// gridwatch), shows the checker fails on a changed byte, and that a case whose
+/// evidence does not verify is not exported at all.
+#[test]
+fn a_case_exports_as_a_zip_that_checks_without_gridwatch() {
+    use gridwatch::cases::{CaseStore, Review, Verdict};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let store = SqliteStore::open(&dir, dedup()).unwrap();
+    let (case, _) = store
+        .record(&common::cases::violation(
+            "illegal_parking",
+            "export-cell",
+            "街口-1",
+            7_000_000,
+        ))
+        .unwrap();
+    let images: Vec<Vec<u8>> = (0..3u32)
+        .map(|i| (0..4000u32).map(|b| (b * (i + 7) / 3) as u8).collect())
+        .collect();
+    for (i, img) in images.iter().enumerate() {
+        store
+            .add_evidence(case, "街口-1", 7_000_000 + i as i64 * 1000, img, 5)
+            .unwrap()
+            .unwrap();
+    }
+    store
+        .review(&Review {
+            case_id: case,
+            verdict: Verdict::Confirm,
+            reviewer: "ana".into(),
+            note: "plate visible".into(),
+            at_ms: 7_100_000,
+        })
+        .unwrap();
+    let head = gridwatch::cases::integrity::verify_case(&store, case)
+        .unwrap()
+        .head;
+    let gw = |out: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_gridwatch"))
+            .args(["cases", "export", &case.to_string(), "--data"])
+            .arg(&dir)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let check = |zip: &std::path::Path| {
+        Command::new("/usr/bin/python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/check-export.py"
+            ))
+            .arg(zip)
+            .args(["--head", &head])
+            .output()
+            .unwrap()
+    };
+    let zip = tmp.path().join("case.zip");
+    let out = gw(&zip);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&head),
+        "{out:?}"
+    );
+    let ok = check(&zip);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("6 files"),
+        "case.json, 3 images, chain.json, manifest.json: {ok:?}"
+    );
+    // the images are stored as they are: find the second one in the zip, change a byte
+    let mut bytes = std::fs::read(&zip).unwrap();
+    let at = bytes
+        .windows(64)
+        .position(|w| w == &images[1][..64])
+        .expect("stored image in the zip");
+    bytes[at + 2000] ^= 0x10;
+    let changed = tmp.path().join("changed.zip");
+    std::fs::write(&changed, bytes).unwrap();
+    let bad = check(&changed);
+    let said = String::from_utf8_lossy(&bad.stdout);
+    assert!(!bad.status.success(), "{bad:?}");
+    assert!(
+        said.contains("evidence/") && said.contains("does not match"),
+        "{said}"
+    );
+    // a store whose evidence does not verify exports nothing
+    let e = store.evidence(case).unwrap();
+    let p = dir.join(&e[2].file);
+    let mut b = std::fs::read(&p).unwrap();
+    b[10] ^= 0x01;
+    std::fs::write(&p, b).unwrap();
+    let refused = tmp.path().join("refused.zip");
+    let out = gw(&refused);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.contains("does not verify") && err.contains(&format!("evidence {}", e[2].id)),
+        "{err}"
+    );
+    assert!(!refused.exists() && !tmp.path().join("refused.zip.part").exists());
+}

@@ -323,6 +323,7 @@ calibration = "{cal}"
         .contains("Huangpu / Riverside"));
     b.wait_for("document.querySelector('#detail .readonly') !== null", long);
     assert_eq!(b.eval("document.getElementById('confirm')"), Value::Null);
+    assert_eq!(b.eval("document.getElementById('export')"), Value::Null);
     b.click(&b.find("body", long));
     b.key("c");
     std::thread::sleep(Duration::from_millis(500));
@@ -351,6 +352,22 @@ calibration = "{cal}"
         long,
     );
     b.wait_for("document.querySelectorAll('#list .row').length === 2", long);
+    // an admin (as a reviewer) exports the case: the page names the chain head the
+    // archive keeps, the one `cases verify` finds
+    b.click(&b.find("#export", long));
+    b.wait_for(
+        "(document.getElementById('msg')||{}).textContent?.includes('chain head')",
+        long,
+    );
+    let said = b.text(&b.find("#msg", long));
+    let head = said.rsplit(' ').next().unwrap().to_string();
+    assert_eq!(head.len(), 64, "{said}");
+    let check = gridwatch::cases::integrity::verify_case(
+        &gridwatch::cases::sqlite::SqliteStore::open(&data, Default::default()).unwrap(),
+        first,
+    )
+    .unwrap();
+    assert_eq!(check.head, head, "{said}");
     let note = b.find("#note", long);
     b.type_into(&note, "bags on the lawn");
     b.click(&b.find("#confirm", long));

@@ -20,6 +20,7 @@ mod admin;
 pub mod auth;
 mod calibrations;
 mod cameras;
+mod export;
 mod guard;
 mod map;
 mod references;
@@ -157,6 +158,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/cases", get(cases))
         .route("/api/cases/{id}", get(case))
         .route("/api/cases/{id}/review", post(review::review))
+        .route("/api/cases/{id}/export", get(export::export))
         .route("/evidence/{case}/{file}", get(evidence))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such resource".into()) });
     guard::protect(routes, state.clone()).with_state(state)

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod exchange;
+pub mod export;
 pub mod inbox;
 pub mod integrity;
 pub mod open311;

@@ -86,6 +86,10 @@ pub enum CasesCommand {
     /// Check every evidence image of a case (or all cases) against its SHA-256 and the
     /// case's evidence chain; names what does not match and fails if anything does.
     Verify(super::cases_verify::VerifyArgs),
+    /// Write one case as a zip for an enforcement archive: the case JSON, its images,
+    /// the evidence chain and a manifest of every file's SHA-256 (refused if its
+    /// evidence does not verify).
+    Export(super::cases_export::ExportArgs),
 }
 
 /// Arguments of `cases record`.
@@ -242,6 +246,7 @@ pub fn run(cmd: CasesCommand) -> anyhow::Result<()> {
         CasesCommand::Deliver(a) => deliver(a),
         CasesCommand::Outbox(a) => outbox(a),
         CasesCommand::Verify(a) => super::cases_verify::verify(a),
+        CasesCommand::Export(a) => super::cases_export::export(a),
     }
 }
 

@@ -4,6 +4,7 @@ mod bench;
 mod bench_ingest;
 mod calibrate;
 mod cases;
+mod cases_export;
 mod cases_verify;
 mod detect;
 mod interrupt;
