@@ -102,6 +102,12 @@ fn unsafe_or_unusable_settings_are_errors() {
             "has no host",
         ),
         (
+            "a blurred class the model lacks",
+            "[cases.privacy]\nblur = [\"persn\"]",
+            "location = [31.2, 121.4]",
+            "cases.privacy.blur: the model has no class \"persn\"",
+        ),
+        (
             "a camera id of dots",
             "",
             "location = [31.2, 121.4]",

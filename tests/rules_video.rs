@@ -13,11 +13,13 @@ use gridwatch::geo::calib::Calibration;
 use gridwatch::geo::zones::{ZoneArea, ZoneSet};
 use gridwatch::rules::evidence::EvidenceKeeper;
 use gridwatch::rules::parking::{ParkingConfig, ParkingRule};
+use gridwatch::rules::privacy::PrivacyConfig;
 use gridwatch::rules::{RuleEvent, Stage, TrackRule, ZoneHit};
 use gridwatch::track::{Observation, Tracker, TrackerConfig};
 use opencv::core::Vector;
-use opencv::imgcodecs::{imdecode, IMREAD_COLOR};
+use opencv::imgcodecs::{imdecode, IMREAD_COLOR, IMREAD_GRAYSCALE};
 use opencv::prelude::*;
+use std::collections::HashMap;
 
 #[test]
 fn the_parked_van_is_one_violation_and_walkers_are_none() {
@@ -30,8 +32,16 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
     let now = Utc::now();
     let mut events: Vec<RuleEvent> = Vec::new();
     let mut people_seen = 0;
+    // the same frames kept twice: as the service keeps them (people pixelated) and with
+    // nothing blurred, so what privacy changed can be measured
     let mut keeper = EvidenceKeeper::default();
+    let mut open_keeper = EvidenceKeeper::new(PrivacyConfig {
+        blur: vec![],
+        ..PrivacyConfig::default()
+    });
     let mut evidence = Vec::new();
+    let mut open_evidence = Vec::new();
+    let mut people_at: HashMap<i64, Vec<[f32; 4]>> = HashMap::new();
     let np = zones
         .zones()
         .iter()
@@ -48,15 +58,23 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
     let ground = |b: &[f32; 4]| cal.box_to_ground(*b).ok().map(|g| cal.frame().to_local(g));
     run_clip("samples/street.mp4", ground, |t, frame, obs, tracks| {
         people_seen += obs.iter().filter(|o| o.class == "person").count();
-        keeper
-            .observe(t, frame, tracks, |tr| {
-                cal.box_to_ground(tr.bbox).is_ok_and(|g| {
-                    let mut zs = Vec::new();
-                    zones.at(g, now, &mut zs);
-                    !zs.is_empty()
-                })
+        people_at.insert(
+            t,
+            tracks
+                .iter()
+                .filter(|tr| tr.seen_at(t) && tr.class == "person")
+                .map(|tr| tr.bbox)
+                .collect(),
+        );
+        let in_zone = |tr: &gridwatch::track::Track| {
+            cal.box_to_ground(tr.bbox).is_ok_and(|g| {
+                let mut zs = Vec::new();
+                zones.at(g, now, &mut zs);
+                !zs.is_empty()
             })
-            .unwrap();
+        };
+        keeper.observe(t, frame, tracks, in_zone).unwrap();
+        open_keeper.observe(t, frame, tracks, in_zone).unwrap();
         let before = events.len();
         rule.step(
             t,
@@ -82,7 +100,8 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         );
         for e in &events[before..] {
             if e.stage == Stage::Violation {
-                evidence.push(keeper.evidence(frame, e, &outline).unwrap());
+                evidence.push(keeper.evidence(t, frame, tracks, e, &outline).unwrap());
+                open_evidence.push(open_keeper.evidence(t, frame, tracks, e, &outline).unwrap());
             }
         }
     });
@@ -127,6 +146,19 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         (cw as f32 - 1.5 * bw).abs() <= 3.0 && ch as f32 <= 1.5 * bh + 3.0,
         "crop {cw}x{ch} for a {bw}x{bh} box"
     );
+    // privacy: the people about the van are pixelated in the latest frame, and nothing
+    // else is touched
+    let latest_people = &people_at[&v.at_ms];
+    assert!(!latest_people.is_empty(), "people walk by at the violation");
+    let (changed, untouched) = privacy_change(&ev.latest, &open_evidence[0].latest, latest_people);
+    assert!(
+        changed > 4.0,
+        "people's boxes changed by {changed:.2} a pixel on average"
+    );
+    assert!(
+        untouched < 0.5,
+        "the rest changed by {untouched:.2} a pixel"
+    );
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("parking-evidence");
     std::fs::create_dir_all(&dir).unwrap();
     for (name, bytes) in [
@@ -136,6 +168,35 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
     ] {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
+}
+
+/// How far two JPEGs of one frame differ, as mean absolute grey difference a pixel:
+/// inside `boxes` (shrunk by 2 px), and outside them (grown by 16 px, past the JPEG
+/// blocks their edges touch).
+fn privacy_change(a: &[u8], b: &[u8], boxes: &[[f32; 4]]) -> (f64, f64) {
+    let grey = |j: &[u8]| imdecode(&Vector::from_slice(j), IMREAD_GRAYSCALE).unwrap();
+    let (a, b) = (grey(a), grey(b));
+    let within = |x: i32, y: i32, m: f32| {
+        boxes.iter().any(|bb| {
+            (bb[0] - m..bb[2] + m).contains(&(x as f32))
+                && (bb[1] - m..bb[3] + m).contains(&(y as f32))
+        })
+    };
+    let (mut inside, mut n_in, mut outside, mut n_out) = (0.0, 0u32, 0.0, 0u32);
+    for y in 0..a.rows() {
+        for x in 0..a.cols() {
+            let d =
+                (*a.at_2d::<u8>(y, x).unwrap() as f64 - *b.at_2d::<u8>(y, x).unwrap() as f64).abs();
+            if within(x, y, -2.0) {
+                inside += d;
+                n_in += 1;
+            } else if !within(x, y, 16.0) {
+                outside += d;
+                n_out += 1;
+            }
+        }
+    }
+    (inside / n_in.max(1) as f64, outside / n_out.max(1) as f64)
 }
 
 /// Runs the detector and tracker over a clip, one frame a second, calling `f` with each
@@ -212,11 +273,18 @@ fn dumping_run(clip: &str) -> (Vec<RuleEvent>, Vec<gridwatch::rules::evidence::E
             .unwrap();
             for &(id, bbox) in rule.appeared() {
                 keeper
-                    .remember(gridwatch::rules::ViolationKind::Dumping, id, t, bbox, frame)
+                    .remember(
+                        gridwatch::rules::ViolationKind::Dumping,
+                        id,
+                        t,
+                        bbox,
+                        frame,
+                        tracks,
+                    )
                     .unwrap();
             }
             for e in &events[before..] {
-                evidence.push(keeper.evidence(frame, e, &[]).unwrap());
+                evidence.push(keeper.evidence(t, frame, tracks, e, &[]).unwrap());
             }
         },
     );

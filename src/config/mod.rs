@@ -410,6 +410,10 @@ pub struct CasesConfig {
     /// Evidence of cases not seen for this long is deleted (checked hourly).
     #[serde(default = "default_retention", deserialize_with = "dur::de")]
     pub evidence_retention: Duration,
+    /// `[cases.privacy]`: who is blurred in evidence (people other than the subject,
+    /// by default).
+    #[serde(default)]
+    pub privacy: crate::rules::privacy::PrivacyConfig,
 }
 
 fn default_retention() -> Duration {
@@ -480,6 +484,7 @@ impl Default for CasesConfig {
             followup_delay: default_followup(),
             evidence_per_case: default_evidence(),
             evidence_retention: default_retention(),
+            privacy: Default::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod construction;
 pub mod dumping;
 pub mod evidence;
 pub mod parking;
+pub mod privacy;
 pub mod revisit;
 pub mod vending;
 

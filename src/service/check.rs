@@ -23,6 +23,7 @@ pub fn check_files(cfg: &Config) -> Vec<String> {
             if let Err(e) = m.verify_file() {
                 out.push(format!("model.manifest: {e}"));
             }
+            out.extend(cfg.cases.privacy.check(&m.classes));
         }
         Err(e) => out.push(format!("model.manifest: {e}")),
     }

@@ -45,6 +45,7 @@ fn scene_rules(cfg: &Config) -> SceneRules {
         }),
         fault_after: (cfg.rules.view_check && !cfg.rules.view_fault_after.is_zero())
             .then_some(cfg.rules.view_fault_after),
+        privacy: cfg.cases.privacy.clone(),
         ..SceneRules::default()
     };
     if let Some(d) = cfg.rules.parking.dwell {

@@ -49,6 +49,8 @@ pub struct SceneRules {
     pub construction: ConstructionConfig,
     /// Dumping and construction seen from a drone, by revisit.
     pub revisit: crate::rules::revisit::RevisitConfig,
+    /// Who is blurred in evidence.
+    pub privacy: crate::rules::privacy::PrivacyConfig,
     /// Ignore the zones' own dwell times.
     pub override_zone_dwell: bool,
     /// Check each sample's view against the camera's reference ([`ViewWatch`]):

@@ -94,7 +94,7 @@ impl Position {
                 zones: Vec::new(),
             },
             revisit: None,
-            keeper: EvidenceKeeper::default(),
+            keeper: EvidenceKeeper::new(rules.privacy.clone()),
             out: RuleOutput::default(),
             obs: Vec::new(),
             away_ms: 0,
@@ -310,7 +310,7 @@ impl Position {
             d.set_coverage(rv.coverage());
         }
         for &(kind, id, bbox) in &self.out.remember {
-            self.keeper.remember(kind, id, t_ms, bbox, frame)?;
+            self.keeper.remember(kind, id, t_ms, bbox, frame, tracks)?;
         }
         for &(kind, id) in &self.out.forget {
             self.keeper.forget(kind, id);
@@ -343,7 +343,9 @@ impl Position {
                 continue;
             };
             let outline = self.outline(&e.zone);
-            let ev = self.keeper.evidence(frame, e, &outline)?;
+            let ev = self
+                .keeper
+                .evidence(t_ms, frame, self.tracker.tracks(), e, &outline)?;
             out.push(Found {
                 violation: NewViolation {
                     kind: e.kind,
