@@ -86,7 +86,10 @@ impl PrivacyConfig {
         kinds.sort_by_key(|(k, _)| k.as_str());
         let fields = std::iter::once(("cases.privacy.blur".to_string(), &self.blur)).chain(
             kinds.into_iter().filter_map(|(k, p)| {
-                Some((format!("cases.privacy.kinds.{}.blur", k.as_str()), p.blur.as_ref()?))
+                Some((
+                    format!("cases.privacy.kinds.{}.blur", k.as_str()),
+                    p.blur.as_ref()?,
+                ))
             }),
         );
         let mut out = Vec::new();
