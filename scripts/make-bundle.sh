@@ -18,6 +18,7 @@
 #                        its float16 copy (scripts/make-fp16-model.py), for GPUs
 #     samples/           the sample clip, photos and zones (the built-in demo's camera)
 #     calibration/       the sample camera's calibration
+#     share/fonts/       WenQuanYi Micro Hei, the CJK font of evidence captions
 #     tests/fixtures/clips/street-dumping.mp4   the built-in demo's second camera
 #     scripts/           the Python baseline and reference detector (bench)
 #     .cache/bench/      with --bench-clip, the 1080p benchmark clip (`bench --clip
@@ -116,6 +117,10 @@ if [ -n "$fp16" ]; then
 fi
 cp -r samples/street.mp4 samples/*.jpg samples/*.md samples/geo "$out/samples/"
 cp calibration/*.toml "$out/calibration/"
+# the CJK font evidence captions are drawn in (found there when the system has none)
+mkdir -p "$out/share/fonts"
+cp /usr/share/fonts/truetype/wqy/wqy-microhei.ttc "$out/share/fonts/"
+cp /usr/share/doc/fonts-wqy-microhei/copyright "$out/licences/fonts-wqy-microhei"
 # the built-in demo's second camera (a bag left on the lawn; scripts/make-test-clips.sh)
 mkdir -p "$out/tests/fixtures/clips"
 cp tests/fixtures/clips/street-dumping.mp4 "$out/tests/fixtures/clips/"

@@ -11,7 +11,8 @@
 #                    Chromium and chromedriver (the review page's browser tests),
 #                    the PostgreSQL server (tests start throwaway clusters of their own),
 #                    patchelf (scripts/make-bundle.sh points the binary at its lib/),
-#                    OpenSSL (https delivery; the tests' private CA) and the CA store
+#                    OpenSSL (https delivery; the tests' private CA) and the CA store,
+#                    WenQuanYi Micro Hei (the CJK font evidence captions are drawn in)
 #   .venv/           ONNX Runtime 1.31.1 from the PyPI wheel (its libonnxruntime.so is
 #                    what gridwatch loads), onnx (writes the small test models)
 #   Rust             cargo/rustc 1.92 or newer must be on PATH (rustup)
@@ -32,6 +33,7 @@ APT_PACKAGES=(
   postgresql
   patchelf
   libssl-dev openssl ca-certificates
+  fonts-wqy-microhei
 )
 
 say() { echo "setup: $*" >&2; }

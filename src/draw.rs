@@ -133,10 +133,14 @@ pub fn write_png(path: &Path, frame: &Frame) -> opencv::Result<()> {
 
 /// A frame as JPEG bytes of the given quality.
 pub fn encode_jpeg(frame: &Frame, quality: i32) -> opencv::Result<Vec<u8>> {
-    let mat = frame_mat(frame)?;
+    encode_mat(&frame_mat(frame)?, quality)
+}
+
+/// An image as JPEG bytes of the given quality (1..=100).
+pub fn encode_mat(image: &Mat, quality: i32) -> opencv::Result<Vec<u8>> {
     let mut buf: Vector<u8> = Vector::new();
     let params = Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, quality.clamp(1, 100)]);
-    imgcodecs::imencode(".jpg", &mat, &mut buf, &params)?;
+    imgcodecs::imencode(".jpg", image, &mut buf, &params)?;
     Ok(buf.to_vec())
 }
 

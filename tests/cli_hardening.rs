@@ -108,6 +108,12 @@ fn unsafe_or_unusable_settings_are_errors() {
             "cases.privacy.blur: the model has no class \"persn\"",
         ),
         (
+            "a caption font that is not there",
+            "[cases.captions]\nfont = \"/nonexistent/fonts/cjk.ttc\"",
+            "location = [31.2, 121.4]",
+            "cases.captions.font: /nonexistent/fonts/cjk.ttc",
+        ),
+        (
             "a camera id of dots",
             "",
             "location = [31.2, 121.4]",

@@ -165,12 +165,15 @@ fn the_bundle_runs_with_nothing_but_its_own_folder() {
     }
     assert!(bundled > 20, "only {bundled} bundled libraries:\n{trace}");
     // their licences travel with them
-    for pkg in ["libavcodec59", "libopencv-core406"] {
+    for pkg in ["libavcodec59", "libopencv-core406", "fonts-wqy-microhei"] {
         assert!(
             out.join("licences").join(pkg).is_file(),
             "no licence file for {pkg}"
         );
     }
+
+    // the font of evidence captions, for systems without it
+    assert!(out.join("share/fonts/wqy-microhei.ttc").is_file());
 
     // it detects with an empty environment, from a folder that is not the checkout
     let work = tmp.path().join("elsewhere");

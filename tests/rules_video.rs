@@ -7,11 +7,12 @@ mod common;
 
 use chrono::Utc;
 use common::path;
+use gridwatch::cases::photo::PhotoRole;
 use gridwatch::decode::{FileDecoder, Frame, Sampler, Sampling};
 use gridwatch::detect::{Detector, EngineOptions, ModelManifest};
 use gridwatch::geo::calib::Calibration;
 use gridwatch::geo::zones::{ZoneArea, ZoneSet};
-use gridwatch::rules::evidence::EvidenceKeeper;
+use gridwatch::rules::evidence::{EvidenceKeeper, Place};
 use gridwatch::rules::parking::{ParkingConfig, ParkingRule};
 use gridwatch::rules::privacy::PrivacyConfig;
 use gridwatch::rules::{RuleEvent, Stage, TrackRule, ZoneHit};
@@ -100,8 +101,16 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         );
         for e in &events[before..] {
             if e.stage == Stage::Violation {
-                evidence.push(keeper.evidence(t, frame, tracks, e, &outline).unwrap());
-                open_evidence.push(open_keeper.evidence(t, frame, tracks, e, &outline).unwrap());
+                evidence.push(
+                    keeper
+                        .evidence(t, frame, tracks, e, &outline, &Place::default())
+                        .unwrap(),
+                );
+                open_evidence.push(
+                    open_keeper
+                        .evidence(t, frame, tracks, e, &outline, &Place::default())
+                        .unwrap(),
+                );
             }
         }
     });
@@ -134,13 +143,40 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         (m.cols(), m.rows())
     };
     let ev = &evidence[0];
-    assert_eq!(size(&ev.first), (768, 576));
-    assert_eq!(size(&ev.latest), (768, 576));
+    let (first, latest) = (
+        ev.jpeg(PhotoRole::FirstSight).unwrap(),
+        ev.jpeg(PhotoRole::Violation).unwrap(),
+    );
+    assert_eq!(size(first), (768, 576));
+    assert_eq!(size(latest), (768, 576));
     assert_ne!(
-        ev.first, ev.latest,
+        first, latest,
         "the first frame is from the start of the stay"
     );
-    let (cw, ch) = size(&ev.crop);
+    // the sequence: first sight at the start of the stay, frames spread over the 30 s
+    // dwell, the violation, the close-up
+    let roles: Vec<_> = ev.photos.iter().map(|p| p.role).collect();
+    let middle: Vec<i64> = ev.of(PhotoRole::Middle).map(|p| p.at_ms).collect();
+    assert!(!middle.is_empty() && middle.len() <= 3, "{roles:?}");
+    let first_at = ev.of(PhotoRole::FirstSight).next().unwrap().at_ms;
+    assert!(
+        first_at <= v.since_ms + 1000,
+        "first sight at {first_at}: {v:?}"
+    );
+    assert!(
+        middle.iter().all(|&m| m > first_at && m < v.at_ms),
+        "{middle:?} within the stay {first_at}..{}",
+        v.at_ms
+    );
+    assert!(
+        middle.last().unwrap() - first_at > (v.at_ms - first_at) / 3,
+        "spread over the stay: {middle:?}"
+    );
+    assert_eq!(
+        &roles[roles.len() - 2..],
+        [PhotoRole::Violation, PhotoRole::Crop]
+    );
+    let (cw, ch) = size(ev.jpeg(PhotoRole::Crop).unwrap());
     let (bw, bh) = (v.bbox[2] - v.bbox[0], v.bbox[3] - v.bbox[1]);
     assert!(
         (cw as f32 - 1.5 * bw).abs() <= 3.0 && ch as f32 <= 1.5 * bh + 3.0,
@@ -150,7 +186,11 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
     // else is touched
     let latest_people = &people_at[&v.at_ms];
     assert!(!latest_people.is_empty(), "people walk by at the violation");
-    let (changed, untouched) = privacy_change(&ev.latest, &open_evidence[0].latest, latest_people);
+    let (changed, untouched) = privacy_change(
+        latest,
+        open_evidence[0].jpeg(PhotoRole::Violation).unwrap(),
+        latest_people,
+    );
     assert!(
         changed > 4.0,
         "people's boxes changed by {changed:.2} a pixel on average"
@@ -161,12 +201,8 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
     );
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("parking-evidence");
     std::fs::create_dir_all(&dir).unwrap();
-    for (name, bytes) in [
-        ("first.jpg", &ev.first),
-        ("latest.jpg", &ev.latest),
-        ("crop.jpg", &ev.crop),
-    ] {
-        std::fs::write(dir.join(name), bytes).unwrap();
+    for (i, p) in ev.photos.iter().enumerate() {
+        std::fs::write(dir.join(format!("{i}-{}.jpg", p.role.as_str())), &p.jpeg).unwrap();
     }
 }
 
@@ -284,7 +320,11 @@ fn dumping_run(clip: &str) -> (Vec<RuleEvent>, Vec<gridwatch::rules::evidence::E
                     .unwrap();
             }
             for e in &events[before..] {
-                evidence.push(keeper.evidence(t, frame, tracks, e, &[]).unwrap());
+                evidence.push(
+                    keeper
+                        .evidence(t, frame, tracks, e, &[], &Place::default())
+                        .unwrap(),
+                );
             }
         },
     );
@@ -298,7 +338,8 @@ fn an_object_left_on_the_lawn_is_one_dumping_violation_after_the_dwell() {
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(evidence.len(), 1);
     assert_ne!(
-        evidence[0].first, evidence[0].latest,
+        evidence[0].jpeg(PhotoRole::FirstSight),
+        evidence[0].jpeg(PhotoRole::Violation),
         "the first frame is from when it appeared"
     );
     let e = &events[0];

@@ -376,7 +376,12 @@ fn a_camera_covered_for_long_files_one_fault_case_and_a_ptz_camera_between_prese
         2,
         "the frame when it began and the latest"
     );
-    assert!(first.evidence.iter().all(|j| j.starts_with(&[0xFF, 0xD8])));
+    assert!(first
+        .evidence
+        .iter()
+        .all(|p| p.jpeg.starts_with(&[0xFF, 0xD8])));
+    let times: Vec<i64> = first.evidence.iter().map(|p| p.at_ms).collect();
+    assert!(times[0] + 10_000 <= times[1], "{times:?}");
     // placed where the camera looks, in the city's grid
     assert!(
         first.violation.cell.starts_with("310101-"),

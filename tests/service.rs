@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::eventually;
 use common::webdriver::Browser;
+use gridwatch::cases::photo::PhotoRole;
 use gridwatch::cases::sqlite::SqliteStore;
 use gridwatch::cases::{CaseStore, DedupConfig, DeliveryState, NewViolation};
 use serde_json::Value;
@@ -159,8 +160,28 @@ fn the_built_in_demo_files_a_real_case_and_stops_cleanly_on_sigterm() {
     // evidence: real JPEGs served by the API
     let ev = eventually("evidence", Duration::from_secs(10), || {
         let doc = svc.get(&format!("/api/cases/{id}"));
-        doc["evidence"].as_array().filter(|l| l.len() == 3).cloned()
+        doc["evidence"]
+            .as_array()
+            .filter(|l| l.iter().any(|e| e["role"] == "crop"))
+            .cloned()
     });
+    // the sequence: first sight, frames during the stay, the violation, the close-up
+    let roles: Vec<&str> = ev.iter().map(|e| e["role"].as_str().unwrap()).collect();
+    // (then the later sightings the case absorbed, if any)
+    let story = roles.iter().position(|&r| r == "crop").unwrap();
+    assert!(
+        roles[story + 1..].iter().all(|&r| r == "latest"),
+        "{roles:?}"
+    );
+    assert_eq!(roles[0], "first_sight", "{roles:?}");
+    assert_eq!(roles[story - 1], "violation", "{roles:?}");
+    assert!(
+        roles[1..story - 1].iter().all(|&r| r == "middle"),
+        "{roles:?}"
+    );
+    assert!((1..=3).contains(&(story - 2)), "{roles:?}");
+    let times: Vec<i64> = ev.iter().map(|e| e["at_ms"].as_i64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -186,10 +207,12 @@ fn the_built_in_demo_files_a_real_case_and_stops_cleanly_on_sigterm() {
             .cloned()
     });
     assert_eq!(req["service_code"], "0505");
-    assert!(req["media_url"]
-        .as_str()
-        .unwrap()
-        .starts_with(&format!("{}/evidence/{id}/", svc.url)));
+    let violation = ev.iter().find(|e| e["role"] == "violation").unwrap();
+    assert_eq!(
+        req["media_url"].as_str().unwrap(),
+        format!("{}{}", svc.url, violation["url"].as_str().unwrap()),
+        "the Open311 request shows the violation photo"
+    );
     let metrics = rt.block_on(async {
         reqwest::get(format!("{}/metrics", svc.url))
             .await
@@ -239,7 +262,15 @@ fn a_reviewer_confirms_and_rejects_in_the_browser() {
                     footprint: None,
                 })
                 .unwrap();
-            store.add_evidence(id, "street", 0, &jpeg, 3).unwrap();
+            let t = gridwatch::cases::now_ms() - 120_000;
+            for (n, role) in [PhotoRole::FirstSight, PhotoRole::Violation]
+                .into_iter()
+                .enumerate()
+            {
+                store
+                    .add_photo(id, "street", t + n as i64 * 60_000, Some(role), &jpeg, 3)
+                    .unwrap();
+            }
         }
     }
     let p = |rel: &str| common::path(rel).display().to_string();
@@ -311,20 +342,37 @@ calibration = "{cal}"
         .unwrap();
     // the page shows the case's evidence (fetched with the token) and where it is
     b.wait_for(
-        "document.querySelectorAll('#detail .imgs img').length === 1",
+        "document.querySelectorAll('#detail .imgs img').length === 2",
         long,
     );
     b.wait_for(
-        "document.querySelector('#detail .imgs img').complete && document.querySelector('#detail .imgs img').naturalWidth > 0",
+        "[...document.querySelectorAll('#detail .imgs img')].every((i) => i.complete && i.naturalWidth > 0)",
         long,
     );
+    // each photo says what it is in the sequence
+    let said = b.eval(
+        "[...document.querySelectorAll('#detail .imgs figure')].map((f) => f.dataset.role + ': ' + f.querySelector('figcaption').textContent)",
+    );
+    let said: Vec<&str> = said
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(
+        said[0].starts_with("first_sight: first sight · "),
+        "{said:?}"
+    );
+    assert!(said[1].starts_with("violation: violation · "), "{said:?}");
     assert!(b
         .text(&b.find("#detail dl", long))
         .contains("Huangpu / Riverside"));
     b.wait_for("document.querySelector('#detail .readonly') !== null", long);
     assert_eq!(b.eval("document.getElementById('confirm')"), Value::Null);
     assert_eq!(b.eval("document.getElementById('export')"), Value::Null);
-    b.click(&b.find("body", long));
+    // keys go to the page, not to a field the pointer happens to be over
+    b.eval("document.activeElement && document.activeElement.blur()");
     b.key("c");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
@@ -387,7 +435,8 @@ calibration = "{cal}"
         .parse::<i64>()
         .unwrap();
     assert_ne!(first, second);
-    b.click(&b.find("body", long));
+    // keys go to the page, not to a field the pointer happens to be over
+    b.eval("document.activeElement && document.activeElement.blur()");
     b.key("r");
     eventually("the rejection", long, || {
         (svc.get_as(&format!("/api/cases/{second}"), "t0k3n")["case"]["status"] == "rejected")

@@ -337,6 +337,7 @@ async fn case(
                     "sha256": e.sha256,
                     "camera": e.camera,
                     "at_ms": e.at_ms,
+                    "role": e.role,
                 })
             })
             .collect();

@@ -66,10 +66,16 @@ impl Outgoing {
         truncate_chars(&text, max)
     }
 
-    /// The address of the case's first evidence file under `public_url`.
+    /// The address of the case's violation photo (the frame in which the rule fired,
+    /// with its strip; the first evidence file of a case stored before photos had
+    /// roles) under `public_url`.
     pub fn media_url(&self, public_url: Option<&str>) -> Option<String> {
         let base = public_url?.trim_end_matches('/');
-        self.evidence.first().map(|e| format!("{base}/{}", e.file))
+        self.evidence
+            .iter()
+            .find(|e| e.role == Some(super::photo::PhotoRole::Violation))
+            .or(self.evidence.first())
+            .map(|e| format!("{base}/{}", e.file))
     }
 }
 

@@ -13,6 +13,7 @@ pub mod inbox;
 pub mod integrity;
 pub mod open311;
 pub mod outbox;
+pub mod photo;
 pub mod policy;
 pub mod postgres;
 pub mod registry_tables;
@@ -365,6 +366,8 @@ pub struct Evidence {
     pub camera: String,
     /// When, ms since the Unix epoch.
     pub at_ms: i64,
+    /// Its place in the case's sequence (`None`: stored before photos had roles).
+    pub role: Option<photo::PhotoRole>,
     /// Its link in the case's evidence chain ([`integrity`]; `None`: stored before
     /// evidence was chained).
     pub chain: Option<String>,
@@ -652,6 +655,9 @@ const CASE_ZONES: &str = "SELECT zone, zone_version, COUNT(*) FROM violations WH
 /// The evidence chain column (both stores).
 pub(crate) const EVIDENCE_CHAIN: &str = "ALTER TABLE evidence ADD COLUMN chain TEXT;";
 
+/// The evidence role column (both stores): a photo's place in the sequence.
+pub(crate) const EVIDENCE_ROLE: &str = "ALTER TABLE evidence ADD COLUMN role TEXT;";
+
 /// A drone finding's footprint column (both stores).
 pub(crate) const VIOLATION_FOOTPRINT: &str = "ALTER TABLE violations ADD COLUMN footprint TEXT;";
 
@@ -715,6 +721,18 @@ pub trait CaseStore: Send + Sync {
         case_id: i64,
         camera: &str,
         at_ms: i64,
+        jpeg: &[u8],
+        limit: usize,
+    ) -> Result<Option<Evidence>, StoreError> {
+        self.add_photo(case_id, camera, at_ms, None, jpeg, limit)
+    }
+    /// [`Self::add_evidence`] with the photo's place in the case's sequence.
+    fn add_photo(
+        &self,
+        case_id: i64,
+        camera: &str,
+        at_ms: i64,
+        role: Option<photo::PhotoRole>,
         jpeg: &[u8],
         limit: usize,
     ) -> Result<Option<Evidence>, StoreError>;

@@ -7,6 +7,7 @@
 //! [`CaseTx`]: the SQL a store answers, nothing more. Each store keeps its own
 //! migrations, locking and claiming queries.
 
+use super::photo::PhotoRole;
 use super::{
     AfterAttempt, Attempt, CaseStatus, DedupConfig, DeliveryState, Event, Evidence, NewViolation,
     Outcome, Review, StoreError, Verdict,
@@ -81,6 +82,7 @@ pub trait CaseTx {
         case_id: i64,
         camera: &str,
         at_ms: i64,
+        role: Option<PhotoRole>,
         jpeg: &[u8],
         hashes: (&str, &str),
     ) -> Result<Evidence, StoreError>;
@@ -361,6 +363,7 @@ pub fn add_evidence(
     case_id: i64,
     camera: &str,
     at_ms: i64,
+    role: Option<PhotoRole>,
     jpeg: &[u8],
     limit: usize,
 ) -> Result<Option<Evidence>, StoreError> {
@@ -375,7 +378,7 @@ pub fn add_evidence(
         None => super::integrity::genesis(case_id, &kind, &cell, first),
     };
     let chain = super::integrity::link(&previous, &sha256, camera, at_ms);
-    tx.insert_evidence(case_id, camera, at_ms, jpeg, (&sha256, &chain))
+    tx.insert_evidence(case_id, camera, at_ms, role, jpeg, (&sha256, &chain))
         .map(Some)
 }
 
@@ -403,16 +406,17 @@ macro_rules! policy_writes {
             self.write(|tx| $crate::cases::policy::set_status(tx, id, status, at_ms))
         }
 
-        fn add_evidence(
+        fn add_photo(
             &self,
             case_id: i64,
             camera: &str,
             at_ms: i64,
+            role: Option<$crate::cases::photo::PhotoRole>,
             jpeg: &[u8],
             limit: usize,
         ) -> Result<Option<$crate::cases::Evidence>, $crate::cases::StoreError> {
             self.write(|tx| {
-                $crate::cases::policy::add_evidence(tx, case_id, camera, at_ms, jpeg, limit)
+                $crate::cases::policy::add_evidence(tx, case_id, camera, at_ms, role, jpeg, limit)
             })
         }
 

@@ -273,6 +273,7 @@ impl CaseTx for Mem {
         case_id: i64,
         camera: &str,
         at_ms: i64,
+        role: Option<crate::cases::photo::PhotoRole>,
         _: &[u8],
         (sha256, chain): (&str, &str),
     ) -> Result<Evidence, StoreError> {
@@ -284,6 +285,7 @@ impl CaseTx for Mem {
             sha256: sha256.into(),
             camera: camera.into(),
             at_ms,
+            role,
             chain: Some(chain.into()),
         })
     }
@@ -415,10 +417,10 @@ fn a_failed_create_fails_the_follow_ups_and_evidence_is_bounded() {
         other => panic!("{other:?}"),
     }
     for _ in 0..5 {
-        add_evidence(&mut tx, 1, "cam", 3, b"jpeg", 3).unwrap();
+        add_evidence(&mut tx, 1, "cam", 3, None, b"jpeg", 3).unwrap();
     }
     assert_eq!(tx.evidence.len(), 3);
-    match add_evidence(&mut tx, 42, "cam", 3, b"jpeg", 3) {
+    match add_evidence(&mut tx, 42, "cam", 3, None, b"jpeg", 3) {
         Err(StoreError::NotFound(42)) => {}
         other => panic!("{other:?}"),
     }

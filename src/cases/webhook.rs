@@ -98,6 +98,7 @@ impl WebhookClient {
                 "sha256": e.sha256,
                 "camera": e.camera,
                 "at_ms": e.at_ms,
+                "role": e.role,
             })).collect::<Vec<_>>(),
             "reviews": out.reviews,
         });

@@ -404,7 +404,8 @@ pub struct CasesConfig {
     /// Follow-ups of a filed case go at most this often.
     #[serde(default = "default_followup", deserialize_with = "dur::de")]
     pub followup_delay: Duration,
-    /// Evidence images kept per case.
+    /// Evidence images kept per case: the first violation's sequence (first sight, up
+    /// to three middle frames, the violation, the close-up), then later sightings'.
     #[serde(default = "default_evidence")]
     pub evidence_per_case: usize,
     /// Evidence of cases not seen for this long is deleted (checked hourly).
@@ -414,6 +415,10 @@ pub struct CasesConfig {
     /// by default).
     #[serde(default)]
     pub privacy: crate::rules::privacy::PrivacyConfig,
+    /// `[cases.captions]`: the strip of time, camera and place under every evidence
+    /// photo, and its font.
+    #[serde(default)]
+    pub captions: crate::rules::caption::CaptionConfig,
 }
 
 fn default_retention() -> Duration {
@@ -473,7 +478,7 @@ fn default_followup() -> Duration {
     Duration::from_secs(60)
 }
 fn default_evidence() -> usize {
-    3
+    10
 }
 
 impl Default for CasesConfig {
@@ -485,6 +490,7 @@ impl Default for CasesConfig {
             evidence_per_case: default_evidence(),
             evidence_retention: default_retention(),
             privacy: Default::default(),
+            captions: Default::default(),
         }
     }
 }

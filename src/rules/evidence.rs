@@ -1,57 +1,169 @@
-//! Evidence for a violation: the first frame (when the object started standing where it
-//! broke the rule) and the latest frame, each with the object's box, its label and the
-//! zone outline drawn, and a crop of the object from the latest frame; JPEG.
+//! Evidence for a violation: a sequence of photos across the subject's stay — the first
+//! sight (when it started standing where it broke the rule), up to [`MAX_MIDDLE`] frames
+//! spread over the stay, the moment of violation — each with the object's box, its label
+//! and the zone outline drawn and a caption strip under it ([`super::caption`]: time,
+//! camera, place, cell), and a close-up of the object cut from the violation's frame;
+//! JPEG.
 //!
 //! Frames are not kept raw: when a watched track starts standing still (its stationary
-//! clock restarts), the frame is JPEG-encoded once and kept with the box, so memory is a
-//! few tens of kilobytes per watched track whatever the frame size.
+//! clock restarts) the frame is JPEG-encoded once and kept with the box; while it stays,
+//! the samples whose number (counted by the keeper, one per frame looked at) is a
+//! multiple of the stay's `stride` are kept, and when more than [`MAX_MIDDLE`] are kept
+//! the stride doubles and those off it go, so they stay spread over the stay and a stay
+//! of n samples costs about 2·log₂ n encodes. Strides are powers of two on one count,
+//! so the stays of a camera keep the same few frames (one encode, one copy in memory,
+//! shared). All middle frames of a keeper share one byte budget ([`MIDDLE_BUDGET`],
+//! each frame counted once): past it no new one is taken. So memory has a fixed bound
+//! whatever the number of subjects or the length of their stays.
 //!
 //! Every image is made private before it is encoded for the store ([`super::privacy`]):
-//! the people in the frame who are not the case's subject are pixelated. A first frame
-//! is kept unblurred in memory only, with the people seen in it, because whose case it
-//! becomes evidence of (and so who its subject is) is not known until then.
+//! the people in the frame who are not the case's subject are pixelated. Kept frames
+//! are unblurred in memory only, with the people seen in them, because whose case they
+//! become evidence of (and so who its subject is) is not known until then.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use opencv::core::{Mat, Point, Rect, Scalar, Vector};
 use opencv::imgcodecs;
 use opencv::imgproc;
 use opencv::prelude::*;
 
+use super::caption::{local_time, Captioner};
 use super::privacy::{pixelate, Bystander, PrivacyConfig};
 use super::{RuleEvent, ViolationKind};
+use crate::cases::photo::{Photo, PhotoRole};
 use crate::decode::Frame;
 use crate::draw::copy_to_canvas;
 use crate::track::Track;
 
-/// JPEG images proving a violation.
-#[derive(Debug, Clone)]
+/// The photos proving a violation, in order: first sight, middle frames, violation,
+/// close-up.
+#[derive(Debug, Clone, Default)]
 pub struct Evidence {
-    /// The first frame, annotated.
-    pub first: Vec<u8>,
-    /// The latest frame, annotated.
-    pub latest: Vec<u8>,
-    /// The object cut from the latest frame (with a margin).
-    pub crop: Vec<u8>,
+    /// The sequence.
+    pub photos: Vec<Photo>,
 }
 
-struct Snapshot {
-    since: i64,
+impl Evidence {
+    /// The JPEG of the first photo of `role`.
+    pub fn jpeg(&self, role: PhotoRole) -> Option<&[u8]> {
+        self.photos
+            .iter()
+            .find(|p| p.role == role)
+            .map(|p| &p.jpeg[..])
+    }
+
+    /// The photos of `role`.
+    pub fn of(&self, role: PhotoRole) -> impl Iterator<Item = &Photo> {
+        self.photos.iter().filter(move |p| p.role == role)
+    }
+}
+
+/// Where and by whom a violation was seen, as its photos' strips say.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Place<'a> {
+    /// The camera's id.
+    pub camera: &'a str,
+    /// The place's name (the grid cell's administrative path: district, street, …).
+    pub name: &'a str,
+    /// The grid cell.
+    pub cell: &'a str,
+    /// WGS 84.
+    pub lat: f64,
+    /// WGS 84.
+    pub lon: f64,
+}
+
+/// The lines of a photo's strip: when, what and where in the camera; which camera and
+/// where on the ground; the place's name (which names the grid cell) or the cell.
+pub fn caption_lines(
+    role: PhotoRole,
+    at_ms: i64,
+    tz: Option<chrono_tz::Tz>,
+    event: &RuleEvent,
+    place: &Place,
+) -> Vec<String> {
+    let mut third = place.name.to_string();
+    if !third.contains(place.cell) {
+        if !third.is_empty() {
+            third += "  ";
+        }
+        third += &format!("cell {}", place.cell);
+    }
+    vec![
+        format!(
+            "{}  {}  {}  zone {}",
+            local_time(at_ms, tz),
+            role.label(),
+            event.kind,
+            event.zone
+        ),
+        format!(
+            "camera {}  {:.6}, {:.6}",
+            place.camera, place.lat, place.lon
+        ),
+        third,
+    ]
+}
+
+/// The strip drawer and the time zone its times are in.
+#[derive(Debug, Clone)]
+pub struct Captions {
+    /// The font.
+    pub captioner: Arc<Captioner>,
+    /// The city's time zone (`geo.timezone`); UTC when `None`.
+    pub tz: Option<chrono_tz::Tz>,
+}
+
+/// A kept frame.
+struct Shot {
+    at: i64,
+    /// The keeper's sample number.
+    n: u64,
     bbox: [f32; 4],
-    jpeg: Vec<u8>,
+    jpeg: Arc<[u8]>,
     /// Who was in the frame, blurred (or not) once the case is known.
-    people: Vec<Bystander>,
+    people: Arc<[Bystander]>,
 }
 
-/// Keeps the first frame of each watched track's current stay.
+/// A subject's stay: its first frame and the middle ones.
+struct Stay {
+    since: i64,
+    first: Shot,
+    middle: Vec<Shot>,
+    stride: u64,
+}
+
+impl Stay {
+    fn new(since: i64, first: Shot) -> Self {
+        Self {
+            since,
+            first,
+            middle: Vec::new(),
+            stride: 1,
+        }
+    }
+}
+
+/// Frames between the first and the violation kept per stay, at most.
+pub const MAX_MIDDLE: usize = 3;
+
+/// Bytes of middle frames one keeper (one camera) holds, at most, over all its stays.
+pub const MIDDLE_BUDGET: usize = 768 << 10;
+
+/// Keeps the frames of each watched subject's current stay.
 #[derive(Default)]
 pub struct EvidenceKeeper {
-    snaps: HashMap<u64, Snapshot>,
+    snaps: HashMap<u64, Stay>,
     /// Subjects that are not tracks: a dumping rule's new objects, a construction zone.
-    objects: HashMap<(ViolationKind, u64), Snapshot>,
+    objects: HashMap<(ViolationKind, u64), Stay>,
     canvas: Mat,
     privacy: PrivacyConfig,
     people: Vec<Bystander>,
+    captions: Option<Captions>,
+    /// Samples looked at.
+    n: u64,
 }
 
 /// The subject of a case as a track: parking and vending cases are about a track;
@@ -71,10 +183,7 @@ const QUALITY: i32 = 85;
 const MAX_OBJECTS: usize = 256;
 
 fn encode(image: &Mat) -> opencv::Result<Vec<u8>> {
-    let mut buf: Vector<u8> = Vector::new();
-    let params = Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, QUALITY]);
-    imgcodecs::imencode(".jpg", image, &mut buf, &params)?;
-    Ok(buf.to_vec())
+    crate::draw::encode_mat(image, QUALITY)
 }
 
 fn annotate(
@@ -124,6 +233,87 @@ fn annotate(
     Ok(())
 }
 
+/// A frame's JPEG and who was in it, shared by the stays that keep it.
+type Encoded = (Arc<[u8]>, Arc<[Bystander]>);
+
+/// The current frame, encoded at most once however many subjects keep it.
+struct Lazy<'a> {
+    frame: &'a Frame,
+    t: i64,
+    tracks: &'a [Track],
+    shot: Option<Encoded>,
+}
+
+impl Lazy<'_> {
+    fn get(
+        &mut self,
+        canvas: &mut Mat,
+        privacy: &PrivacyConfig,
+        people: &mut Vec<Bystander>,
+    ) -> opencv::Result<Encoded> {
+        if self.shot.is_none() {
+            copy_to_canvas(self.frame, canvas)?;
+            people.clear();
+            privacy.people(self.t, self.tracks, people);
+            self.shot = Some((encode(canvas)?.into(), people.as_slice().into()));
+        }
+        Ok(self.shot.clone().expect("just made"))
+    }
+}
+
+/// Bytes of middle frames held, as counted at the start of a sample, and whether the
+/// sample's own frame is counted yet.
+struct Budget {
+    held: usize,
+    counted: bool,
+}
+
+/// One sample of a stay: when, its number, the subject's box in it.
+struct At {
+    t: i64,
+    n: u64,
+    bbox: [f32; 4],
+}
+
+impl At {
+    /// Keeps the sample as a middle frame of `s` when its number is on the stay's
+    /// stride and the budget allows, doubling the stride past [`MAX_MIDDLE`].
+    fn step(
+        &mut self,
+        s: &mut Stay,
+        budget: &mut Budget,
+        now: &mut Lazy,
+        canvas: &mut Mat,
+        privacy: &PrivacyConfig,
+        people: &mut Vec<Bystander>,
+    ) -> opencv::Result<()> {
+        if self.t <= s.first.at || !self.n.is_multiple_of(s.stride) {
+            return Ok(());
+        }
+        if !budget.counted && budget.held >= MIDDLE_BUDGET {
+            return Ok(());
+        }
+        let (jpeg, seen) = now.get(canvas, privacy, people)?;
+        if !budget.counted {
+            budget.held += jpeg.len();
+            budget.counted = true;
+        }
+        s.middle.push(Shot {
+            at: self.t,
+            n: self.n,
+            bbox: self.bbox,
+            jpeg,
+            people: seen,
+        });
+        if s.middle.len() > MAX_MIDDLE {
+            s.stride *= 2;
+            let stride = s.stride;
+            s.middle.retain(|m| m.n.is_multiple_of(stride));
+        }
+        Ok(())
+    }
+}
+
 impl EvidenceKeeper {
     /// A keeper that makes its images private as `privacy` says.
     pub fn new(privacy: PrivacyConfig) -> Self {
@@ -133,10 +323,17 @@ impl EvidenceKeeper {
         }
     }
 
+    /// Draws a caption strip under every photo but the close-up.
+    pub fn with_captions(mut self, captions: Option<Captions>) -> Self {
+        self.captions = captions;
+        self
+    }
+
     /// Looks at a frame: every watched track whose stay began at this frame (or that
-    /// has no snapshot yet) gets this frame as its first frame. Tracks that are gone
-    /// are forgotten. `watched` says which tracks could become violations (e.g. they
-    /// stand in a zone).
+    /// has no frame kept yet) gets this frame as its first; the others, and the
+    /// subjects kept with [`Self::remember`], may keep it as a middle frame. Tracks that
+    /// are gone are forgotten. `watched` says which tracks could become violations (e.g.
+    /// they stand in a zone).
     pub fn observe(
         &mut self,
         t: i64,
@@ -146,29 +343,50 @@ impl EvidenceKeeper {
     ) -> opencv::Result<()> {
         self.snaps
             .retain(|id, _| tracks.iter().any(|tr| tr.id == *id));
-        let mut encoded: Option<Vec<u8>> = None;
-        self.people.clear();
+        self.n += 1;
+        let mut budget = Budget {
+            held: self.middle_bytes(),
+            counted: false,
+        };
+        let mut now = Lazy {
+            frame,
+            t,
+            tracks,
+            shot: None,
+        };
+        let n = self.n;
+        let (canvas, privacy, people) = (&mut self.canvas, &self.privacy, &mut self.people);
         for tr in tracks.iter().filter(|tr| tr.seen_at(t) && watched(tr)) {
-            let fresh = self
-                .snaps
-                .get(&tr.id)
-                .is_none_or(|s| s.since != tr.stationary_since);
-            if fresh {
-                if encoded.is_none() {
-                    copy_to_canvas(frame, &mut self.canvas)?;
-                    encoded = Some(encode(&self.canvas)?);
-                    self.privacy.people(t, tracks, &mut self.people);
-                }
-                self.snaps.insert(
-                    tr.id,
-                    Snapshot {
-                        since: tr.stationary_since,
+            match self.snaps.get_mut(&tr.id) {
+                Some(s) if s.since == tr.stationary_since => {
+                    let mut at = At {
+                        t,
+                        n,
                         bbox: tr.bbox,
-                        jpeg: encoded.clone().expect("just encoded"),
-                        people: self.people.clone(),
-                    },
-                );
+                    };
+                    at.step(s, &mut budget, &mut now, canvas, privacy, people)?;
+                }
+                _ => {
+                    let (jpeg, seen) = now.get(canvas, privacy, people)?;
+                    let first = Shot {
+                        at: t,
+                        n,
+                        bbox: tr.bbox,
+                        jpeg,
+                        people: seen,
+                    };
+                    self.snaps
+                        .insert(tr.id, Stay::new(tr.stationary_since, first));
+                }
             }
+        }
+        for s in self.objects.values_mut() {
+            let mut at = At {
+                t,
+                n,
+                bbox: s.first.bbox,
+            };
+            at.step(s, &mut budget, &mut now, canvas, privacy, people)?;
         }
         Ok(())
     }
@@ -189,15 +407,14 @@ impl EvidenceKeeper {
         let jpeg = encode(&self.canvas)?;
         let mut people = Vec::new();
         self.privacy.people(since, tracks, &mut people);
-        self.objects.insert(
-            (kind, id),
-            Snapshot {
-                since,
-                bbox,
-                jpeg,
-                people,
-            },
-        );
+        let first = Shot {
+            at: since,
+            n: self.n,
+            bbox,
+            jpeg: jpeg.into(),
+            people: people.into(),
+        };
+        self.objects.insert((kind, id), Stay::new(since, first));
         if self.objects.len() > MAX_OBJECTS {
             if let Some(oldest) = self
                 .objects
@@ -205,7 +422,7 @@ impl EvidenceKeeper {
                 .min_by_key(|(_, s)| s.since)
                 .map(|(k, _)| *k)
             {
-                self.objects.remove(&oldest);
+                self.forget(oldest.0, oldest.1);
             }
         }
         Ok(())
@@ -216,13 +433,27 @@ impl EvidenceKeeper {
         self.objects.len()
     }
 
+    /// Bytes of middle frames held now, each frame counted once (at most
+    /// [`MIDDLE_BUDGET`] and one frame).
+    pub fn middle_bytes(&self) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        self.snaps
+            .values()
+            .chain(self.objects.values())
+            .flat_map(|s| &s.middle)
+            .filter(|m| seen.insert(Arc::as_ptr(&m.jpeg) as *const u8))
+            .map(|m| m.jpeg.len())
+            .sum()
+    }
+
     /// Forgets a subject kept with [`Self::remember`].
     pub fn forget(&mut self, kind: ViolationKind, id: u64) {
         self.objects.remove(&(kind, id));
     }
 
-    /// The evidence for `event`, with `frame` (of time `t`) as the latest frame
-    /// (`tracks` its tracks) and `zone` the zone's outline in this camera's pixels.
+    /// The evidence for `event`, with `frame` (of time `t`) as the violation's frame
+    /// (`tracks` its tracks), `zone` the zone's outline in this camera's pixels and
+    /// `place` what the strips say of where.
     pub fn evidence(
         &mut self,
         t: i64,
@@ -230,6 +461,7 @@ impl EvidenceKeeper {
         tracks: &[Track],
         event: &RuleEvent,
         zone: &[(f64, f64)],
+        place: &Place,
     ) -> opencv::Result<Evidence> {
         let label = format!("{} {:?} #{}", event.class, event.kind, event.track);
         let (subject, related) = (subject_track(event), event.related.as_ref().map(|r| r.0));
@@ -241,7 +473,7 @@ impl EvidenceKeeper {
             self.privacy
                 .to_blur(event.kind, subject, related, &self.people),
         )?;
-        // crop first, from the clean frame
+        // the close-up first, from the frame without drawings
         let [x1, y1, x2, y2] = event.bbox;
         let (w, h) = ((x2 - x1).max(1.0), (y2 - y1).max(1.0));
         let clamp = |v: f32, hi: u32| v.round().clamp(0.0, hi as f32) as i32;
@@ -259,209 +491,65 @@ impl EvidenceKeeper {
         )?;
         let crop = encode(&roi.try_clone()?)?;
         annotate(&mut self.canvas, event.bbox, &label, zone)?;
-        let latest = encode(&self.canvas)?;
+        let mut photos = Vec::new();
         let kept = self
             .objects
             .get(&(event.kind, event.track))
             .or_else(|| self.snaps.get(&event.track));
-        let first = match kept {
-            Some(s) => {
+        if let Some(stay) = kept {
+            let shots = std::iter::once((PhotoRole::FirstSight, &stay.first))
+                .chain(stay.middle.iter().map(|m| (PhotoRole::Middle, m)));
+            for (role, shot) in shots.filter(|(_, s)| s.at < t) {
                 let mut img =
-                    imgcodecs::imdecode(&Vector::from_slice(&s.jpeg), imgcodecs::IMREAD_COLOR)?;
+                    imgcodecs::imdecode(&Vector::from_slice(&shot.jpeg), imgcodecs::IMREAD_COLOR)?;
                 pixelate(
                     &mut img,
                     self.privacy
-                        .to_blur(event.kind, subject, related, &s.people),
+                        .to_blur(event.kind, subject, related, &shot.people),
                 )?;
-                annotate(&mut img, s.bbox, &label, zone)?;
-                encode(&img)?
+                annotate(&mut img, shot.bbox, &label, zone)?;
+                photos.push(Photo {
+                    role,
+                    at_ms: shot.at,
+                    jpeg: self.finish(&img, role, shot.at, event, place)?,
+                });
             }
-            // no earlier frame kept (the stay began before watching): the latest stands in
-            None => latest.clone(),
-        };
-        Ok(Evidence {
-            first,
-            latest,
-            crop,
-        })
+        }
+        let canvas = std::mem::take(&mut self.canvas);
+        let violation = self.finish(&canvas, PhotoRole::Violation, t, event, place);
+        self.canvas = canvas;
+        photos.push(Photo {
+            role: PhotoRole::Violation,
+            at_ms: t,
+            jpeg: violation?,
+        });
+        photos.push(Photo {
+            role: PhotoRole::Crop,
+            at_ms: t,
+            jpeg: crop,
+        });
+        Ok(Evidence { photos })
+    }
+
+    /// A photo as stored: with its strip (when captions are on), JPEG.
+    fn finish(
+        &self,
+        image: &Mat,
+        role: PhotoRole,
+        at: i64,
+        event: &RuleEvent,
+        place: &Place,
+    ) -> opencv::Result<Vec<u8>> {
+        match &self.captions {
+            Some(c) => encode(
+                &c.captioner
+                    .caption(image, &caption_lines(role, at, c.tz, event, place))?,
+            ),
+            None => encode(image),
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rules::Stage;
-    use crate::track::{Observation, Tracker, TrackerConfig};
-
-    #[test]
-    fn first_frame_is_from_the_start_of_the_stay() {
-        let mut tracker = Tracker::new(TrackerConfig::default());
-        let mut keeper = EvidenceKeeper::default();
-        let car = Observation {
-            class: "car".into(),
-            score: 0.9,
-            bbox: [40.0, 40.0, 100.0, 80.0],
-            ground: None,
-        };
-        // the first frame is dark, later frames bright: the evidence must show both
-        let dark = Frame::filled(160, 120, [20, 20, 20]);
-        let bright = Frame::filled(160, 120, [230, 230, 230]);
-        for (t, f) in [(0, &dark), (1000, &bright), (2000, &bright)] {
-            let tracks = tracker.update(t, std::slice::from_ref(&car)).to_vec();
-            keeper.observe(t, f, &tracks, |_| true).unwrap();
-        }
-        let tracks = tracker.tracks().to_vec();
-        let ev = RuleEvent {
-            kind: ViolationKind::IllegalParking,
-            stage: Stage::Violation,
-            zone: "z".into(),
-            track: tracker.tracks()[0].id,
-            class: "car".into(),
-            since_ms: 0,
-            at_ms: 2000,
-            bbox: car.bbox,
-            related: None,
-            ground: None,
-        };
-        let e = keeper
-            .evidence(
-                2000,
-                &bright,
-                &tracks,
-                &ev,
-                &[(10.0, 10.0), (150.0, 10.0), (150.0, 110.0)],
-            )
-            .unwrap();
-        let mean = |jpeg: &[u8]| {
-            let m = imgcodecs::imdecode(&Vector::from_slice(jpeg), imgcodecs::IMREAD_GRAYSCALE)
-                .unwrap();
-            (
-                opencv::core::mean(&m, &opencv::core::no_array()).unwrap()[0],
-                m.cols(),
-                m.rows(),
-            )
-        };
-        let (first, _, _) = mean(&e.first);
-        let (latest, w, h) = mean(&e.latest);
-        assert!(
-            first < 80.0 && latest > 150.0,
-            "first {first}, latest {latest}"
-        );
-        assert_eq!((w, h), (160, 120));
-        let (_, cw, ch) = mean(&e.crop);
-        assert_eq!((cw, ch), (90, 60), "box 60x40 plus a quarter on each side");
-    }
-
-    /// A checkerboard of 4-pixel squares: JPEG keeps it, pixelation does not.
-    fn textured(w: u32, h: u32) -> Frame {
-        let mut f = Frame::filled(w, h, [0, 0, 0]);
-        for y in 0..h as usize {
-            for x in 0..w as usize {
-                let v = if (x / 4 + y / 4) % 2 == 0 { 240 } else { 20 };
-                f.data[(y * w as usize + x) * 3..][..3].copy_from_slice(&[v, v, v]);
-            }
-        }
-        f
-    }
-
-    fn grey(jpeg: &[u8]) -> Mat {
-        imgcodecs::imdecode(&Vector::from_slice(jpeg), imgcodecs::IMREAD_GRAYSCALE).unwrap()
-    }
-
-    /// Mean absolute difference of two images over a rectangle.
-    fn diff(a: &Mat, b: &Mat, [x1, y1, x2, y2]: [i32; 4]) -> f64 {
-        let mut sum = 0.0;
-        for y in y1..y2 {
-            for x in x1..x2 {
-                let (p, q) = (*a.at_2d::<u8>(y, x).unwrap(), *b.at_2d::<u8>(y, x).unwrap());
-                sum += (p as f64 - q as f64).abs();
-            }
-        }
-        sum / ((x2 - x1) * (y2 - y1)) as f64
-    }
-
-    #[test]
-    fn a_bystander_is_pixelated_in_every_image_and_the_vendor_is_not() {
-        let frame = textured(320, 240);
-        let vendor = Observation {
-            class: "person".into(),
-            score: 0.9,
-            bbox: [20.0, 40.0, 80.0, 200.0],
-            ground: None,
-        };
-        let passer = Observation {
-            bbox: [200.0, 40.0, 260.0, 200.0],
-            ..vendor.clone()
-        };
-        let run = |privacy: PrivacyConfig| {
-            let mut tracker = Tracker::new(TrackerConfig::default());
-            let mut keeper = EvidenceKeeper::new(privacy);
-            for t in [0, 1000, 2000] {
-                let tracks = tracker
-                    .update(t, &[vendor.clone(), passer.clone()])
-                    .to_vec();
-                keeper.observe(t, &frame, &tracks, |_| true).unwrap();
-            }
-            let tracks = tracker.tracks().to_vec();
-            let subject = tracks.iter().find(|t| t.bbox[0] < 100.0).unwrap().id;
-            let ev = RuleEvent {
-                kind: ViolationKind::StreetVending,
-                stage: Stage::Violation,
-                zone: "z".into(),
-                track: subject,
-                class: "person".into(),
-                since_ms: 0,
-                at_ms: 2000,
-                bbox: vendor.bbox,
-                related: None,
-                ground: None,
-            };
-            keeper.evidence(2000, &frame, &tracks, &ev, &[]).unwrap()
-        };
-        let private = run(PrivacyConfig::default());
-        let open = run(PrivacyConfig {
-            blur: vec![],
-            ..PrivacyConfig::default()
-        });
-        let bystander = [204, 44, 256, 196];
-        let vendor_box = [24, 44, 76, 196];
-        let elsewhere = [100, 0, 180, 40];
-        for (name, p, o) in [
-            ("first", &private.first, &open.first),
-            ("latest", &private.latest, &open.latest),
-        ] {
-            let (p, o) = (grey(p), grey(o));
-            let d = diff(&p, &o, bystander);
-            assert!(
-                d > 40.0,
-                "{name}: the bystander's box changed by {d:.1} only"
-            );
-            // the outline and label are drawn the same on both; the texture away from
-            // the boxes and the vendor are untouched
-            assert!(diff(&p, &o, elsewhere) < 1.0, "{name}: outside the box");
-            assert!(diff(&p, &o, vendor_box) < 1.0, "{name}: the vendor");
-        }
-        // the crop (the vendor with a margin) holds no bystander here: alike
-        assert!(diff(&grey(&private.crop), &grey(&open.crop), [0, 0, 30, 30]) < 1.0);
-    }
-
-    #[test]
-    fn subjects_kept_are_bounded_and_forgotten() {
-        let mut k = EvidenceKeeper::default();
-        let frame = Frame::filled(64, 48, [10, 20, 30]);
-        for id in 0..(MAX_OBJECTS as u64 + 40) {
-            k.remember(
-                ViolationKind::Dumping,
-                id,
-                id as i64,
-                [1.0, 1.0, 9.0, 9.0],
-                &frame,
-                &[],
-            )
-            .unwrap();
-        }
-        assert_eq!(k.objects(), MAX_OBJECTS, "the oldest go past the bound");
-        k.forget(ViolationKind::Dumping, MAX_OBJECTS as u64 + 39);
-        assert_eq!(k.objects(), MAX_OBJECTS - 1);
-    }
-}
+#[path = "evidence_tests.rs"]
+mod tests;

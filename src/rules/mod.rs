@@ -3,6 +3,7 @@
 //! ([`parking`]), street vending ([`vending`]), dumping ([`dumping`]) and illegal
 //! construction ([`construction`]).
 
+pub mod caption;
 pub mod construction;
 pub mod dumping;
 pub mod evidence;

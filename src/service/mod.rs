@@ -36,8 +36,13 @@ use cameras::{Controller, SceneChange, SceneFactory};
 use recorder::Recorder;
 use scene::{Scene, SceneRules};
 
-fn scene_rules(cfg: &Config) -> SceneRules {
+fn scene_rules(cfg: &Config) -> anyhow::Result<SceneRules> {
+    let captions = cfg.cases.captions.load().map_err(anyhow::Error::msg)?;
     let mut r = SceneRules {
+        captions: captions.map(|c| crate::rules::evidence::Captions {
+            captioner: Arc::new(c),
+            tz: cfg.geo.timezone,
+        }),
         override_zone_dwell: cfg.rules.override_zone_dwell,
         view: cfg.rules.view_check.then(|| crate::geo::view::ViewConfig {
             every: cfg.rules.view_every.max(1),
@@ -72,7 +77,7 @@ fn scene_rules(cfg: &Config) -> SceneRules {
     if let Some(d) = rv.max_pass {
         r.revisit.max_pass = d;
     }
-    r
+    Ok(r)
 }
 
 /// Everything loaded before the service starts: a bad file stops it here, named.
@@ -119,7 +124,7 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
         calibrations: Default::default(),
         references: Default::default(),
         cells,
-        rules: scene_rules(cfg),
+        rules: scene_rules(cfg)?,
     };
     // the config's cameras are checked here, so that a bad one stops the start named
     // (cameras added later through the registry are checked when they are)

@@ -11,6 +11,11 @@
 //! `gridwatch_violations_lost_total`), and only the oldest
 //! [`Recorder::MAX_WITH_EVIDENCE`] keep their evidence images.
 //!
+//! A violation that opens a case keeps its whole sequence (first sight, middle frames,
+//! violation, close-up); one that an open case absorbs adds only its violation frame,
+//! as the case's latest sighting, so that a case's photos are its first violation's
+//! story and then its later sightings, up to `cases.evidence_per_case`.
+//!
 //! [`StoreError::is_unavailable`]: crate::cases::StoreError::is_unavailable
 
 use std::collections::VecDeque;
@@ -21,7 +26,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::scene::Found;
-use crate::cases::CaseStore;
+use crate::cases::photo::{Photo, PhotoRole};
+use crate::cases::{CaseStore, Outcome};
 use crate::metrics::Metrics;
 
 /// What waits to be recorded.
@@ -139,12 +145,13 @@ impl Recorder {
                         f.violation.zone,
                         f.violation.cell
                     );
-                    for jpeg in &f.evidence {
-                        if let Err(e) = store.add_evidence(
+                    for (role, p) in photos_to_keep(outcome, &f.evidence) {
+                        if let Err(e) = store.add_photo(
                             case,
                             &camera,
-                            f.violation.at_ms,
-                            jpeg,
+                            p.at_ms,
+                            Some(role),
+                            &p.jpeg,
                             evidence_per_case,
                         ) {
                             tracing::error!(camera = &*camera, "evidence of case {case}: {e}");
@@ -206,5 +213,51 @@ impl Recorder {
                 }
             }
         }
+    }
+}
+/// The photos of a violation that its case keeps, each with its role there.
+fn photos_to_keep(outcome: Outcome, photos: &[Photo]) -> impl Iterator<Item = (PhotoRole, &Photo)> {
+    photos.iter().filter_map(move |p| match (outcome, p.role) {
+        (Outcome::Opened, role) => Some((role, p)),
+        (_, PhotoRole::Violation) => Some((PhotoRole::Latest, p)),
+        (_, PhotoRole::Fault) => Some((PhotoRole::Fault, p)),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod keep_tests {
+    use super::*;
+
+    #[test]
+    fn a_new_case_keeps_the_sequence_and_an_absorbed_sighting_its_frame() {
+        let photo = |role, at_ms| Photo {
+            role,
+            at_ms,
+            jpeg: vec![0xFF, 0xD8],
+        };
+        let seq = [
+            photo(PhotoRole::FirstSight, 1),
+            photo(PhotoRole::Middle, 2),
+            photo(PhotoRole::Violation, 3),
+            photo(PhotoRole::Crop, 3),
+        ];
+        let kept = |o| {
+            photos_to_keep(o, &seq)
+                .map(|(r, p)| (r, p.at_ms))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            kept(Outcome::Opened),
+            [
+                (PhotoRole::FirstSight, 1),
+                (PhotoRole::Middle, 2),
+                (PhotoRole::Violation, 3),
+                (PhotoRole::Crop, 3)
+            ]
+        );
+        assert_eq!(kept(Outcome::Absorbed), [(PhotoRole::Latest, 3)]);
+        let fault = [photo(PhotoRole::Fault, 1), photo(PhotoRole::Fault, 9)];
+        assert_eq!(photos_to_keep(Outcome::Absorbed, &fault).count(), 2);
     }
 }

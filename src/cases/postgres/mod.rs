@@ -263,7 +263,7 @@ impl CaseStore for PgStore {
         let mut client = self.conn()?;
         Ok(client
             .query(
-                "SELECT id, case_id, file, sha256, camera, at_ms, chain FROM evidence WHERE case_id = $1 ORDER BY id",
+                "SELECT id, case_id, file, sha256, camera, at_ms, chain, role FROM evidence WHERE case_id = $1 ORDER BY id",
                 &[&case_id],
             )
             .map_err(|e| self.err(e))?
@@ -276,6 +276,9 @@ impl CaseStore for PgStore {
                 camera: r.get(4),
                 at_ms: r.get(5),
                 chain: r.get(6),
+                role: r
+                    .get::<_, Option<String>>(7)
+                    .and_then(|s| crate::cases::photo::PhotoRole::parse(&s)),
             })
             .collect())
     }

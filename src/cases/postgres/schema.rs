@@ -22,6 +22,8 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
     &[crate::cases::VIOLATION_FOOTPRINT],
     // 8: each evidence item chained to the one before it and the case
     &[crate::cases::EVIDENCE_CHAIN],
+    // 9: each photo's place in its case's sequence
+    &[crate::cases::EVIDENCE_ROLE],
 ];
 
 /// 1: cases, the violations they absorbed, evidence, the outbox, reviews.

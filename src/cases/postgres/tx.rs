@@ -10,6 +10,7 @@ use postgres::types::ToSql;
 use postgres::{Row, Transaction};
 
 use super::error;
+use crate::cases::photo::PhotoRole;
 use crate::cases::policy::{CaseTx, DeliveryWrite, NewDelivery};
 use crate::cases::{
     Attempt, CaseStatus, Event, Evidence, NewViolation, Outcome, Review, StoreError,
@@ -268,13 +269,14 @@ impl CaseTx for PgTx<'_, '_> {
         case_id: i64,
         camera: &str,
         at_ms: i64,
+        role: Option<PhotoRole>,
         jpeg: &[u8],
         (sha256, chain): (&str, &str),
     ) -> Result<Evidence, StoreError> {
         let id: i64 = self
             .opt(
-                "INSERT INTO evidence (case_id, file, sha256, camera, at_ms, chain) VALUES ($1, '', $2, $3, $4, $5) RETURNING id",
-                &[&case_id, &sha256, &camera, &at_ms, &chain],
+                "INSERT INTO evidence (case_id, file, sha256, camera, at_ms, chain, role) VALUES ($1, '', $2, $3, $4, $5, $6) RETURNING id",
+                &[&case_id, &sha256, &camera, &at_ms, &chain, &role.map(|r| r.as_str())],
             )?
             .map(|r| r.get(0))
             .expect("INSERT … RETURNING returns its row");
@@ -291,6 +293,7 @@ impl CaseTx for PgTx<'_, '_> {
             sha256: sha256.to_string(),
             camera: camera.to_string(),
             at_ms,
+            role,
             chain: Some(chain.to_string()),
         })
     }

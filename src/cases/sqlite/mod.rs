@@ -231,7 +231,7 @@ impl CaseStore for SqliteStore {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, case_id, file, sha256, camera, at_ms, chain FROM evidence WHERE case_id = ?1 ORDER BY id",
+                "SELECT id, case_id, file, sha256, camera, at_ms, chain, role FROM evidence WHERE case_id = ?1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -244,6 +244,9 @@ impl CaseStore for SqliteStore {
                     camera: r.get(4)?,
                     at_ms: r.get(5)?,
                     chain: r.get(6)?,
+                    role: r
+                        .get::<_, Option<String>>(7)?
+                        .and_then(|s| crate::cases::photo::PhotoRole::parse(&s)),
                 })
             })
             .map_err(|e| self.err(e))?;

@@ -122,6 +122,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     crate::cases::VIOLATION_FOOTPRINT,
     // 9: each evidence item chained to the one before it and the case
     crate::cases::EVIDENCE_CHAIN,
+    // 10: each photo's place in its case's sequence
+    crate::cases::EVIDENCE_ROLE,
 ];
 
 /// Opens (creating it and its folder) a SQLite file in WAL mode with foreign keys on,

@@ -7,6 +7,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::schema::classify;
+use crate::cases::photo::PhotoRole;
 use crate::cases::policy::{CaseTx, DeliveryWrite, NewDelivery};
 use crate::cases::{
     Attempt, CaseStatus, Event, Evidence, NewViolation, Outcome, Review, StoreError,
@@ -248,12 +249,13 @@ impl CaseTx for LiteTx<'_> {
         case_id: i64,
         camera: &str,
         at_ms: i64,
+        role: Option<PhotoRole>,
         jpeg: &[u8],
         (sha256, chain): (&str, &str),
     ) -> Result<Evidence, StoreError> {
         self.run(
-            "INSERT INTO evidence (case_id, file, sha256, camera, at_ms, chain) VALUES (?1, '', ?2, ?3, ?4, ?5)",
-            params![case_id, sha256, camera, at_ms, chain],
+            "INSERT INTO evidence (case_id, file, sha256, camera, at_ms, chain, role) VALUES (?1, '', ?2, ?3, ?4, ?5, ?6)",
+            params![case_id, sha256, camera, at_ms, chain, role.map(|r| r.as_str())],
         )?;
         let id = self.c.last_insert_rowid();
         let file = format!("evidence/{case_id}/{id}.jpg");
@@ -273,6 +275,7 @@ impl CaseTx for LiteTx<'_> {
             sha256: sha256.to_string(),
             camera: camera.to_string(),
             at_ms,
+            role,
             chain: Some(chain.to_string()),
         })
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cases::NewViolation;
+use crate::cases::{NewViolation, ViolationKind};
 use crate::decode::Frame;
 use crate::detect::postprocess::Detection;
 use crate::geo::calib::Calibration;
@@ -32,8 +32,9 @@ use position::{Common, Position};
 pub struct Found {
     /// For the store.
     pub violation: NewViolation,
-    /// JPEGs: the first frame of the stay, the latest frame (both annotated), a crop.
-    pub evidence: Vec<Vec<u8>>,
+    /// The photos: the violation's sequence ([`crate::rules::evidence`]) or a camera
+    /// fault's frames.
+    pub evidence: Vec<crate::cases::photo::Photo>,
 }
 
 /// Rule settings for a scene.
@@ -51,6 +52,8 @@ pub struct SceneRules {
     pub revisit: crate::rules::revisit::RevisitConfig,
     /// Who is blurred in evidence.
     pub privacy: crate::rules::privacy::PrivacyConfig,
+    /// The strips under evidence photos (none when `None`).
+    pub captions: Option<crate::rules::evidence::Captions>,
     /// Ignore the zones' own dwell times.
     pub override_zone_dwell: bool,
     /// Check each sample's view against the camera's reference ([`ViewWatch`]):
@@ -181,7 +184,7 @@ impl Scene {
             positions,
             view,
             pictured,
-            fault: FaultWatch::default(),
+            fault: FaultWatch::new(rules.privacy.classes(ViolationKind::CameraFault).to_vec()),
             fault_after_ms: rules.fault_after.map(|d| d.as_millis() as i64),
             last_t: None,
             corrected: Frame::default(),
@@ -313,9 +316,15 @@ impl Scene {
                 let (w, h) = (frame.width as f64, frame.height as f64);
                 cal.and_then(|c| c.image_to_ground(w / 2.0, h * 0.75).ok())
             };
-            let fault =
-                self.fault
-                    .observe(&self.common, after, t_ms, &state, has_presets, frame, place)?;
+            let fault = self.fault.observe(
+                &self.common,
+                after,
+                t_ms,
+                &state,
+                has_presets,
+                (frame, dets, classes),
+                place,
+            )?;
             out.extend(fault);
         }
         let Some(i) = stepped else {

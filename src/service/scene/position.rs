@@ -18,7 +18,7 @@ use crate::geo::zones::{Zone, ZoneArea, ZoneKind, ZoneSet};
 use crate::geo::LatLon;
 use crate::rules::construction::{ConstructionRule, WatchedZone, WatchingRule};
 use crate::rules::dumping::DumpingRule;
-use crate::rules::evidence::EvidenceKeeper;
+use crate::rules::evidence::{EvidenceKeeper, Place};
 use crate::rules::parking::ParkingRule;
 use crate::rules::revisit::{GroundView, RevisitRule};
 use crate::rules::vending::VendingRule;
@@ -94,7 +94,8 @@ impl Position {
                 zones: Vec::new(),
             },
             revisit: None,
-            keeper: EvidenceKeeper::new(rules.privacy.clone()),
+            keeper: EvidenceKeeper::new(rules.privacy.clone())
+                .with_captions(rules.captions.clone()),
             out: RuleOutput::default(),
             obs: Vec::new(),
             away_ms: 0,
@@ -343,14 +344,22 @@ impl Position {
                 continue;
             };
             let outline = self.outline(&e.zone);
+            let admin = cell.admin.to_string();
+            let at = Place {
+                camera: &common.camera,
+                name: &admin,
+                cell: &cell.id,
+                lat: place.lat,
+                lon: place.lon,
+            };
             let ev = self
                 .keeper
-                .evidence(t_ms, frame, self.tracker.tracks(), e, &outline)?;
+                .evidence(t_ms, frame, self.tracker.tracks(), e, &outline, &at)?;
             out.push(Found {
                 violation: NewViolation {
                     kind: e.kind,
                     cell: cell.id.clone(),
-                    admin_path: cell.admin.to_string(),
+                    admin_path: admin,
                     lat: place.lat,
                     lon: place.lon,
                     camera: common.camera.to_string(),
@@ -360,7 +369,7 @@ impl Position {
                     since_ms: e.since_ms,
                     footprint: self.drone.as_ref().and_then(|d| d.report().footprint),
                 },
-                evidence: vec![ev.first, ev.latest, ev.crop],
+                evidence: ev.photos,
             });
         }
         self.out.events = events;
