@@ -56,6 +56,14 @@ fn endpoints(viewer_id: &str) -> Vec<Endpoint> {
         ep("GET", "/evidence/1/1.jpg", "", "", Some(Viewer), S::OK),
         ep("GET", "/api/cases/1/export", "", "", Some(Reviewer), S::OK),
         ep(
+            "GET",
+            "/api/cases/1/evidence/1/original",
+            "",
+            "",
+            Some(Reviewer),
+            S::OK,
+        ),
+        ep(
             "POST",
             "/api/cases/2/review",
             json,

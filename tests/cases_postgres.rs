@@ -430,6 +430,14 @@ fn evidence_lives_in_the_database_for_every_node_and_retention_prunes_it() {
 }
 
 /// The error of a connection that must fail.
+#[test]
+fn unblurred_originals_live_in_the_database_and_are_pruned_sooner() {
+    let pg = Pg::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = PgStore::open(&pg.database(), tmp.path(), dedup()).unwrap();
+    common::cases::originals_round_trip(&store);
+}
+
 fn connect_error(url: &str) -> String {
     match gridwatch::pg::connect(url) {
         Ok(_) => panic!("{url} connected"),

@@ -326,6 +326,13 @@ fn retention_deletes_the_evidence_files_of_cases_not_seen_since() {
 }
 
 #[test]
+fn unblurred_originals_are_kept_apart_and_pruned_sooner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(tmp.path(), dedup()).unwrap();
+    common::cases::originals_round_trip(&store);
+}
+
+#[test]
 fn a_cases_sightings_keep_a_drones_frame_on_the_ground() {
     let tmp = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(tmp.path(), dedup()).unwrap();

@@ -23,6 +23,7 @@ mod cameras;
 mod export;
 mod guard;
 mod map;
+mod originals;
 mod references;
 mod review;
 mod state;
@@ -159,6 +160,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/cases/{id}", get(case))
         .route("/api/cases/{id}/review", post(review::review))
         .route("/api/cases/{id}/export", get(export::export))
+        .route(
+            "/api/cases/{id}/evidence/{item}/original",
+            get(originals::original),
+        )
         .route("/evidence/{case}/{file}", get(evidence))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such resource".into()) });
     guard::protect(routes, state.clone()).with_state(state)
@@ -327,6 +332,7 @@ async fn case(
     let doc = blocking(&s, move |s| {
         let c = s.store.case(id)?;
         let (remote_id, _) = s.store.remote(id)?;
+        let originals = crate::cases::originals::OriginalStore::originals(&*s.store, id)?;
         let evidence: Vec<_> = s
             .store
             .evidence(id)?
@@ -338,6 +344,8 @@ async fn case(
                     "camera": e.camera,
                     "at_ms": e.at_ms,
                     "role": e.role,
+                    "id": e.id,
+                    "original": originals.contains(&e.id),
                 })
             })
             .collect();

@@ -12,6 +12,7 @@ pub mod export;
 pub mod inbox;
 pub mod integrity;
 pub mod open311;
+pub mod originals;
 pub mod outbox;
 pub mod photo;
 pub mod policy;
@@ -699,7 +700,7 @@ impl Sighting {
 
 /// Where cases live. Every violation is stored before anything else happens to it, and
 /// every case is queued for delivery in the same transaction that opens it (the outbox).
-pub trait CaseStore: Send + Sync {
+pub trait CaseStore: originals::OriginalStore + Send + Sync {
     /// Records a violation: dedup and store in one atomic step. Returns the case it
     /// belongs to and what happened.
     fn record(&self, v: &NewViolation) -> Result<(i64, Outcome), StoreError>;

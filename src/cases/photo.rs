@@ -69,6 +69,9 @@ pub struct Photo {
     pub at_ms: i64,
     /// JPEG bytes (annotated, captioned and made private).
     pub jpeg: Vec<u8>,
+    /// The same photo unblurred, when originals are kept and something was pixelated
+    /// ([`super::originals`]): for reviewers only.
+    pub original: Option<Vec<u8>>,
 }
 
 #[cfg(test)]

@@ -419,6 +419,9 @@ pub struct CasesConfig {
     /// photo, and its font.
     #[serde(default)]
     pub captions: crate::rules::caption::CaptionConfig,
+    /// `[cases.originals]`: unblurred originals for reviewers (off by default).
+    #[serde(default)]
+    pub originals: crate::cases::originals::OriginalsConfig,
 }
 
 fn default_retention() -> Duration {
@@ -491,6 +494,7 @@ impl Default for CasesConfig {
             evidence_retention: default_retention(),
             privacy: Default::default(),
             captions: Default::default(),
+            originals: Default::default(),
         }
     }
 }
@@ -809,6 +813,7 @@ impl Config {
                 out.push("store: only postgres:// URLs are supported (leave it out for the embedded store)".into());
             }
         }
+        out.extend(self.cases.originals.check());
         if self.cases.evidence_per_case == 0 {
             out.push("cases.evidence_per_case: must be at least 1".into());
         }

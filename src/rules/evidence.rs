@@ -164,6 +164,19 @@ pub struct EvidenceKeeper {
     captions: Option<Captions>,
     /// Samples looked at.
     n: u64,
+    /// Keep unblurred originals ([`crate::cases::originals`]).
+    originals: bool,
+    /// The camera moves (a drone): a subject that is not a track keeps no middle
+    /// frames, its box being of the first frame's pixels only.
+    moving: bool,
+}
+
+/// What every photo of one case draws.
+struct Drawing<'a> {
+    event: &'a RuleEvent,
+    zone: &'a [(f64, f64)],
+    place: &'a Place<'a>,
+    label: String,
 }
 
 /// The subject of a case as a track: parking and vending cases are about a track;
@@ -323,6 +336,20 @@ impl EvidenceKeeper {
         }
     }
 
+    /// Also makes the unblurred original of every photo in which something is
+    /// pixelated ([`Photo::original`]), for reviewers.
+    pub fn with_originals(mut self, keep: bool) -> Self {
+        self.originals = keep;
+        self
+    }
+
+    /// For a camera that moves (a drone): subjects that are not tracks keep their
+    /// first frame only, their box drawn where it was then.
+    pub fn on_a_moving_camera(mut self) -> Self {
+        self.moving = true;
+        self
+    }
+
     /// Draws a caption strip under every photo but the close-up.
     pub fn with_captions(mut self, captions: Option<Captions>) -> Self {
         self.captions = captions;
@@ -380,7 +407,7 @@ impl EvidenceKeeper {
                 }
             }
         }
-        for s in self.objects.values_mut() {
+        for s in self.objects.values_mut().filter(|_| !self.moving) {
             let mut at = At {
                 t,
                 n,
@@ -463,34 +490,18 @@ impl EvidenceKeeper {
         zone: &[(f64, f64)],
         place: &Place,
     ) -> opencv::Result<Evidence> {
-        let label = format!("{} {:?} #{}", event.class, event.kind, event.track);
+        let d = Drawing {
+            event,
+            zone,
+            place,
+            label: format!("{} {:?} #{}", event.class, event.kind, event.track),
+        };
         let (subject, related) = (subject_track(event), event.related.as_ref().map(|r| r.0));
-        copy_to_canvas(frame, &mut self.canvas)?;
-        self.people.clear();
-        self.privacy.people(t, tracks, &mut self.people);
-        pixelate(
-            &mut self.canvas,
+        let blur_of = |people: &[Bystander]| -> Vec<[f32; 4]> {
             self.privacy
-                .to_blur(event.kind, subject, related, &self.people),
-        )?;
-        // the close-up first, from the frame without drawings
-        let [x1, y1, x2, y2] = event.bbox;
-        let (w, h) = ((x2 - x1).max(1.0), (y2 - y1).max(1.0));
-        let clamp = |v: f32, hi: u32| v.round().clamp(0.0, hi as f32) as i32;
-        let (cx1, cy1) = (
-            clamp(x1 - 0.25 * w, frame.width),
-            clamp(y1 - 0.25 * h, frame.height),
-        );
-        let (cx2, cy2) = (
-            clamp(x2 + 0.25 * w, frame.width),
-            clamp(y2 + 0.25 * h, frame.height),
-        );
-        let roi = Mat::roi(
-            &self.canvas,
-            Rect::new(cx1, cy1, (cx2 - cx1).max(1), (cy2 - cy1).max(1)),
-        )?;
-        let crop = encode(&roi.try_clone()?)?;
-        annotate(&mut self.canvas, event.bbox, &label, zone)?;
+                .to_blur(event.kind, subject, related, people)
+                .collect()
+        };
         let mut photos = Vec::new();
         let kept = self
             .objects
@@ -502,33 +513,83 @@ impl EvidenceKeeper {
             for (role, shot) in shots.filter(|(_, s)| s.at < t) {
                 let mut img =
                     imgcodecs::imdecode(&Vector::from_slice(&shot.jpeg), imgcodecs::IMREAD_COLOR)?;
-                pixelate(
-                    &mut img,
-                    self.privacy
-                        .to_blur(event.kind, subject, related, &shot.people),
-                )?;
-                annotate(&mut img, shot.bbox, &label, zone)?;
-                photos.push(Photo {
-                    role,
-                    at_ms: shot.at,
-                    jpeg: self.finish(&img, role, shot.at, event, place)?,
-                });
+                let blur = blur_of(&shot.people);
+                photos.push(self.photo(&d, &mut img, &blur, shot.bbox, role, shot.at)?);
             }
         }
-        let canvas = std::mem::take(&mut self.canvas);
-        let violation = self.finish(&canvas, PhotoRole::Violation, t, event, place);
+        copy_to_canvas(frame, &mut self.canvas)?;
+        self.people.clear();
+        self.privacy.people(t, tracks, &mut self.people);
+        let blur = blur_of(&self.people);
+        // the close-up, from the frame without drawings
+        let [x1, y1, x2, y2] = event.bbox;
+        let (w, h) = ((x2 - x1).max(1.0), (y2 - y1).max(1.0));
+        let clamp = |v: f32, hi: u32| v.round().clamp(0.0, hi as f32) as i32;
+        let (cx1, cy1) = (
+            clamp(x1 - 0.25 * w, frame.width),
+            clamp(y1 - 0.25 * h, frame.height),
+        );
+        let (cx2, cy2) = (
+            clamp(x2 + 0.25 * w, frame.width),
+            clamp(y2 + 0.25 * h, frame.height),
+        );
+        let rect = Rect::new(cx1, cy1, (cx2 - cx1).max(1), (cy2 - cy1).max(1));
+        let in_crop = |b: &[f32; 4]| {
+            b[0] < cx2 as f32 && b[2] > cx1 as f32 && b[1] < cy2 as f32 && b[3] > cy1 as f32
+        };
+        let crop_original = match self.originals && blur.iter().any(in_crop) {
+            true => Some(encode(&Mat::roi(&self.canvas, rect)?.try_clone()?)?),
+            false => None,
+        };
+        let mut private = self.canvas.try_clone()?;
+        pixelate(&mut private, blur.iter().copied())?;
+        let crop = encode(&Mat::roi(&private, rect)?.try_clone()?)?;
+        let mut canvas = std::mem::take(&mut self.canvas);
+        let violation = self.photo(&d, &mut canvas, &blur, event.bbox, PhotoRole::Violation, t);
         self.canvas = canvas;
-        photos.push(Photo {
-            role: PhotoRole::Violation,
-            at_ms: t,
-            jpeg: violation?,
-        });
+        photos.push(violation?);
         photos.push(Photo {
             role: PhotoRole::Crop,
             at_ms: t,
             jpeg: crop,
+            original: crop_original,
         });
         Ok(Evidence { photos })
+    }
+
+    /// One photo of a case from `image` (as the camera saw it): the `blur` boxes
+    /// pixelated, the subject's `bbox` and the zone drawn, its strip; with the unblurred
+    /// original when originals are kept and something was pixelated. `image` is left
+    /// as the photo.
+    fn photo(
+        &self,
+        d: &Drawing,
+        image: &mut Mat,
+        blur: &[[f32; 4]],
+        bbox: [f32; 4],
+        role: PhotoRole,
+        at: i64,
+    ) -> opencv::Result<Photo> {
+        let clean = match self.originals && !blur.is_empty() {
+            true => Some(image.try_clone()?),
+            false => None,
+        };
+        pixelate(image, blur.iter().copied())?;
+        annotate(image, bbox, &d.label, d.zone)?;
+        let jpeg = self.finish(image, role, at, d.event, d.place)?;
+        let original = match clean {
+            Some(mut c) => {
+                annotate(&mut c, bbox, &d.label, d.zone)?;
+                Some(self.finish(&c, role, at, d.event, d.place)?)
+            }
+            None => None,
+        };
+        Ok(Photo {
+            role,
+            at_ms: at,
+            jpeg,
+            original,
+        })
     }
 
     /// A photo as stored: with its strip (when captions are on), JPEG.

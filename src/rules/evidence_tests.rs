@@ -112,9 +112,9 @@ fn a_bystander_is_pixelated_in_every_image_and_the_vendor_is_not() {
         bbox: [200.0, 40.0, 260.0, 200.0],
         ..vendor.clone()
     };
-    let run = |privacy: PrivacyConfig| {
+    let run = |privacy: PrivacyConfig, originals: bool| {
         let mut tracker = Tracker::new(TrackerConfig::default());
-        let mut keeper = EvidenceKeeper::new(privacy);
+        let mut keeper = EvidenceKeeper::new(privacy).with_originals(originals);
         for t in [0, 1000, 2000] {
             let tracks = tracker
                 .update(t, &[vendor.clone(), passer.clone()])
@@ -139,11 +139,33 @@ fn a_bystander_is_pixelated_in_every_image_and_the_vendor_is_not() {
             .evidence(2000, &frame, &tracks, &ev, &[], &Place::default())
             .unwrap()
     };
-    let private = run(PrivacyConfig::default());
-    let open = run(PrivacyConfig {
-        blur: vec![],
-        ..PrivacyConfig::default()
-    });
+    let private = run(PrivacyConfig::default(), true);
+    let open = run(
+        PrivacyConfig {
+            blur: vec![],
+            ..PrivacyConfig::default()
+        },
+        true,
+    );
+    // the unblurred originals, made only where something was pixelated, are the
+    // photos as they would be without privacy
+    let crop = private.of(PhotoRole::Crop).next().unwrap();
+    assert_eq!(
+        crop.original, None,
+        "the close-up of the vendor shows no bystander"
+    );
+    for p in private.photos.iter().filter(|p| p.role != PhotoRole::Crop) {
+        let original = p
+            .original
+            .as_ref()
+            .expect("something was pixelated in each");
+        let unblurred = &open.of(p.role).next().unwrap().jpeg;
+        assert_eq!(original, unblurred, "{:?}", p.role);
+        assert_ne!(original, &p.jpeg, "{:?}", p.role);
+    }
+    assert!(open.photos.iter().all(|p| p.original.is_none()));
+    let off = run(PrivacyConfig::default(), false);
+    assert!(off.photos.iter().all(|p| p.original.is_none()));
     let bystander = [204, 44, 256, 196];
     let vendor_box = [24, 44, 76, 196];
     let elsewhere = [100, 0, 180, 40];

@@ -36,6 +36,23 @@ use cameras::{Controller, SceneChange, SceneFactory};
 use recorder::Recorder;
 use scene::{Scene, SceneRules};
 
+/// One retention pass: `prune(store, before)`, with `before` `keep` ago, logging what
+/// went (`what`, kept for `keep`).
+async fn prune_older(
+    store: &Arc<dyn CaseStore>,
+    keep: Duration,
+    what: &'static str,
+    prune: fn(&dyn CaseStore, i64) -> Result<u64, crate::cases::StoreError>,
+) {
+    let before = crate::cases::now_ms() - keep.as_millis() as i64;
+    let s = store.clone();
+    match tokio::task::spawn_blocking(move || prune(&*s, before)).await {
+        Ok(Ok(0)) | Err(_) => {}
+        Ok(Ok(n)) => tracing::info!("retention: deleted {n} {what} for {keep:?}"),
+        Ok(Err(e)) => tracing::warn!("retention of {what}: {e}"),
+    }
+}
+
 fn scene_rules(cfg: &Config) -> anyhow::Result<SceneRules> {
     let captions = cfg.cases.captions.load().map_err(anyhow::Error::msg)?;
     let mut r = SceneRules {
@@ -51,6 +68,7 @@ fn scene_rules(cfg: &Config) -> anyhow::Result<SceneRules> {
         fault_after: (cfg.rules.view_check && !cfg.rules.view_fault_after.is_zero())
             .then_some(cfg.rules.view_fault_after),
         privacy: cfg.cases.privacy.clone(),
+        originals: cfg.cases.originals.keep,
         ..SceneRules::default()
     };
     if let Some(d) = cfg.rules.parking.dwell {
@@ -512,19 +530,18 @@ pub async fn run(
     let retention_task = {
         let store = store.clone();
         let keep = cfg.cases.evidence_retention;
+        let originals = cfg.cases.originals.retention;
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             loop {
-                let before = crate::cases::now_ms() - keep.as_millis() as i64;
-                let s = store.clone();
-                match tokio::task::spawn_blocking(move || s.prune_evidence(before)).await {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(n)) => tracing::info!(
-                        "retention: deleted {n} evidence images of cases not seen for {keep:?}"
-                    ),
-                    Ok(Err(e)) => tracing::warn!("retention: {e}"),
-                    Err(_) => {}
-                }
+                prune_older(&store, keep, "evidence images of cases not seen", |s, t| {
+                    s.prune_evidence(t)
+                })
+                .await;
+                prune_older(&store, originals, "unblurred originals", |s, t| {
+                    s.prune_originals(t)
+                })
+                .await;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
                     _ = stop.wait_for(|s| *s) => break,

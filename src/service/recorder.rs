@@ -146,14 +146,20 @@ impl Recorder {
                         f.violation.cell
                     );
                     for (role, p) in photos_to_keep(outcome, &f.evidence) {
-                        if let Err(e) = store.add_photo(
-                            case,
-                            &camera,
-                            p.at_ms,
-                            Some(role),
-                            &p.jpeg,
-                            evidence_per_case,
-                        ) {
+                        let kept = store
+                            .add_photo(
+                                case,
+                                &camera,
+                                p.at_ms,
+                                Some(role),
+                                &p.jpeg,
+                                evidence_per_case,
+                            )
+                            .and_then(|e| match (e, &p.original) {
+                                (Some(e), Some(o)) => store.add_original(case, e.id, p.at_ms, o),
+                                _ => Ok(()),
+                            });
+                        if let Err(e) = kept {
                             tracing::error!(camera = &*camera, "evidence of case {case}: {e}");
                             m.errors.fetch_add(1, Ordering::Relaxed);
                         }
@@ -235,6 +241,7 @@ mod keep_tests {
             role,
             at_ms,
             jpeg: vec![0xFF, 0xD8],
+            original: None,
         };
         let seq = [
             photo(PhotoRole::FirstSight, 1),

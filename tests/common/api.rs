@@ -100,9 +100,13 @@ pub fn fixture(open_reads: bool, open_writes: bool) -> Fixture {
             .unwrap();
     }
     let jpeg = std::fs::read(super::path("samples/dog.jpg")).unwrap();
-    store
+    let e = store
         .add_evidence(1, "cam-a", 1, &jpeg, 3)
         .unwrap()
+        .unwrap();
+    // its unblurred original, for reviewers only
+    let original = std::fs::read(super::path("samples/person.jpg")).unwrap();
+    gridwatch::cases::originals::OriginalStore::add_original(&*store, 1, e.id, 1, &original)
         .unwrap();
     let registry = Arc::new(Registry::open(None, tmp.path()).unwrap());
     let sys = Actor::system("test");

@@ -159,3 +159,47 @@ pub fn the_evidence_chain_names_what_was_changed(
         "the item after the gap: {c:?}"
     );
 }
+
+/// The unblurred originals of a store: kept per evidence item of its own case only,
+/// listed per case, read back byte for byte, pruned by their own time, gone with
+/// their evidence.
+#[allow(dead_code)]
+pub fn originals_round_trip(store: &dyn gridwatch::cases::CaseStore) {
+    let t = 1_795_000_000_000i64;
+    let (a, _) = store
+        .record(&violation("street_vending", "o1", "cam1", t))
+        .unwrap();
+    let (b, _) = store
+        .record(&violation("street_vending", "o2", "cam1", t))
+        .unwrap();
+    let photo = |case, at| {
+        store
+            .add_evidence(case, "cam1", at, b"private", 10)
+            .unwrap()
+            .unwrap()
+    };
+    let (a1, a2, b1) = (photo(a, t), photo(a, t + 10 * MIN), photo(b, t));
+    store.add_original(a, a1.id, t, b"unblurred 1").unwrap();
+    store
+        .add_original(a, a2.id, t + 10 * MIN, b"unblurred 2")
+        .unwrap();
+    // another case's item is not this case's: nothing kept
+    store.add_original(a, b1.id, t, b"not a's").unwrap();
+    assert_eq!(store.originals(a).unwrap(), [a1.id, a2.id]);
+    assert!(store.originals(b).unwrap().is_empty());
+    assert_eq!(
+        store.original_jpeg(a, a1.id).unwrap().as_deref(),
+        Some(&b"unblurred 1"[..])
+    );
+    assert_eq!(store.original_jpeg(b, a1.id).unwrap(), None, "not b's");
+    // the evidence itself is what was stored blurred
+    assert_eq!(store.evidence_jpeg(a, a1.id).unwrap().unwrap(), b"private");
+    // their own, shorter retention: the older one goes, the evidence stays
+    assert_eq!(store.prune_originals(t + 5 * MIN).unwrap(), 1);
+    assert_eq!(store.originals(a).unwrap(), [a2.id]);
+    assert_eq!(store.evidence(a).unwrap().len(), 2);
+    // and when the case's evidence goes, its originals go with it
+    assert!(store.prune_evidence(t + 60 * MIN).unwrap() >= 2);
+    assert!(store.originals(a).unwrap().is_empty());
+    assert_eq!(store.original_jpeg(a, a2.id).unwrap(), None);
+}

@@ -11,6 +11,7 @@
 //! It uses the `postgres` crate's blocking client: call it from blocking threads (the
 //! outbox and the API do, through `spawn_blocking`), never on an async worker thread.
 
+mod originals;
 mod schema;
 mod tx;
 

@@ -24,6 +24,8 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
     &[crate::cases::EVIDENCE_CHAIN],
     // 9: each photo's place in its case's sequence
     &[crate::cases::EVIDENCE_ROLE],
+    // 10: unblurred originals, for reviewers
+    &[crate::cases::originals::POSTGRES_TABLE],
 ];
 
 /// 1: cases, the violations they absorbed, evidence, the outbox, reviews.

@@ -4,6 +4,7 @@
 //! (open or confirmed) case per key, so even a second writer on the same file could
 //! not open a duplicate.
 
+mod originals;
 mod schema;
 mod tx;
 

@@ -124,6 +124,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     crate::cases::EVIDENCE_CHAIN,
     // 10: each photo's place in its case's sequence
     crate::cases::EVIDENCE_ROLE,
+    // 11: unblurred originals, for reviewers
+    crate::cases::originals::SQLITE_TABLE,
 ];
 
 /// Opens (creating it and its folder) a SQLite file in WAL mode with foreign keys on,

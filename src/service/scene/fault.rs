@@ -143,11 +143,13 @@ impl FaultWatch {
                     role: PhotoRole::Fault,
                     at_ms: *since,
                     jpeg: first.clone(),
+                    original: None,
                 },
                 Photo {
                     role: PhotoRole::Fault,
                     at_ms: t_ms,
                     jpeg: private_jpeg(frame, dets, classes, &self.blur)?,
+                    original: None,
                 },
             ],
         }))

@@ -54,6 +54,8 @@ pub struct SceneRules {
     pub privacy: crate::rules::privacy::PrivacyConfig,
     /// The strips under evidence photos (none when `None`).
     pub captions: Option<crate::rules::evidence::Captions>,
+    /// Make unblurred originals of evidence photos, for reviewers.
+    pub originals: bool,
     /// Ignore the zones' own dwell times.
     pub override_zone_dwell: bool,
     /// Check each sample's view against the camera's reference ([`ViewWatch`]):

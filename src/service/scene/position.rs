@@ -95,7 +95,8 @@ impl Position {
             },
             revisit: None,
             keeper: EvidenceKeeper::new(rules.privacy.clone())
-                .with_captions(rules.captions.clone()),
+                .with_captions(rules.captions.clone())
+                .with_originals(rules.originals),
             out: RuleOutput::default(),
             obs: Vec::new(),
             away_ms: 0,
@@ -124,6 +125,7 @@ impl Position {
         p.rules.truncate(2);
         p.construction.zones.clear();
         p.drone = Some(drone);
+        p.keeper = std::mem::take(&mut p.keeper).on_a_moving_camera();
         p
     }
 
