@@ -1,6 +1,6 @@
 //! Unblurred originals of evidence photos, for reviewers only.
 //!
-//! What is stored as evidence is private ([`crate::rules::privacy`]): the people who are
+//! What is stored as evidence is private (the privacy of evidence, `rules::privacy`): the people who are
 //! not a case's subject are pixelated. An operator whose reviewers must see a scene as
 //! it was (was the "bystander" the driver?) may keep the unblurred original of each
 //! photo in which something was pixelated (`[cases.originals] keep = true`), in the
