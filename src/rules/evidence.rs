@@ -249,72 +249,55 @@ fn annotate(
 /// A frame's JPEG and who was in it, shared by the stays that keep it.
 type Encoded = (Arc<[u8]>, Arc<[Bystander]>);
 
-/// The current frame, encoded at most once however many subjects keep it.
-struct Lazy<'a> {
-    frame: &'a Frame,
+/// One sample as the stays see it: its frame, encoded at most once however many keep
+/// it, and the middle frames' budget.
+struct Now<'a> {
     t: i64,
+    /// The keeper's sample number.
+    n: u64,
+    frame: &'a Frame,
     tracks: &'a [Track],
+    canvas: &'a mut Mat,
+    privacy: &'a PrivacyConfig,
+    people: &'a mut Vec<Bystander>,
     shot: Option<Encoded>,
-}
-
-impl Lazy<'_> {
-    fn get(
-        &mut self,
-        canvas: &mut Mat,
-        privacy: &PrivacyConfig,
-        people: &mut Vec<Bystander>,
-    ) -> opencv::Result<Encoded> {
-        if self.shot.is_none() {
-            copy_to_canvas(self.frame, canvas)?;
-            people.clear();
-            privacy.people(self.t, self.tracks, people);
-            self.shot = Some((encode(canvas)?.into(), people.as_slice().into()));
-        }
-        Ok(self.shot.clone().expect("just made"))
-    }
-}
-
-/// Bytes of middle frames held, as counted at the start of a sample, and whether the
-/// sample's own frame is counted yet.
-struct Budget {
+    /// Bytes of middle frames held, as counted at the start of the sample.
     held: usize,
+    /// Whether this sample's frame is counted in `held` yet.
     counted: bool,
 }
 
-/// One sample of a stay: when, its number, the subject's box in it.
-struct At {
-    t: i64,
-    n: u64,
-    bbox: [f32; 4],
-}
+impl Now<'_> {
+    /// The frame's JPEG and who is in it.
+    fn shot(&mut self) -> opencv::Result<Encoded> {
+        if self.shot.is_none() {
+            copy_to_canvas(self.frame, self.canvas)?;
+            self.people.clear();
+            self.privacy.people(self.t, self.tracks, self.people);
+            self.shot = Some((encode(self.canvas)?.into(), self.people.as_slice().into()));
+        }
+        Ok(self.shot.clone().expect("just made"))
+    }
 
-impl At {
-    /// Keeps the sample as a middle frame of `s` when its number is on the stay's
-    /// stride and the budget allows, doubling the stride past [`MAX_MIDDLE`].
-    fn step(
-        &mut self,
-        s: &mut Stay,
-        budget: &mut Budget,
-        now: &mut Lazy,
-        canvas: &mut Mat,
-        privacy: &PrivacyConfig,
-        people: &mut Vec<Bystander>,
-    ) -> opencv::Result<()> {
+    /// Keeps the sample as a middle frame of `s` (the subject's box `bbox` in it) when
+    /// its number is on the stay's stride and the budget allows, doubling the stride
+    /// past [`MAX_MIDDLE`].
+    fn keep_middle(&mut self, s: &mut Stay, bbox: [f32; 4]) -> opencv::Result<()> {
         if self.t <= s.first.at || !self.n.is_multiple_of(s.stride) {
             return Ok(());
         }
-        if !budget.counted && budget.held >= MIDDLE_BUDGET {
+        if !self.counted && self.held >= MIDDLE_BUDGET {
             return Ok(());
         }
-        let (jpeg, seen) = now.get(canvas, privacy, people)?;
-        if !budget.counted {
-            budget.held += jpeg.len();
-            budget.counted = true;
+        let (jpeg, seen) = self.shot()?;
+        if !self.counted {
+            self.held += jpeg.len();
+            self.counted = true;
         }
         s.middle.push(Shot {
             at: self.t,
             n: self.n,
-            bbox: self.bbox,
+            bbox,
             jpeg,
             people: seen,
         });
@@ -371,33 +354,26 @@ impl EvidenceKeeper {
         self.snaps
             .retain(|id, _| tracks.iter().any(|tr| tr.id == *id));
         self.n += 1;
-        let mut budget = Budget {
+        let mut now = Now {
+            t,
+            n: self.n,
+            frame,
+            tracks,
             held: self.middle_bytes(),
+            canvas: &mut self.canvas,
+            privacy: &self.privacy,
+            people: &mut self.people,
+            shot: None,
             counted: false,
         };
-        let mut now = Lazy {
-            frame,
-            t,
-            tracks,
-            shot: None,
-        };
-        let n = self.n;
-        let (canvas, privacy, people) = (&mut self.canvas, &self.privacy, &mut self.people);
         for tr in tracks.iter().filter(|tr| tr.seen_at(t) && watched(tr)) {
             match self.snaps.get_mut(&tr.id) {
-                Some(s) if s.since == tr.stationary_since => {
-                    let mut at = At {
-                        t,
-                        n,
-                        bbox: tr.bbox,
-                    };
-                    at.step(s, &mut budget, &mut now, canvas, privacy, people)?;
-                }
+                Some(s) if s.since == tr.stationary_since => now.keep_middle(s, tr.bbox)?,
                 _ => {
-                    let (jpeg, seen) = now.get(canvas, privacy, people)?;
+                    let (jpeg, seen) = now.shot()?;
                     let first = Shot {
                         at: t,
-                        n,
+                        n: now.n,
                         bbox: tr.bbox,
                         jpeg,
                         people: seen,
@@ -407,13 +383,11 @@ impl EvidenceKeeper {
                 }
             }
         }
-        for s in self.objects.values_mut().filter(|_| !self.moving) {
-            let mut at = At {
-                t,
-                n,
-                bbox: s.first.bbox,
-            };
-            at.step(s, &mut budget, &mut now, canvas, privacy, people)?;
+        if !self.moving {
+            for s in self.objects.values_mut() {
+                let bbox = s.first.bbox;
+                now.keep_middle(s, bbox)?;
+            }
         }
         Ok(())
     }
@@ -513,8 +487,8 @@ impl EvidenceKeeper {
             for (role, shot) in shots.filter(|(_, s)| s.at < t) {
                 let mut img =
                     imgcodecs::imdecode(&Vector::from_slice(&shot.jpeg), imgcodecs::IMREAD_COLOR)?;
-                let blur = blur_of(&shot.people);
-                photos.push(self.photo(&d, &mut img, &blur, shot.bbox, role, shot.at)?);
+                let clean = self.blur(&mut img, &blur_of(&shot.people))?;
+                photos.push(self.photo(&d, &mut img, clean, shot.bbox, role, shot.at)?);
             }
         }
         copy_to_canvas(frame, &mut self.canvas)?;
@@ -537,15 +511,14 @@ impl EvidenceKeeper {
         let in_crop = |b: &[f32; 4]| {
             b[0] < cx2 as f32 && b[2] > cx1 as f32 && b[1] < cy2 as f32 && b[3] > cy1 as f32
         };
-        let crop_original = match self.originals && blur.iter().any(in_crop) {
-            true => Some(encode(&Mat::roi(&self.canvas, rect)?.try_clone()?)?),
-            false => None,
-        };
-        let mut private = self.canvas.try_clone()?;
-        pixelate(&mut private, blur.iter().copied())?;
-        let crop = encode(&Mat::roi(&private, rect)?.try_clone()?)?;
         let mut canvas = std::mem::take(&mut self.canvas);
-        let violation = self.photo(&d, &mut canvas, &blur, event.bbox, PhotoRole::Violation, t);
+        let clean = self.blur(&mut canvas, &blur)?;
+        let crop = encode(&Mat::roi(&canvas, rect)?.try_clone()?)?;
+        let crop_original = match &clean {
+            Some(c) if blur.iter().any(in_crop) => Some(encode(&Mat::roi(c, rect)?.try_clone()?)?),
+            _ => None,
+        };
+        let violation = self.photo(&d, &mut canvas, clean, event.bbox, PhotoRole::Violation, t);
         self.canvas = canvas;
         photos.push(violation?);
         photos.push(Photo {
@@ -557,24 +530,29 @@ impl EvidenceKeeper {
         Ok(Evidence { photos })
     }
 
-    /// One photo of a case from `image` (as the camera saw it): the `blur` boxes
-    /// pixelated, the subject's `bbox` and the zone drawn, its strip; with the unblurred
-    /// original when originals are kept and something was pixelated. `image` is left
-    /// as the photo.
-    fn photo(
-        &self,
-        d: &Drawing,
-        image: &mut Mat,
-        blur: &[[f32; 4]],
-        bbox: [f32; 4],
-        role: PhotoRole,
-        at: i64,
-    ) -> opencv::Result<Photo> {
+    /// Pixelates the `blur` boxes of `image` (as the camera saw it); returns the image
+    /// as it was when originals are kept and something was pixelated.
+    fn blur(&self, image: &mut Mat, blur: &[[f32; 4]]) -> opencv::Result<Option<Mat>> {
         let clean = match self.originals && !blur.is_empty() {
             true => Some(image.try_clone()?),
             false => None,
         };
         pixelate(image, blur.iter().copied())?;
+        Ok(clean)
+    }
+
+    /// One photo of a case from `image` (made private by [`Self::blur`], `clean` what
+    /// it returned): the subject's `bbox` and the zone drawn, its strip; with the
+    /// unblurred original from `clean`. `image` is left as the photo.
+    fn photo(
+        &self,
+        d: &Drawing,
+        image: &mut Mat,
+        clean: Option<Mat>,
+        bbox: [f32; 4],
+        role: PhotoRole,
+        at: i64,
+    ) -> opencv::Result<Photo> {
         annotate(image, bbox, &d.label, d.zone)?;
         let jpeg = self.finish(image, role, at, d.event, d.place)?;
         let original = match clean {
