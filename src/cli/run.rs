@@ -62,7 +62,9 @@ pub fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
     match cmd {
         ConfigCommand::Check { file } => {
             let cfg = load(&file)?;
-            let problems = crate::service::check::check_files(&cfg);
+            let mut problems = crate::service::check::check_files(&cfg);
+            // the caption font: `run` reads it once, when it builds the scenes' rules
+            problems.extend(cfg.cases.captions.load().err());
             if !problems.is_empty() {
                 anyhow::bail!(
                     "{} error{} in the files the config names:\n  {}",

@@ -118,7 +118,8 @@ impl Captioner {
     }
 
     /// Whether the font has a glyph for every character of `text` (spaces aside).
-    pub fn covers(&self, text: &str) -> bool {
+    #[cfg(test)]
+    fn covers(&self, text: &str) -> bool {
         text.chars()
             .filter(|c| !c.is_whitespace())
             .all(|c| self.font.glyph_id(c).0 != 0)

@@ -24,9 +24,6 @@ pub fn check_files(cfg: &Config) -> Vec<String> {
                 out.push(format!("model.manifest: {e}"));
             }
             out.extend(cfg.cases.privacy.check(&m.classes));
-            if let Err(e) = cfg.cases.captions.load() {
-                out.push(e);
-            }
         }
         Err(e) => out.push(format!("model.manifest: {e}")),
     }
