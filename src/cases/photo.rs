@@ -21,6 +21,16 @@ pub enum PhotoRole {
 }
 
 impl PhotoRole {
+    /// Every role.
+    pub const ALL: [Self; 6] = [
+        Self::FirstSight,
+        Self::Middle,
+        Self::Violation,
+        Self::Latest,
+        Self::Crop,
+        Self::Fault,
+    ];
+
     /// Its name in the store and the API.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -47,16 +57,7 @@ impl PhotoRole {
 
     /// The role named `s` (as [`Self::as_str`] writes it).
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::FirstSight,
-            Self::Middle,
-            Self::Violation,
-            Self::Latest,
-            Self::Crop,
-            Self::Fault,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -80,14 +81,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for r in [
-            PhotoRole::FirstSight,
-            PhotoRole::Middle,
-            PhotoRole::Violation,
-            PhotoRole::Latest,
-            PhotoRole::Crop,
-            PhotoRole::Fault,
-        ] {
+        for r in PhotoRole::ALL {
             assert_eq!(PhotoRole::parse(r.as_str()), Some(r));
             assert_eq!(
                 serde_json::to_value(r).unwrap(),
