@@ -74,6 +74,8 @@ pub struct Metrics {
     pub waiting: AtomicU64,
     /// Violations given up on (the waiting queue overflowed).
     pub lost: AtomicU64,
+    /// Close-ups from cameras' main streams, by outcome (see [`DETAIL_OUTCOMES`]).
+    pub details: [AtomicU64; DETAIL_OUTCOMES.len()],
     last: Mutex<BTreeMap<String, (Instant, Vec<u8>)>>,
     /// What each camera's view check said last.
     views: Mutex<BTreeMap<String, crate::geo::view::ViewReport>>,
@@ -82,6 +84,11 @@ pub struct Metrics {
     /// A scrape's question to the store is in flight (one at a time).
     pub store_query: std::sync::atomic::AtomicBool,
 }
+
+/// What became of a case's close-up from the main stream: cut from it; the main
+/// stream did not match the detection view (substream close-up, with a note); it could
+/// not be had (likewise); not tried (too many waiting, or the service stopping).
+pub const DETAIL_OUTCOMES: [&str; 4] = ["main_stream", "mismatch", "unavailable", "dropped"];
 
 /// How often a camera's last frame is re-encoded for the cameras view.
 pub const LAST_FRAME_EVERY: Duration = Duration::from_secs(5);
@@ -367,6 +374,19 @@ impl Collector for Scrape {
         ] {
             one(&mut e, name, help, ConstCounter::new(v.load(Ordering::Relaxed)))?;
         }
+        let rows = DETAIL_OUTCOMES.iter().zip(&m.details).map(|(o, v)| {
+            (
+                [("outcome", *o)],
+                ConstCounter::new(v.load(Ordering::Relaxed)),
+            )
+        });
+        family(
+            &mut e,
+            "gridwatch_detail_closeups",
+            "Close-ups of new cases from the cameras' main streams, by outcome.",
+            MetricType::Counter,
+            rows,
+        )?;
         one(
             &mut e,
             "gridwatch_violations_waiting",

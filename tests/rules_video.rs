@@ -5,7 +5,7 @@
 
 mod common;
 
-use chrono::Utc;
+use chrono::{TimeZone, Utc};
 use common::path;
 use gridwatch::cases::photo::PhotoRole;
 use gridwatch::decode::{FileDecoder, Frame, Sampler, Sampling};
@@ -30,7 +30,10 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         dwell: std::time::Duration::from_secs(30),
         ..Default::default()
     });
-    let now = Utc::now();
+    // a fixed hour outside the vending zone's windows (Monday 22:00 UTC, 06:00 in Shanghai): in them the
+    // walkers there are vending candidates too, whose stays share the camera's budget
+    // of middle frames with the van's; with the clock, the test depended on the hour
+    let now = Utc.with_ymd_and_hms(2026, 11, 30, 22, 0, 0).unwrap();
     let mut events: Vec<RuleEvent> = Vec::new();
     let mut people_seen = 0;
     // the same frames kept twice: as the service keeps them (people pixelated) and with

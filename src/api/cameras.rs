@@ -95,7 +95,7 @@ fn item(
     holder: Option<&Holder>,
 ) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or_default();
-    v["source"] = json!(r.camera.source_redacted());
+    r.camera.hide_passwords(&mut v);
     let id = &r.camera.id;
     match status {
         Some(st) => {

@@ -18,17 +18,23 @@ pub enum PhotoRole {
     Crop,
     /// A camera-fault case's frames.
     Fault,
+    /// The subject cut out of the camera's main (high-resolution) stream, taken after
+    /// the violation (by the service's detail worker); or, when the main stream could not
+    /// be had or did not show the detection's view, the detection stream's close-up
+    /// again with a strip saying why.
+    Detail,
 }
 
 impl PhotoRole {
     /// Every role.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::FirstSight,
         Self::Middle,
         Self::Violation,
         Self::Latest,
         Self::Crop,
         Self::Fault,
+        Self::Detail,
     ];
 
     /// Its name in the store and the API.
@@ -40,6 +46,7 @@ impl PhotoRole {
             Self::Latest => "latest",
             Self::Crop => "crop",
             Self::Fault => "fault",
+            Self::Detail => "detail",
         }
     }
 
@@ -52,6 +59,7 @@ impl PhotoRole {
             Self::Latest => "latest sighting",
             Self::Crop => "close-up",
             Self::Fault => "camera fault",
+            Self::Detail => "high-resolution close-up",
         }
     }
 

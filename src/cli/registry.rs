@@ -102,7 +102,7 @@ pub fn cameras(c: CamerasCommand) -> anyhow::Result<()> {
             for r in &list {
                 if json {
                     let mut v = serde_json::to_value(r)?;
-                    v["source"] = r.camera.source_redacted().into();
+                    r.camera.hide_passwords(&mut v);
                     println!("{v}");
                 } else {
                     let labels: Vec<String> = r

@@ -34,6 +34,13 @@ pub struct CameraEntry {
     /// The transport, parsed from `transport` when the camera is read.
     #[serde(skip)]
     pub transport: RtspTransport,
+    /// The camera's main (high-resolution) stream, `rtsp://…` (credentials may be in
+    /// the URL; it uses `transport` too), when `source` is its substream: detection
+    /// runs on `source`, and the main stream is read only when a violation opens a
+    /// case, for one keyframe from which the subject's close-up is cut at full
+    /// resolution (the case's `detail` photo; docs/cases.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_source: Option<String>,
     /// Files and folders: play them again from the start at the end.
     #[serde(default = "yes", rename = "loop")]
     pub looping: bool,
@@ -225,6 +232,15 @@ impl CameraEntry {
         } else if !Path::new(&c.source).exists() {
             out.push(format!(".source: {} does not exist", c.source));
         }
+        if let Some(m) = &c.main_source {
+            match url::Url::parse(m) {
+                Ok(u) if u.scheme() == "rtsp" && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+                Ok(u) if u.scheme() == "rtsp" => {
+                    out.push(".main_source: the rtsp:// URL has no host".into())
+                }
+                _ => out.push(".main_source: not an rtsp:// URL".into()),
+            }
+        }
         if let Some(p) = &c.calibration {
             if !p.exists() {
                 out.push(format!(".calibration: {} does not exist", p.display()));
@@ -326,13 +342,49 @@ impl CameraEntry {
 
     /// The source for messages and listings: an RTSP URL without its password.
     pub fn source_redacted(&self) -> String {
-        match url::Url::parse(&self.source) {
-            Ok(mut u) if u.password().is_some() => {
-                let _ = u.set_password(Some("***"));
-                u.to_string()
-            }
-            _ => self.source.clone(),
+        redacted(&self.source)
+    }
+
+    /// The main stream for listings, likewise.
+    pub fn main_source_redacted(&self) -> Option<String> {
+        self.main_source.as_deref().map(redacted)
+    }
+
+    /// The camera as JSON for listings and the audit log: its URLs' passwords hidden.
+    pub fn redacted_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        self.hide_passwords(&mut v);
+        v
+    }
+
+    /// Hides the passwords of this camera's URLs in `v` (its JSON, or a document that
+    /// flattens it).
+    pub fn hide_passwords(&self, v: &mut serde_json::Value) {
+        v["source"] = self.source_redacted().into();
+        if let Some(m) = self.main_source_redacted() {
+            v["main_source"] = m.into();
         }
+    }
+
+    /// Where the main stream is read (`None` without one, or when it does not parse:
+    /// [`Self::check`] names that).
+    pub fn main_stream(&self) -> Option<crate::rules::detail::MainStream> {
+        let url = url::Url::parse(self.main_source.as_deref()?).ok()?;
+        Some(crate::rules::detail::MainStream {
+            url,
+            udp: self.transport == RtspTransport::Udp,
+        })
+    }
+}
+
+/// An RTSP URL with its password shown as `***` (anything else as it is).
+fn redacted(source: &str) -> String {
+    match url::Url::parse(source) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => source.to_string(),
     }
 }
 

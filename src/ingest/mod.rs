@@ -7,6 +7,7 @@
 pub mod camera;
 pub mod file;
 pub mod handoff;
+pub mod keyframe;
 pub mod live;
 pub mod pool;
 pub mod rtsp;

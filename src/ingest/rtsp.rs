@@ -40,77 +40,12 @@ pub(crate) async fn run(
     transport: RtspTransport,
 ) -> End {
     let cfg = &cam.config;
-    let limit = cfg.connect_timeout;
-    let mut url = url.clone();
-    let creds = (!url.username().is_empty()).then(|| Credentials {
-        username: percent_decode(url.username()),
-        password: percent_decode(url.password().unwrap_or("")),
-    });
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    if url.scheme() != "rtsp" {
-        return End::Fatal(format!(
-            "unsupported URL scheme `{}` (use rtsp://)",
-            url.scheme()
-        ));
-    }
-    let opts = SessionOptions::default()
-        .creds(creds)
-        .user_agent(format!("gridwatch/{}", env!("CARGO_PKG_VERSION")))
-        .session_group(pool.group.clone());
-
-    macro_rules! step {
-        ($what:expr, $fut:expr) => {
-            tokio::select! {
-                r = tokio::time::timeout(limit, $fut) => match r {
-                    Ok(Ok(v)) => v,
-                    Ok(Err(e)) => return End::Retry(format!("{}: {e}", $what)),
-                    Err(_) => return End::Retry(format!("{}: no answer within {:?}", $what, limit)),
-                },
-                _ = stop.wait_for(|s| *s) => return End::Stop,
-            }
-        };
-    }
-
-    let mut session = step!(
-        "DESCRIBE",
-        retina::client::Session::describe(url.clone(), opts)
-    );
-    let Some((index, codec)) = session.streams().iter().enumerate().find_map(|(i, s)| {
-        (s.media() == "video")
-            .then(|| VideoCodec::from_encoding_name(s.encoding_name()).map(|c| (i, c)))?
-    }) else {
-        let found: Vec<String> = session
-            .streams()
-            .iter()
-            .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
-            .collect();
-        return End::Fatal(format!(
-            "no H.264 or H.265 video stream (the camera offers: {})",
-            if found.is_empty() {
-                "nothing".to_string()
-            } else {
-                found.join(", ")
-            }
-        ));
-    };
-    let transport = match transport {
-        RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
-        RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
-    };
-    step!(
-        "SETUP",
-        session.setup(
-            index,
-            SetupOptions::default()
-                .transport(transport)
-                .frame_format(FrameFormat::SIMPLE)
-        )
-    );
-    let playing = step!("PLAY", session.play(PlayOptions::default()));
-    let mut demuxed = match playing.demuxed() {
-        Ok(d) => d,
-        Err(e) => return End::Fatal(format!("cannot read the stream: {e}")),
+    let (mut demuxed, codec) = tokio::select! {
+        r = connect(url, transport, cfg.connect_timeout, Some(pool.group.clone())) => match r {
+            Ok(c) => c,
+            Err(end) => return end,
+        },
+        _ = stop.wait_for(|s| *s) => return End::Stop,
     };
     info!(%codec, "streaming");
     cam.set_state(CameraState::Streaming);
@@ -217,6 +152,92 @@ pub(crate) async fn run(
         cam.stuck.fetch_add(1, Ordering::SeqCst);
     }
     end
+}
+
+/// DESCRIBE, SETUP and PLAY of the first H.264 or H.265 video stream at `url`, each
+/// under `limit`: the demuxed stream and its codec. Credentials in the URL are used
+/// and never sent in it.
+pub(crate) async fn connect(
+    url: &url::Url,
+    transport: RtspTransport,
+    limit: Duration,
+    group: Option<Arc<retina::client::SessionGroup>>,
+) -> Result<(retina::client::Demuxed, VideoCodec), End> {
+    let mut url = url.clone();
+    let creds = (!url.username().is_empty()).then(|| Credentials {
+        username: percent_decode(url.username()),
+        password: percent_decode(url.password().unwrap_or("")),
+    });
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    if url.scheme() != "rtsp" {
+        return Err(End::Fatal(format!(
+            "unsupported URL scheme `{}` (use rtsp://)",
+            url.scheme()
+        )));
+    }
+    let mut opts = SessionOptions::default()
+        .creds(creds)
+        .user_agent(format!("gridwatch/{}", env!("CARGO_PKG_VERSION")));
+    if let Some(g) = group {
+        opts = opts.session_group(g);
+    }
+
+    macro_rules! step {
+        ($what:expr, $fut:expr) => {
+            match tokio::time::timeout(limit, $fut).await {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return Err(End::Retry(format!("{}: {e}", $what))),
+                Err(_) => {
+                    return Err(End::Retry(format!(
+                        "{}: no answer within {:?}",
+                        $what, limit
+                    )))
+                }
+            }
+        };
+    }
+
+    let mut session = step!(
+        "DESCRIBE",
+        retina::client::Session::describe(url.clone(), opts)
+    );
+    let Some((index, codec)) = session.streams().iter().enumerate().find_map(|(i, s)| {
+        (s.media() == "video")
+            .then(|| VideoCodec::from_encoding_name(s.encoding_name()).map(|c| (i, c)))?
+    }) else {
+        let found: Vec<String> = session
+            .streams()
+            .iter()
+            .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+            .collect();
+        return Err(End::Fatal(format!(
+            "no H.264 or H.265 video stream (the camera offers: {})",
+            if found.is_empty() {
+                "nothing".to_string()
+            } else {
+                found.join(", ")
+            }
+        )));
+    };
+    let transport = match transport {
+        RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
+        RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
+    };
+    step!(
+        "SETUP",
+        session.setup(
+            index,
+            SetupOptions::default()
+                .transport(transport)
+                .frame_format(FrameFormat::SIMPLE)
+        )
+    );
+    let playing = step!("PLAY", session.play(PlayOptions::default()));
+    match playing.demuxed() {
+        Ok(d) => Ok((d, codec)),
+        Err(e) => Err(End::Fatal(format!("cannot read the stream: {e}"))),
+    }
 }
 
 /// The decoding side of a streaming session.

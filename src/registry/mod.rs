@@ -150,9 +150,7 @@ fn bump(tx: &mut dyn Tx) -> Result<i64, StoreError> {
 
 /// A camera's document as the audit log keeps it: the password of an RTSP URL hidden.
 fn audit_doc(c: &CameraEntry) -> serde_json::Value {
-    let mut v = serde_json::to_value(c).unwrap_or_default();
-    v["source"] = c.source_redacted().into();
-    v
+    c.redacted_json()
 }
 
 /// Checks a camera's settings for the registry: its id, its fields' parse, its values.
@@ -305,6 +303,9 @@ impl Registry {
             };
             if c.source == before.camera.source_redacted() {
                 c.source = before.camera.source.clone();
+            }
+            if c.main_source.is_some() && c.main_source == before.camera.main_source_redacted() {
+                c.main_source = before.camera.main_source.clone();
             }
             if let Err(e) = validate(&mut c) {
                 invalid = Some(e);

@@ -15,6 +15,9 @@ use opencv::core::{Mat, Scalar, CV_8UC3};
 use opencv::prelude::*;
 use serde::Deserialize;
 
+use super::RuleEvent;
+use crate::cases::photo::PhotoRole;
+
 /// Where Debian's `fonts-wqy-microhei` puts its font.
 pub const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc";
 
@@ -190,6 +193,53 @@ impl Captioner {
     pub fn strip_height(width: u32, lines: usize) -> u32 {
         Layout::of(width).height(lines)
     }
+}
+
+/// Where and by whom a violation was seen, as its photos' strips say.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Place<'a> {
+    /// The camera's id.
+    pub camera: &'a str,
+    /// The place's name (the grid cell's administrative path: district, street, …).
+    pub name: &'a str,
+    /// The grid cell.
+    pub cell: &'a str,
+    /// WGS 84.
+    pub lat: f64,
+    /// WGS 84.
+    pub lon: f64,
+}
+
+/// The lines of a photo's strip: when, what and where in the camera; which camera and
+/// where on the ground; the place's name (which names the grid cell) or the cell.
+pub fn caption_lines(
+    role: PhotoRole,
+    at_ms: i64,
+    tz: Option<chrono_tz::Tz>,
+    event: &RuleEvent,
+    place: &Place,
+) -> Vec<String> {
+    let mut third = place.name.to_string();
+    if !third.contains(place.cell) {
+        if !third.is_empty() {
+            third += "  ";
+        }
+        third += &format!("cell {}", place.cell);
+    }
+    vec![
+        format!(
+            "{}  {}  {}  zone {}",
+            local_time(at_ms, tz),
+            role.label(),
+            event.kind,
+            event.zone
+        ),
+        format!(
+            "camera {}  {:.6}, {:.6}",
+            place.camera, place.lat, place.lon
+        ),
+        third,
+    ]
 }
 
 /// A time as the strip shows it: local time in `tz` with its UTC offset, or UTC.

@@ -29,7 +29,9 @@ use opencv::imgcodecs;
 use opencv::imgproc;
 use opencv::prelude::*;
 
-use super::caption::{local_time, Captioner};
+use super::caption::Captioner;
+pub use super::caption::{caption_lines, Place};
+use super::detail::{DetailRequest, MainStream};
 use super::privacy::{pixelate, Bystander, PrivacyConfig};
 use super::{RuleEvent, ViolationKind};
 use crate::cases::photo::{Photo, PhotoRole};
@@ -43,6 +45,8 @@ use crate::track::Track;
 pub struct Evidence {
     /// The sequence.
     pub photos: Vec<Photo>,
+    /// What a close-up from the camera's main stream needs (cameras with one).
+    pub detail: Option<Box<DetailRequest>>,
 }
 
 impl Evidence {
@@ -58,53 +62,6 @@ impl Evidence {
     pub fn of(&self, role: PhotoRole) -> impl Iterator<Item = &Photo> {
         self.photos.iter().filter(move |p| p.role == role)
     }
-}
-
-/// Where and by whom a violation was seen, as its photos' strips say.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Place<'a> {
-    /// The camera's id.
-    pub camera: &'a str,
-    /// The place's name (the grid cell's administrative path: district, street, …).
-    pub name: &'a str,
-    /// The grid cell.
-    pub cell: &'a str,
-    /// WGS 84.
-    pub lat: f64,
-    /// WGS 84.
-    pub lon: f64,
-}
-
-/// The lines of a photo's strip: when, what and where in the camera; which camera and
-/// where on the ground; the place's name (which names the grid cell) or the cell.
-pub fn caption_lines(
-    role: PhotoRole,
-    at_ms: i64,
-    tz: Option<chrono_tz::Tz>,
-    event: &RuleEvent,
-    place: &Place,
-) -> Vec<String> {
-    let mut third = place.name.to_string();
-    if !third.contains(place.cell) {
-        if !third.is_empty() {
-            third += "  ";
-        }
-        third += &format!("cell {}", place.cell);
-    }
-    vec![
-        format!(
-            "{}  {}  {}  zone {}",
-            local_time(at_ms, tz),
-            role.label(),
-            event.kind,
-            event.zone
-        ),
-        format!(
-            "camera {}  {:.6}, {:.6}",
-            place.camera, place.lat, place.lon
-        ),
-        third,
-    ]
 }
 
 /// The strip drawer and the time zone its times are in.
@@ -169,6 +126,8 @@ pub struct EvidenceKeeper {
     /// The camera moves (a drone): a subject that is not a track keeps no middle
     /// frames, its box being of the first frame's pixels only.
     moving: bool,
+    /// The camera's main stream: a violation also asks for a close-up from it.
+    detail: Option<Arc<MainStream>>,
 }
 
 /// What every photo of one case draws.
@@ -330,6 +289,13 @@ impl EvidenceKeeper {
     /// first frame only, their box drawn where it was then.
     pub fn on_a_moving_camera(mut self) -> Self {
         self.moving = true;
+        self
+    }
+
+    /// For a camera with a main stream: each violation's evidence carries a
+    /// [`DetailRequest`] for a close-up from it.
+    pub fn with_detail(mut self, main: Option<Arc<MainStream>>) -> Self {
+        self.detail = main;
         self
     }
 
@@ -521,13 +487,59 @@ impl EvidenceKeeper {
         let violation = self.photo(&d, &mut canvas, clean, event.bbox, PhotoRole::Violation, t);
         self.canvas = canvas;
         photos.push(violation?);
-        photos.push(Photo {
+        let crop = Photo {
             role: PhotoRole::Crop,
             at_ms: t,
             jpeg: crop,
             original: crop_original,
-        });
-        Ok(Evidence { photos })
+        };
+        let detail = match &self.detail {
+            Some(main) => Some(Box::new(self.detail_request(
+                main.clone(),
+                frame,
+                t,
+                event,
+                place,
+                blur,
+                &crop,
+            )?)),
+            None => None,
+        };
+        photos.push(crop);
+        Ok(Evidence { photos, detail })
+    }
+
+    /// What the close-up from the main stream needs of this violation.
+    #[allow(clippy::too_many_arguments)]
+    fn detail_request(
+        &self,
+        main: Arc<MainStream>,
+        frame: &Frame,
+        t: i64,
+        event: &RuleEvent,
+        place: &Place,
+        blur: Vec<[f32; 4]>,
+        crop: &Photo,
+    ) -> opencv::Result<DetailRequest> {
+        let mut lines = caption_lines(PhotoRole::Detail, t, None, event, place).into_iter();
+        let _when = lines.next();
+        let words = [
+            format!("{}  zone {}", event.kind, event.zone),
+            lines.next().unwrap_or_default(),
+            lines.next().unwrap_or_default(),
+        ];
+        let mut req = DetailRequest::new(
+            main,
+            &crate::draw::frame_mat(frame)?,
+            t,
+            event.bbox,
+            blur,
+            crop.clone(),
+            words,
+        )?;
+        req.originals = self.originals;
+        req.captions = self.captions.clone();
+        Ok(req)
     }
 
     /// Pixelates the `blur` boxes of `image` (as the camera saw it); returns the image

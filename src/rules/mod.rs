@@ -5,6 +5,7 @@
 
 pub mod caption;
 pub mod construction;
+pub mod detail;
 pub mod dumping;
 pub mod evidence;
 pub mod parking;

@@ -61,6 +61,12 @@ impl SceneFactory {
     /// A camera's scene (blocking: reads its calibrations and preset pictures, the
     /// captured ones from `registry`).
     pub fn build(&self, c: &CameraEntry, registry: Option<&Registry>) -> anyhow::Result<Scene> {
+        let mut scene = self.build_views(c, registry)?;
+        scene.set_main_stream(c.main_stream().map(Arc::new));
+        Ok(scene)
+    }
+
+    fn build_views(&self, c: &CameraEntry, registry: Option<&Registry>) -> anyhow::Result<Scene> {
         let saved = self.saved_calibrations();
         let calibration = |key: &str, p: &Option<std::path::PathBuf>| -> anyhow::Result<_> {
             if let Some(f) = saved.get(key) {

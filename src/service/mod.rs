@@ -5,6 +5,7 @@
 
 mod cameras;
 pub mod check;
+pub mod detail;
 pub mod recorder;
 pub mod scene;
 
@@ -33,7 +34,12 @@ use crate::registry::access::Tokens;
 use crate::registry::view::View;
 use crate::registry::Registry;
 use cameras::{Controller, SceneChange, SceneFactory};
+use detail::Details;
 use recorder::Recorder;
+
+/// How long a camera's main stream has to connect, and again to send a keyframe, for a
+/// case's close-up.
+const DETAIL_LIMIT: Duration = Duration::from_secs(10);
 use scene::{Scene, SceneRules};
 
 /// One retention pass: `prune(store, before)`, with `before` `keep` ago, logging what
@@ -550,12 +556,20 @@ pub async fn run(
         })
     };
     let recorder = Recorder::new(state.metrics.clone());
+    let details = Details::new(
+        store.clone(),
+        cfg.cases.evidence_per_case,
+        DETAIL_LIMIT,
+        state.metrics.clone(),
+        tokio::runtime::Handle::current(),
+        stop_rx.clone(),
+    );
     let recorder_thread = {
         let (recorder, store) = (recorder.clone(), store.clone());
         let (per_case, waker) = (cfg.cases.evidence_per_case, state.outbox_waker.clone());
         std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || recorder.run(store, per_case, waker))?
+            .spawn(move || recorder.run(store, per_case, waker, Some(details)))?
     };
     let stop_loop = Arc::new(AtomicBool::new(false));
     let mut detect_threads = Vec::new();

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use super::detail::Details;
 use super::scene::Found;
 use crate::cases::photo::{Photo, PhotoRole};
 use crate::cases::{CaseStore, Outcome};
@@ -83,6 +84,7 @@ impl Recorder {
         let mut q = self.lock();
         if q.items.len() >= Self::MAX_WITH_EVIDENCE {
             f.evidence.clear();
+            f.detail = None;
         }
         if q.items.len() >= Self::MAX {
             if let Some((cam, old)) = q.items.pop_front() {
@@ -117,11 +119,19 @@ impl Recorder {
 
     /// The thread's loop: records violations in order into `store`, their evidence
     /// (at most `evidence_per_case` images a case), and wakes the outbox after each.
-    pub fn run(&self, store: Arc<dyn CaseStore>, evidence_per_case: usize, outbox: Arc<Notify>) {
+    /// A violation that opens a case and asks for a close-up from its camera's main
+    /// stream is handed to `details`.
+    pub fn run(
+        &self,
+        store: Arc<dyn CaseStore>,
+        evidence_per_case: usize,
+        outbox: Arc<Notify>,
+        details: Option<Arc<Details>>,
+    ) {
         let m = &self.metrics;
         let mut failing_since: Option<Instant> = None;
         loop {
-            let (camera, f) = {
+            let (camera, mut f) = {
                 let mut q = self.lock();
                 loop {
                     if let Some(item) = q.items.pop_front() {
@@ -163,6 +173,11 @@ impl Recorder {
                             tracing::error!(camera = &*camera, "evidence of case {case}: {e}");
                             m.errors.fetch_add(1, Ordering::Relaxed);
                         }
+                    }
+                    if let (Outcome::Opened, Some(d), Some(req)) =
+                        (outcome, &details, f.detail.take())
+                    {
+                        d.request(camera.clone(), case, req);
                     }
                     outbox.notify_one();
                     if t.elapsed() >= Self::SLOW {

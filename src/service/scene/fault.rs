@@ -152,6 +152,7 @@ impl FaultWatch {
                     original: None,
                 },
             ],
+            detail: None,
         }))
     }
 }

@@ -35,6 +35,9 @@ pub struct Found {
     /// The photos: the violation's sequence ([`crate::rules::evidence`]) or a camera
     /// fault's frames.
     pub evidence: Vec<crate::cases::photo::Photo>,
+    /// For a camera with a main stream: what its close-up needs, fetched once the
+    /// violation has opened a case.
+    pub detail: Option<Box<crate::rules::detail::DetailRequest>>,
 }
 
 /// Rule settings for a scene.
@@ -243,6 +246,14 @@ impl Scene {
     pub fn set_zones(&mut self, zones: Vec<Arc<ZoneSet>>) {
         for (p, z) in self.positions.iter_mut().zip(zones) {
             p.set_zones(z);
+        }
+    }
+
+    /// The camera's main stream, read for the close-up of each violation (none: the
+    /// detection stream's photos only).
+    pub fn set_main_stream(&mut self, main: Option<Arc<crate::rules::detail::MainStream>>) {
+        for p in &mut self.positions {
+            p.set_main_stream(main.clone());
         }
     }
 

@@ -129,6 +129,11 @@ impl Position {
         p
     }
 
+    /// The camera's main stream, for the close-ups of this view's violations.
+    pub fn set_main_stream(&mut self, main: Option<Arc<crate::rules::detail::MainStream>>) {
+        self.keeper = std::mem::take(&mut self.keeper).with_detail(main);
+    }
+
     /// How this view places its pixels on the ground.
     fn placer(&self) -> Placer<'_> {
         Placer::of(self.drone.as_ref(), self.calibration.as_ref())
@@ -372,6 +377,7 @@ impl Position {
                     footprint: self.drone.as_ref().and_then(|d| d.report().footprint),
                 },
                 evidence: ev.photos,
+                detail: ev.detail,
             });
         }
         self.out.events = events;

@@ -1,0 +1,232 @@
+//! The detail worker: close-ups of new cases from the cameras' main streams.
+//!
+//! A camera may name a main stream (`main_source`) beside the substream it is
+//! detected on. When a violation of it opens a case, the recorder hands the case and
+//! the violation's [`DetailRequest`] here. Per camera, one short RTSP session at a time
+//! fetches the next keyframe of the main stream ([`crate::ingest::keyframe`]); every
+//! request of that camera waiting when it arrives is served from it (one session for a
+//! burst of cases). The close-up is cut ([`crate::rules::detail`]) and added to the
+//! case as its `detail` photo, chained like every other item. When the main stream
+//! cannot be had, or does not show the detection's view, the photo is the substream's
+//! close-up with a strip saying why: a case never waits on, or loses anything to, a
+//! main stream.
+//!
+//! Nothing here runs on the detection thread, and it is bounded: at most
+//! [`Details::WAITING`] requests wait (past that they are dropped and counted), at
+//! most [`Details::SESSIONS`] main-stream sessions are open at once, each under the
+//! camera-independent `limit`. Stopping the service drops what is still waiting.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{watch, Semaphore};
+
+use crate::cases::CaseStore;
+use crate::ingest::keyframe::grab;
+use crate::ingest::RtspTransport;
+use crate::metrics::Metrics;
+use crate::rules::detail::{detail_photo, fallback, DetailRequest};
+
+/// A case waiting for its close-up.
+struct Job {
+    case: i64,
+    req: Box<DetailRequest>,
+}
+
+/// What waits, per camera, and which cameras have a session running.
+#[derive(Default)]
+struct Waiting {
+    jobs: HashMap<Arc<str>, Vec<Job>>,
+    running: std::collections::HashSet<Arc<str>>,
+    total: usize,
+}
+
+/// The worker's handle: [`Details::request`] from any thread.
+pub struct Details {
+    waiting: Mutex<Waiting>,
+    sessions: Arc<Semaphore>,
+    store: Arc<dyn CaseStore>,
+    per_case: usize,
+    limit: Duration,
+    metrics: Arc<Metrics>,
+    rt: tokio::runtime::Handle,
+    stop: watch::Receiver<bool>,
+}
+
+impl Details {
+    /// Requests that wait at most (all cameras).
+    pub const WAITING: usize = 64;
+    /// Main-stream sessions open at once at most.
+    pub const SESSIONS: usize = 4;
+
+    /// A worker adding close-ups to cases of `store` (at most `per_case` photos a
+    /// case), each main stream given `limit` to connect and again to send a keyframe;
+    /// its sessions run on `rt` and end at `stop`.
+    pub fn new(
+        store: Arc<dyn CaseStore>,
+        per_case: usize,
+        limit: Duration,
+        metrics: Arc<Metrics>,
+        rt: tokio::runtime::Handle,
+        stop: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            waiting: Mutex::new(Waiting::default()),
+            sessions: Arc::new(Semaphore::new(Self::SESSIONS)),
+            store,
+            per_case,
+            limit,
+            metrics,
+            rt,
+            stop,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count(&self, outcome: usize) {
+        self.metrics.details[outcome].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Asks for the close-up of `case`, found on `camera`; never blocks.
+    pub fn request(self: &Arc<Self>, camera: Arc<str>, case: i64, req: Box<DetailRequest>) {
+        let mut w = self.lock();
+        if w.total >= Self::WAITING {
+            drop(w);
+            tracing::warn!(
+                camera = &*camera,
+                "{} close-ups already wait for main streams; case {case} keeps the detection stream's",
+                Self::WAITING
+            );
+            self.count(3);
+            return;
+        }
+        w.total += 1;
+        w.jobs
+            .entry(camera.clone())
+            .or_default()
+            .push(Job { case, req });
+        if w.running.insert(camera.clone()) {
+            let me = self.clone();
+            self.rt.spawn(async move { me.serve(camera).await });
+        }
+    }
+
+    /// The camera's session loop: while requests wait, one keyframe serves them all.
+    async fn serve(self: Arc<Self>, camera: Arc<str>) {
+        let mut stop = self.stop.clone();
+        loop {
+            let main = {
+                let w = self.lock();
+                match w.jobs.get(&camera).and_then(|j| j.first()) {
+                    Some(j) => j.req.main.clone(),
+                    None => {
+                        drop(w);
+                        self.lock().running.remove(&camera);
+                        return;
+                    }
+                }
+            };
+            let transport = match main.udp {
+                true => RtspTransport::Udp,
+                false => RtspTransport::Tcp,
+            };
+            let grabbed = tokio::select! {
+                g = async {
+                    let _permit = self.sessions.acquire().await;
+                    grab(&main.url, transport, self.limit).await
+                } => g,
+                _ = stop.wait_for(|s| *s) => {
+                    let mut w = self.lock();
+                    let left = w.jobs.remove(&camera).map_or(0, |j| j.len());
+                    w.total -= left;
+                    w.running.remove(&camera);
+                    self.metrics.details[3].fetch_add(left as u64, Ordering::Relaxed);
+                    return;
+                }
+            };
+            let jobs = {
+                let mut w = self.lock();
+                let jobs = w.jobs.remove(&camera).unwrap_or_default();
+                w.total -= jobs.len();
+                jobs
+            };
+            if let Err(e) = &grabbed {
+                tracing::warn!(
+                    camera = &*camera,
+                    "main stream: {e}; {} case(s) keep the detection stream's close-up",
+                    jobs.len()
+                );
+            }
+            let grabbed = Arc::new(grabbed);
+            let me = self.clone();
+            let cam = camera.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                for job in jobs {
+                    me.add(&cam, job, &grabbed);
+                }
+            });
+            let _ = done.await;
+        }
+    }
+
+    /// Makes and stores one case's close-up (blocking: image work and the store).
+    fn add(
+        &self,
+        camera: &str,
+        job: Job,
+        grabbed: &Result<crate::ingest::keyframe::Grabbed, String>,
+    ) {
+        let made = match grabbed {
+            Ok(g) => crate::draw::frame_mat(&g.frame)
+                .and_then(|m| {
+                    let at = super::ms(g.received);
+                    detail_photo(&job.req, &m, at)
+                })
+                .map(|(p, reg)| {
+                    let outcome = if reg.matched() { 0 } else { 1 };
+                    if outcome == 1 {
+                        tracing::warn!(
+                            camera,
+                            "the main stream does not show the detection view (similarity {:.2}); case {} keeps the detection stream's close-up",
+                            reg.similarity,
+                            job.case
+                        );
+                    }
+                    (p, outcome)
+                }),
+            Err(e) => fallback(&job.req, &format!("main stream unavailable: {e}")).map(|p| (p, 2)),
+        };
+        let (photo, outcome) = match made {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(camera, "close-up of case {}: {e}", job.case);
+                self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        self.count(outcome);
+        let kept = self
+            .store
+            .add_photo(
+                job.case,
+                camera,
+                photo.at_ms,
+                Some(photo.role),
+                &photo.jpeg,
+                self.per_case,
+            )
+            .and_then(|e| match (e, &photo.original) {
+                (Some(e), Some(o)) => self.store.add_original(job.case, e.id, photo.at_ms, o),
+                _ => Ok(()),
+            });
+        if let Err(e) = kept {
+            tracing::error!(camera, "close-up of case {}: {e}", job.case);
+            self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
