@@ -42,6 +42,11 @@ pub struct IngestBenchArgs {
     /// every 2 s, cached in .cache/bench/.
     #[arg(long, value_name = "FILE")]
     pub clip: Option<PathBuf>,
+    /// Also run every mode on a D1 substream of the same scene (720x576, 25 fps,
+    /// 512 kbit/s, made once like the default clip), side by side: what detecting on a
+    /// camera's substream instead of its main stream saves.
+    #[arg(long)]
+    pub substream: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -100,6 +105,17 @@ pub struct IngestReport {
     pub modes: Vec<ModeReport>,
     /// keyframes' cost over all's, per camera.
     pub keyframes_over_all: Option<f64>,
+    /// The same modes on the D1 substream clip (`--substream`).
+    pub substream: Option<SubstreamReport>,
+}
+
+/// The modes on the D1 substream, beside the main clip's.
+#[derive(Debug, Serialize)]
+pub struct SubstreamReport {
+    /// The clip served.
+    pub clip: String,
+    /// Per mode.
+    pub modes: Vec<ModeReport>,
 }
 
 fn parse_mode(s: &str) -> anyhow::Result<Sampling> {
@@ -119,11 +135,21 @@ fn cpu_seconds() -> f64 {
 /// The default benchmark clip's name under .cache/bench/.
 pub(crate) const DEFAULT_CLIP: &str = "street-1080p25-2mbps-bframes.mp4";
 
+/// The D1 substream clip's name under .cache/bench/ (`--substream`).
+const SUBSTREAM_CLIP: &str = "street-d1-25-512kbps-bframes.mp4";
+
 /// Makes (once) the default benchmark clip: 1080p 25 fps at a camera's 2 Mbit/s, with
 /// x264's default B-frames (preset medium) and a keyframe every 2 s.
 pub(crate) fn default_clip() -> anyhow::Result<PathBuf> {
+    make_clip(DEFAULT_CLIP, "1920:1080", "2M")
+}
+
+/// Makes (once) the street sample as `name` in .cache/bench/: scaled to `scale`, 25 fps,
+/// at `rate` (constrained), x264 preset medium with its default B-frames, a keyframe
+/// every 2 s.
+fn make_clip(name: &str, scale: &str, rate: &str) -> anyhow::Result<PathBuf> {
     let dir = crate::source_dir().join(".cache/bench");
-    let out = dir.join(DEFAULT_CLIP);
+    let out = dir.join(name);
     if out.is_file() {
         return Ok(out);
     }
@@ -138,17 +164,17 @@ pub(crate) fn default_clip() -> anyhow::Result<PathBuf> {
             "60",
             "-an",
             "-vf",
-            "scale=1920:1080,fps=25",
+            &format!("scale={scale},fps=25"),
             "-c:v",
             "libx264",
             "-preset",
             "medium",
             "-b:v",
-            "2M",
+            rate,
             "-maxrate",
-            "2M",
+            rate,
             "-bufsize",
-            "2M",
+            rate,
             "-g",
             "50",
             "-pix_fmt",
@@ -218,18 +244,94 @@ pub fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
         .iter()
         .map(|m| parse_mode(m).map(|s| (m.clone(), s)))
         .collect::<anyhow::Result<_>>()?;
-    let max_n = args.cameras.iter().copied().max().unwrap_or(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let server = Server::start(&clip, max_n)?;
+    let reports = run_clip(&clip, &modes, &args, cores)?;
+    let substream = match args.substream {
+        true => {
+            let sub = make_clip(SUBSTREAM_CLIP, "720:576", "512k")?;
+            let modes = run_clip(&sub, &modes, &args, cores)?;
+            Some(SubstreamReport {
+                clip: sub.display().to_string(),
+                modes,
+            })
+        }
+        false => None,
+    };
+    let cost = |m: &str| {
+        reports
+            .iter()
+            .find(|r| r.mode == m)
+            .map(|r| r.cpu_s_per_camera_minute)
+    };
+    let report = IngestReport {
+        clip: clip.display().to_string(),
+        cores,
+        seconds: args.seconds,
+        keyframes_over_all: cost("keyframes").zip(cost("all")).map(|(k, a)| k / a),
+        modes: reports,
+        substream,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "clip: {} ({} cores, {} s per rung)",
+        report.clip, cores, args.seconds
+    );
+    println!(
+        "{:<12} {:>24} {:>12}",
+        "mode", "cpu-s per camera-minute", "max cameras"
+    );
+    for m in &report.modes {
+        println!(
+            "{:<12} {:>24.3} {:>12}",
+            m.mode, m.cpu_s_per_camera_minute, m.max_cameras
+        );
+    }
+    if let Some(r) = report.keyframes_over_all {
+        println!("keyframes / all cost per camera: {r:.3}");
+    }
+    if let Some(sub) = &report.substream {
+        println!("substream clip: {}", sub.clip);
+        println!(
+            "{:<12} {:>24} {:>12} {:>16}",
+            "mode", "D1 cpu-s/camera-min", "D1 max cams", "1080p/D1 cost"
+        );
+        for (d1, main) in sub.modes.iter().zip(&report.modes) {
+            println!(
+                "{:<12} {:>24.3} {:>12} {:>16.2}",
+                d1.mode,
+                d1.cpu_s_per_camera_minute,
+                d1.max_cameras,
+                main.cpu_s_per_camera_minute / d1.cpu_s_per_camera_minute.max(1e-9)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every mode on `clip`, up the ladder of camera counts until one is not held.
+fn run_clip(
+    clip: &Path,
+    modes: &[(String, Sampling)],
+    args: &IngestBenchArgs,
+    cores: usize,
+) -> anyhow::Result<Vec<ModeReport>> {
+    let max_n = args.cameras.iter().copied().max().unwrap_or(1);
+    let server = Server::start(clip, max_n)?;
     let rt = tokio::runtime::Runtime::new()?;
     let mut reports = Vec::new();
-    for (name, sampling) in &modes {
+    let tag = clip
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    for (name, sampling) in modes {
         let mut rungs = Vec::new();
         for &n in &args.cameras {
-            let rung = rt.block_on(measure(server.port, n, *sampling, &args, cores))?;
+            let rung = rt.block_on(measure(server.port, n, *sampling, args, cores))?;
             if !args.json {
                 eprintln!(
-                    "{name:>10} {n:>4} cameras: {:.3} cpu-s/camera-min, {:.0} % of {cores} cores, max lag {} ms, {}",
+                    "{tag}: {name:>10} {n:>4} cameras: {:.3} cpu-s/camera-min, {:.0} % of {cores} cores, max lag {} ms, {}",
                     rung.cpu_s_per_camera_minute,
                     rung.cpu_share * 100.0,
                     rung.max_lag_ms,
@@ -255,42 +357,7 @@ pub fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
             rungs,
         });
     }
-    let cost = |m: &str| {
-        reports
-            .iter()
-            .find(|r| r.mode == m)
-            .map(|r| r.cpu_s_per_camera_minute)
-    };
-    let report = IngestReport {
-        clip: clip.display().to_string(),
-        cores,
-        seconds: args.seconds,
-        keyframes_over_all: cost("keyframes").zip(cost("all")).map(|(k, a)| k / a),
-        modes: reports,
-    };
-    drop(server);
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-        return Ok(());
-    }
-    println!(
-        "clip: {} ({} cores, {} s per rung)",
-        report.clip, cores, args.seconds
-    );
-    println!(
-        "{:<12} {:>24} {:>12}",
-        "mode", "cpu-s per camera-minute", "max cameras"
-    );
-    for m in &report.modes {
-        println!(
-            "{:<12} {:>24.3} {:>12}",
-            m.mode, m.cpu_s_per_camera_minute, m.max_cameras
-        );
-    }
-    if let Some(r) = report.keyframes_over_all {
-        println!("keyframes / all cost per camera: {r:.3}");
-    }
-    Ok(())
+    Ok(reports)
 }
 
 async fn measure(

@@ -428,6 +428,40 @@ mod tests {
     }
 
     #[test]
+    fn a_main_stream_is_checked_and_its_password_never_shown() {
+        let mut c = CameraEntry::new("c1", "rtsp://u:sub@cam.example/sub");
+        c.main_source = Some("rtsp://admin:s3cret@cam.example/main?token=t0k".into());
+        c.location = Some([31.2, 121.4]);
+        assert!(c.check().is_empty(), "{:?}", c.check());
+        let shown = c.redacted_json();
+        assert_eq!(
+            shown["main_source"],
+            "rtsp://admin:***@cam.example/main?token=t0k"
+        );
+        assert_eq!(shown["source"], "rtsp://u:***@cam.example/sub");
+        let main = c.main_stream().unwrap();
+        assert_eq!(main.url.password(), Some("s3cret"));
+        let debug = format!("{main:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("t0k"),
+            "{debug}"
+        );
+        for (bad, says) in [
+            ("http://cam/main", "not an rtsp:// URL"),
+            ("rtsp:///main", "no host"),
+            ("main.mp4", "not an rtsp:// URL"),
+        ] {
+            c.main_source = Some(bad.into());
+            let all = c.check();
+            assert!(
+                all.iter()
+                    .any(|m| m.starts_with(".main_source") && m.contains(says)),
+                "{bad}: {all:?}"
+            );
+        }
+    }
+
+    #[test]
     fn presets_are_checked_field_by_field() {
         let dir = tempfile::tempdir().unwrap();
         let pic = dir.path().join("road.jpg");
