@@ -87,6 +87,23 @@ calibration = "{cal}"
     p
 }
 
+/// The RTSP server with the substream at `/sub` and the main stream at `/main`, and
+/// the service detecting on the one with the other as its `main_source`.
+fn serve(dir: &Path, sub: &Path, main: &Path) -> (RtspServer, Node) {
+    let cal = dir.join("d1.toml");
+    d1_calibration(&cal);
+    let server = RtspServer::start(
+        &[
+            &format!("sub=h264:{}", sub.display()),
+            &format!("main=h264:{}", main.display()),
+        ],
+        0,
+    );
+    let cfg = config(dir, &server.url("sub"), &server.url("main"), &cal);
+    let node = Node::start("n1", &cfg, "", dir);
+    (server, node)
+}
+
 fn decode(jpeg: &[u8]) -> Mat {
     imgcodecs::imdecode(&Vector::from_slice(jpeg), imgcodecs::IMREAD_COLOR).unwrap()
 }
@@ -137,17 +154,7 @@ fn a_case_found_on_the_d1_substream_gets_its_close_up_from_the_1080p_main_stream
     let (sub, main) = (dir.join("d1.mp4"), dir.join("main.mp4"));
     street_at(720, 576, &sub);
     street_at(1920, 1080, &main);
-    let cal = dir.join("d1.toml");
-    d1_calibration(&cal);
-    let server = RtspServer::start(
-        &[
-            &format!("sub=h264:{}", sub.display()),
-            &format!("main=h264:{}", main.display()),
-        ],
-        0,
-    );
-    let cfg = config(dir, &server.url("sub"), &server.url("main"), &cal);
-    let node = Node::start("n1", &cfg, "", dir);
+    let (server, node) = serve(dir, &sub, &main);
     let (id, ev) = evidence_with_detail(&node);
     // the sequence, then the close-up from the main stream
     let roles: Vec<&str> = ev.iter().map(|e| e["role"].as_str().unwrap()).collect();
@@ -237,17 +244,7 @@ fn a_main_stream_of_another_view_leaves_the_substream_close_up_with_a_note() {
         "20",
         other.to_str().unwrap(),
     ]);
-    let cal = dir.join("d1.toml");
-    d1_calibration(&cal);
-    let server = RtspServer::start(
-        &[
-            &format!("sub=h264:{}", sub.display()),
-            &format!("other=h264:{}", other.display()),
-        ],
-        0,
-    );
-    let cfg = config(dir, &server.url("sub"), &server.url("other"), &cal);
-    let node = Node::start("n1", &cfg, "", dir);
+    let (_server, node) = serve(dir, &sub, &other);
     let (_, ev) = evidence_with_detail(&node);
     assert_eq!(metric(&node, "mismatch"), 1.0, "{}", node.log());
     assert_eq!(metric(&node, "main_stream"), 0.0);
