@@ -230,3 +230,106 @@ impl Details {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cases::photo::{Photo, PhotoRole};
+    use crate::cases::sqlite::SqliteStore;
+    use crate::cases::{DedupConfig, NewViolation};
+    use crate::rules::detail::MainStream;
+    use opencv::core::{Mat, Scalar, CV_8UC3};
+    use opencv::prelude::*;
+
+    #[test]
+    fn a_main_stream_that_cannot_be_had_leaves_the_substream_close_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn CaseStore> =
+            Arc::new(SqliteStore::open(dir.path(), DedupConfig::default()).unwrap());
+        let (case, _) = store
+            .record(&NewViolation {
+                kind: "illegal_parking".parse().unwrap(),
+                cell: "A1".into(),
+                admin_path: "D / S / A1".into(),
+                lat: 31.23,
+                lon: 121.47,
+                camera: "c1".into(),
+                zone: "z".into(),
+                zone_version: None,
+                at_ms: 1_000_000,
+                since_ms: 940_000,
+                footprint: None,
+            })
+            .unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        let metrics = Arc::new(Metrics::default());
+        let details = Details::new(
+            store.clone(),
+            10,
+            Duration::from_secs(2),
+            metrics.clone(),
+            rt.handle().clone(),
+            stop,
+        );
+        // a port nobody listens on any more
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let main = Arc::new(MainStream {
+            url: format!("rtsp://127.0.0.1:{port}/main").parse().unwrap(),
+            udp: false,
+        });
+        let frame = Mat::new_rows_cols_with_default(576, 720, CV_8UC3, Scalar::all(80.0)).unwrap();
+        let close_up =
+            Mat::new_rows_cols_with_default(60, 90, CV_8UC3, Scalar::all(120.0)).unwrap();
+        let fallback = Photo {
+            role: PhotoRole::Crop,
+            at_ms: 1_000_000,
+            jpeg: crate::draw::encode_mat(&close_up, 90).unwrap(),
+            original: None,
+        };
+        let words = ["parking  zone z".into(), "camera c1".into(), "A1".into()];
+        let req = DetailRequest::new(
+            main,
+            &frame,
+            1_000_000,
+            [10.0, 10.0, 70.0, 50.0],
+            Vec::new(),
+            fallback,
+            words,
+        )
+        .unwrap();
+        details.request(Arc::from("c1"), case, Box::new(req));
+        let t = std::time::Instant::now();
+        let item = loop {
+            let ev = store.evidence(case).unwrap();
+            if let Some(e) = ev.into_iter().find(|e| e.role == Some(PhotoRole::Detail)) {
+                break e;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "no detail photo");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // the substream close-up again, at the violation's time, counted as unavailable
+        assert_eq!(item.at_ms, 1_000_000);
+        let jpeg = store.evidence_jpeg(case, item.id).unwrap().unwrap();
+        let img = opencv::imgcodecs::imdecode(
+            &opencv::core::Vector::from_slice(&jpeg),
+            opencv::imgcodecs::IMREAD_COLOR,
+        )
+        .unwrap();
+        assert_eq!((img.cols(), img.rows()), (90, 60));
+        assert_eq!(metrics.details[2].load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.details[0].load(Ordering::Relaxed), 0);
+        // and the camera's session is over: nothing waits, nothing runs (its loop
+        // ends just after the photo is stored)
+        let t = std::time::Instant::now();
+        while !details.lock().running.is_empty() {
+            assert!(t.elapsed() < Duration::from_secs(5), "the session goes on");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(details.lock().total, 0);
+    }
+}
