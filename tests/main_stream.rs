@@ -20,13 +20,13 @@ use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
 use serde_json::Value;
 
-/// The street sample at `w`x`h`, H.264 with x264's defaults but a 2 s GOP.
-fn street_at(w: u32, h: u32, out: &Path) {
-    ffmpeg(&[
-        "-i",
-        path("samples/street.mp4").to_str().unwrap(),
+/// `input` (FFmpeg input options and file) at `w`x`h`, H.264 with x264's defaults
+/// (B-frames) but a 2 s GOP at 10 fps.
+fn h264_at(input: &[&str], w: u32, h: u32, out: &Path) {
+    let scale = format!("scale={w}:{h}");
+    let rest = [
         "-vf",
-        &format!("scale={w}:{h}"),
+        &scale,
         "-c:v",
         "libx264",
         "-preset",
@@ -35,7 +35,18 @@ fn street_at(w: u32, h: u32, out: &Path) {
         "20",
         "-an",
         out.to_str().unwrap(),
-    ]);
+    ];
+    ffmpeg(&[input, &rest].concat());
+}
+
+/// The street sample at `w`x`h`.
+fn street_at(w: u32, h: u32, out: &Path) {
+    h264_at(
+        &["-i", path("samples/street.mp4").to_str().unwrap()],
+        w,
+        h,
+        out,
+    );
 }
 
 /// The street calibration for the D1 substream (its points scaled from 768 to 720
@@ -225,25 +236,18 @@ fn a_main_stream_of_another_view_leaves_the_substream_close_up_with_a_note() {
     let (sub, other) = (dir.join("d1.mp4"), dir.join("other.mp4"));
     street_at(720, 576, &sub);
     // the wrong channel: another camera's picture at 1080p
-    ffmpeg(&[
+    let kite = path("samples/kite.jpg");
+    let still = [
         "-loop",
         "1",
         "-i",
-        path("samples/kite.jpg").to_str().unwrap(),
+        kite.to_str().unwrap(),
         "-t",
         "60",
         "-r",
         "10",
-        "-vf",
-        "scale=1920:1080",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-g",
-        "20",
-        other.to_str().unwrap(),
-    ]);
+    ];
+    h264_at(&still, 1920, 1080, &other);
     let (_server, node) = serve(dir, &sub, &other);
     let (_, ev) = evidence_with_detail(&node);
     assert_eq!(metric(&node, "mismatch"), 1.0, "{}", node.log());

@@ -737,6 +737,22 @@ pub trait CaseStore: originals::OriginalStore + Send + Sync {
         jpeg: &[u8],
         limit: usize,
     ) -> Result<Option<Evidence>, StoreError>;
+    /// Keeps `photo` as `role` in the case's sequence ([`Self::add_photo`]) and, when it
+    /// has one and was kept, its unblurred original beside it.
+    fn add_photo_and_original(
+        &self,
+        case_id: i64,
+        camera: &str,
+        role: photo::PhotoRole,
+        photo: &photo::Photo,
+        limit: usize,
+    ) -> Result<(), StoreError> {
+        let kept = self.add_photo(case_id, camera, photo.at_ms, Some(role), &photo.jpeg, limit)?;
+        match (kept, &photo.original) {
+            (Some(e), Some(o)) => self.add_original(case_id, e.id, photo.at_ms, o),
+            _ => Ok(()),
+        }
+    }
     /// A case's evidence files, oldest first.
     fn evidence(&self, case_id: i64) -> Result<Vec<Evidence>, StoreError>;
     /// The JPEG of one piece of evidence of a case; `None` when there is none. By

@@ -37,10 +37,7 @@ pub async fn grab(
     limit: Duration,
 ) -> Result<Grabbed, String> {
     // errors may quote the URL (the RTSP client's do): never with its query values
-    let scrub = |m: String| match url.query() {
-        Some(q) if !q.is_empty() => m.replace(q, "***"),
-        _ => m,
-    };
+    let scrub = |m: String| super::without_query_values(url, m);
     let t0 = Instant::now();
     let (mut demuxed, codec) = connect(url, transport, limit, None)
         .await

@@ -143,19 +143,38 @@ impl CameraConfig {
                 let mut u = url.clone();
                 let _ = u.set_username("");
                 let _ = u.set_password(None);
-                if u.query().is_some() {
-                    let names: Vec<String> = u.query_pairs().map(|(k, _)| k.into_owned()).collect();
-                    let mut q = u.query_pairs_mut();
-                    q.clear();
-                    for k in names {
-                        q.append_pair(&k, "***");
-                    }
-                }
+                hide_query_values(&mut u);
                 u.to_string()
             }
             Source::File { path, .. } => format!("file:{}", path.display()),
             Source::Images { dir, .. } => format!("images:{}", dir.display()),
         }
+    }
+}
+
+/// Shows every query value of `u` as `***` (cameras and video platforms put tokens
+/// there: `?token=…`, `?auth=…`); the names stay.
+fn hide_query_values(u: &mut url::Url) {
+    if u.query().is_some() {
+        let names: Vec<String> = u.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        let mut q = u.query_pairs_mut();
+        q.clear();
+        for k in names {
+            q.append_pair(&k, "***");
+        }
+    }
+}
+
+/// `message` (an error that may quote `url`: the RTSP client's do) with the URL's
+/// query values shown as `***`.
+pub(crate) fn without_query_values(url: &url::Url, message: String) -> String {
+    match url.query() {
+        Some(q) if !q.is_empty() => {
+            let mut shown = url.clone();
+            hide_query_values(&mut shown);
+            message.replace(q, shown.query().unwrap_or(""))
+        }
+        _ => message,
     }
 }
 
@@ -260,14 +279,7 @@ impl CameraShared {
     pub(crate) fn set_error(&self, error: Option<String>) {
         // an error may quote the URL (the RTSP client's do): never with its query values
         let error = error.map(|e| match &self.config.source {
-            Source::Rtsp { url, .. } => match url.query() {
-                Some(q) if !q.is_empty() => {
-                    let shown = self.config.redacted_url();
-                    let shown_q = shown.split_once('?').map_or("", |(_, q)| q).to_string();
-                    e.replace(q, &shown_q)
-                }
-                _ => e,
-            },
+            Source::Rtsp { url, .. } => without_query_values(url, e),
             _ => e,
         });
         self.state.lock().expect("camera state lock").1 = error;

@@ -219,26 +219,40 @@ pub fn caption_lines(
     event: &RuleEvent,
     place: &Place,
 ) -> Vec<String> {
-    let mut third = place.name.to_string();
-    if !third.contains(place.cell) {
-        if !third.is_empty() {
-            third += "  ";
-        }
-        third += &format!("cell {}", place.cell);
-    }
+    let [camera, name] = place_lines(place);
     vec![
         format!(
-            "{}  {}  {}  zone {}",
+            "{}  {}  {}",
             local_time(at_ms, tz),
             role.label(),
-            event.kind,
-            event.zone
+            subject_words(event)
         ),
+        camera,
+        name,
+    ]
+}
+
+/// What the strip's first line says after the time and role: the kind and the zone.
+pub fn subject_words(event: &RuleEvent) -> String {
+    format!("{}  zone {}", event.kind, event.zone)
+}
+
+/// The strip's last two lines: which camera and where on the ground; the place's name
+/// (which names the grid cell) or the cell.
+pub fn place_lines(place: &Place) -> [String; 2] {
+    let mut name = place.name.to_string();
+    if !name.contains(place.cell) {
+        if !name.is_empty() {
+            name += "  ";
+        }
+        name += &format!("cell {}", place.cell);
+    }
+    [
         format!(
             "camera {}  {:.6}, {:.6}",
             place.camera, place.lat, place.lon
         ),
-        third,
+        name,
     ]
 }
 

@@ -25,7 +25,7 @@ use opencv::imgproc;
 use opencv::prelude::*;
 
 use super::caption::local_time;
-use super::evidence::Captions;
+use super::evidence::{close_up_rect, overlaps, Captions};
 use super::privacy::pixelate;
 use crate::cases::photo::{Photo, PhotoRole};
 
@@ -240,34 +240,16 @@ pub fn detail_photo(
         );
         return Ok((fallback(req, &why)?, reg));
     }
-    let [x1, y1, x2, y2] = reg.map(req.bbox);
-    let (w, h) = ((x2 - x1).max(1.0), (y2 - y1).max(1.0));
-    let clamp = |v: f32, hi: i32| (v.round() as i32).clamp(0, hi);
-    let (cx1, cy1) = (
-        clamp(x1 - 0.25 * w, main.cols()),
-        clamp(y1 - 0.25 * h, main.rows()),
-    );
-    let (cx2, cy2) = (
-        clamp(x2 + 0.25 * w, main.cols()),
-        clamp(y2 + 0.25 * h, main.rows()),
-    );
-    let rect = Rect::new(cx1, cy1, (cx2 - cx1).max(1), (cy2 - cy1).max(1));
+    let rect = close_up_rect(reg.map(req.bbox), main.cols(), main.rows());
     let clean = Mat::roi(main, rect)?.try_clone()?;
+    // the pixelated boxes in main pixels, those in the close-up moved into it
+    let (ox, oy) = (rect.x as f32, rect.y as f32);
     let blur: Vec<[f32; 4]> = req
         .blur
         .iter()
-        .map(|b| {
-            let [a, b2, c, d] = reg.map(*b);
-            [
-                a - cx1 as f32,
-                b2 - cy1 as f32,
-                c - cx1 as f32,
-                d - cy1 as f32,
-            ]
-        })
-        .filter(|b| {
-            b[0] < rect.width as f32 && b[2] > 0.0 && b[1] < rect.height as f32 && b[3] > 0.0
-        })
+        .map(|b| reg.map(*b))
+        .filter(|b| overlaps(b, rect))
+        .map(|[a, b, c, d]| [a - ox, b - oy, c - ox, d - oy])
         .collect();
     let mut private = clean.try_clone()?;
     pixelate(&mut private, blur.iter().copied())?;

@@ -31,6 +31,7 @@ use opencv::prelude::*;
 
 use super::caption::Captioner;
 pub use super::caption::{caption_lines, Place};
+use super::caption::{place_lines, subject_words};
 use super::detail::{DetailRequest, MainStream};
 use super::privacy::{pixelate, Bystander, PrivacyConfig};
 use super::{RuleEvent, ViolationKind};
@@ -128,6 +129,25 @@ pub struct EvidenceKeeper {
     moving: bool,
     /// The camera's main stream: a violation also asks for a close-up from it.
     detail: Option<Arc<MainStream>>,
+}
+
+/// The close-up of a subject's `bbox` in a `width` × `height` picture: the box with a
+/// quarter of its size around it, inside the picture, at least a pixel wide and high.
+pub(super) fn close_up_rect(bbox: [f32; 4], width: i32, height: i32) -> Rect {
+    let [x1, y1, x2, y2] = bbox;
+    let (w, h) = ((x2 - x1).max(1.0), (y2 - y1).max(1.0));
+    let clamp = |v: f32, hi: i32| (v.round() as i32).clamp(0, hi);
+    let (cx1, cy1) = (clamp(x1 - 0.25 * w, width), clamp(y1 - 0.25 * h, height));
+    let (cx2, cy2) = (clamp(x2 + 0.25 * w, width), clamp(y2 + 0.25 * h, height));
+    Rect::new(cx1, cy1, (cx2 - cx1).max(1), (cy2 - cy1).max(1))
+}
+
+/// Whether box `b` overlaps `r`.
+pub(super) fn overlaps(b: &[f32; 4], r: Rect) -> bool {
+    b[0] < (r.x + r.width) as f32
+        && b[2] > r.x as f32
+        && b[1] < (r.y + r.height) as f32
+        && b[3] > r.y as f32
 }
 
 /// What every photo of one case draws.
@@ -462,21 +482,8 @@ impl EvidenceKeeper {
         self.privacy.people(t, tracks, &mut self.people);
         let blur = blur_of(&self.people);
         // the close-up, from the frame without drawings
-        let [x1, y1, x2, y2] = event.bbox;
-        let (w, h) = ((x2 - x1).max(1.0), (y2 - y1).max(1.0));
-        let clamp = |v: f32, hi: u32| v.round().clamp(0.0, hi as f32) as i32;
-        let (cx1, cy1) = (
-            clamp(x1 - 0.25 * w, frame.width),
-            clamp(y1 - 0.25 * h, frame.height),
-        );
-        let (cx2, cy2) = (
-            clamp(x2 + 0.25 * w, frame.width),
-            clamp(y2 + 0.25 * h, frame.height),
-        );
-        let rect = Rect::new(cx1, cy1, (cx2 - cx1).max(1), (cy2 - cy1).max(1));
-        let in_crop = |b: &[f32; 4]| {
-            b[0] < cx2 as f32 && b[2] > cx1 as f32 && b[1] < cy2 as f32 && b[3] > cy1 as f32
-        };
+        let rect = close_up_rect(event.bbox, frame.width as i32, frame.height as i32);
+        let in_crop = |b: &[f32; 4]| overlaps(b, rect);
         let mut canvas = std::mem::take(&mut self.canvas);
         let clean = self.blur(&mut canvas, &blur)?;
         let crop = encode(&Mat::roi(&canvas, rect)?.try_clone()?)?;
@@ -521,13 +528,8 @@ impl EvidenceKeeper {
         blur: Vec<[f32; 4]>,
         crop: &Photo,
     ) -> opencv::Result<DetailRequest> {
-        let mut lines = caption_lines(PhotoRole::Detail, t, None, event, place).into_iter();
-        let _when = lines.next();
-        let words = [
-            format!("{}  zone {}", event.kind, event.zone),
-            lines.next().unwrap_or_default(),
-            lines.next().unwrap_or_default(),
-        ];
+        let [camera, name] = place_lines(place);
+        let words = [subject_words(event), camera, name];
         let mut req = DetailRequest::new(
             main,
             &crate::draw::frame_mat(frame)?,

@@ -210,20 +210,9 @@ impl Details {
             }
         };
         self.count(outcome);
-        let kept = self
-            .store
-            .add_photo(
-                job.case,
-                camera,
-                photo.at_ms,
-                Some(photo.role),
-                &photo.jpeg,
-                self.per_case,
-            )
-            .and_then(|e| match (e, &photo.original) {
-                (Some(e), Some(o)) => self.store.add_original(job.case, e.id, photo.at_ms, o),
-                _ => Ok(()),
-            });
+        let kept =
+            self.store
+                .add_photo_and_original(job.case, camera, photo.role, &photo, self.per_case);
         if let Err(e) = kept {
             tracing::error!(camera, "close-up of case {}: {e}", job.case);
             self.metrics.errors.fetch_add(1, Ordering::Relaxed);

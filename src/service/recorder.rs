@@ -156,19 +156,8 @@ impl Recorder {
                         f.violation.cell
                     );
                     for (role, p) in photos_to_keep(outcome, &f.evidence) {
-                        let kept = store
-                            .add_photo(
-                                case,
-                                &camera,
-                                p.at_ms,
-                                Some(role),
-                                &p.jpeg,
-                                evidence_per_case,
-                            )
-                            .and_then(|e| match (e, &p.original) {
-                                (Some(e), Some(o)) => store.add_original(case, e.id, p.at_ms, o),
-                                _ => Ok(()),
-                            });
+                        let kept =
+                            store.add_photo_and_original(case, &camera, role, p, evidence_per_case);
                         if let Err(e) = kept {
                             tracing::error!(camera = &*camera, "evidence of case {case}: {e}");
                             m.errors.fetch_add(1, Ordering::Relaxed);
