@@ -76,6 +76,8 @@ pub struct Metrics {
     pub lost: AtomicU64,
     /// Close-ups from cameras' main streams, by outcome (see [`DETAIL_OUTCOMES`]).
     pub details: [AtomicU64; DETAIL_OUTCOMES.len()],
+    /// Clips of new cases, by outcome (see [`CLIP_OUTCOMES`]).
+    pub clips: [AtomicU64; CLIP_OUTCOMES.len()],
     last: Mutex<BTreeMap<String, (Instant, Vec<u8>)>>,
     /// What each camera's view check said last.
     views: Mutex<BTreeMap<String, crate::geo::view::ViewReport>>,
@@ -89,6 +91,10 @@ pub struct Metrics {
 /// stream did not match the detection view (substream close-up, with a note); it could
 /// not be had (likewise); not tried (too many waiting, or the service stopping).
 pub const DETAIL_OUTCOMES: [&str; 4] = ["main_stream", "mismatch", "unavailable", "dropped"];
+
+/// What became of a new case's clip: stored; failed (drawing, encoding or storing);
+/// not made (too many waiting, the case's evidence full, or the service stopping).
+pub const CLIP_OUTCOMES: [&str; 3] = ["stored", "failed", "dropped"];
 
 /// How often a camera's last frame is re-encoded for the cameras view.
 pub const LAST_FRAME_EVERY: Duration = Duration::from_secs(5);
@@ -384,6 +390,19 @@ impl Collector for Scrape {
             &mut e,
             "gridwatch_detail_closeups",
             "Close-ups of new cases from the cameras' main streams, by outcome.",
+            MetricType::Counter,
+            rows,
+        )?;
+        let rows = CLIP_OUTCOMES.iter().zip(&m.clips).map(|(o, v)| {
+            (
+                [("outcome", *o)],
+                ConstCounter::new(v.load(Ordering::Relaxed)),
+            )
+        });
+        family(
+            &mut e,
+            "gridwatch_clips",
+            "MP4 clips of the frames up to new cases' violations, by outcome.",
             MetricType::Counter,
             rows,
         )?;

@@ -410,20 +410,20 @@ fn evidence_lives_in_the_database_for_every_node_and_retention_prunes_it() {
         .unwrap();
     // nothing on node a's disk; node b serves the same bytes
     assert!(!tmp.path().join("a").join(&e_old.file).exists());
-    assert_eq!(node_b.evidence_jpeg(old, e_old.id).unwrap().unwrap(), jpeg);
+    assert_eq!(node_b.evidence_bytes(old, e_old.id).unwrap().unwrap(), jpeg);
     assert_eq!(
-        node_b.evidence_jpeg(new, e_new.id).unwrap().unwrap(),
+        node_b.evidence_bytes(new, e_new.id).unwrap().unwrap(),
         &jpeg[..1000]
     );
     assert_eq!(
-        node_b.evidence_jpeg(new, e_old.id).unwrap(),
+        node_b.evidence_bytes(new, e_old.id).unwrap(),
         None,
         "not that case's"
     );
-    assert_eq!(node_b.evidence_jpeg(old, 999).unwrap(), None);
+    assert_eq!(node_b.evidence_bytes(old, 999).unwrap(), None);
     // retention: cases last seen before the cut lose their evidence, others keep it
     assert_eq!(node_b.prune_evidence(t + 30 * MIN).unwrap(), 1);
-    assert_eq!(node_a.evidence_jpeg(old, e_old.id).unwrap(), None);
+    assert_eq!(node_a.evidence_bytes(old, e_old.id).unwrap(), None);
     assert!(node_a.evidence(old).unwrap().is_empty());
     assert_eq!(node_a.evidence(new).unwrap(), [e_new]);
     assert_eq!(node_a.prune_evidence(t + 30 * MIN).unwrap(), 0);

@@ -312,14 +312,14 @@ fn retention_deletes_the_evidence_files_of_cases_not_seen_since() {
         .unwrap()
         .unwrap();
     assert!(tmp.path().join(&e_old.file).is_file());
-    assert_eq!(store.evidence_jpeg(old, e_old.id).unwrap().unwrap(), jpeg);
+    assert_eq!(store.evidence_bytes(old, e_old.id).unwrap().unwrap(), jpeg);
     assert_eq!(store.prune_evidence(t + 30 * MIN).unwrap(), 1);
     assert!(!tmp.path().join(&e_old.file).exists(), "file removed");
     assert!(
         !tmp.path().join(format!("evidence/{old}")).exists(),
         "empty case folder removed"
     );
-    assert_eq!(store.evidence_jpeg(old, e_old.id).unwrap(), None);
+    assert_eq!(store.evidence_bytes(old, e_old.id).unwrap(), None);
     assert!(store.evidence(old).unwrap().is_empty());
     assert!(tmp.path().join(&e_new.file).is_file());
     assert_eq!(store.prune_evidence(t + 30 * MIN).unwrap(), 0);

@@ -15,6 +15,7 @@ use gridwatch::cases::photo::PhotoRole;
 use gridwatch::cases::sqlite::SqliteStore;
 use gridwatch::cases::{CaseStore, DedupConfig, DeliveryState, NewViolation};
 use serde_json::Value;
+use sha2::Digest;
 
 struct Service {
     child: Child,
@@ -169,8 +170,9 @@ fn the_built_in_demo_files_a_real_case_and_stops_cleanly_on_sigterm() {
     let roles: Vec<&str> = ev.iter().map(|e| e["role"].as_str().unwrap()).collect();
     // (then the later sightings the case absorbed, if any)
     let story = roles.iter().position(|&r| r == "crop").unwrap();
+    // (the clip comes from its worker a moment after the case opens)
     assert!(
-        roles[story + 1..].iter().all(|&r| r == "latest"),
+        roles[story + 1..].iter().all(|&r| r == "latest" || r == "clip"),
         "{roles:?}"
     );
     assert_eq!(roles[0], "first_sight", "{roles:?}");
@@ -180,7 +182,11 @@ fn the_built_in_demo_files_a_real_case_and_stops_cleanly_on_sigterm() {
         "{roles:?}"
     );
     assert!((1..=3).contains(&(story - 2)), "{roles:?}");
-    let times: Vec<i64> = ev.iter().map(|e| e["at_ms"].as_i64().unwrap()).collect();
+    let times: Vec<i64> = ev
+        .iter()
+        .filter(|e| e["role"] != "clip")
+        .map(|e| e["at_ms"].as_i64().unwrap())
+        .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -195,6 +201,49 @@ fn the_built_in_demo_files_a_real_case_and_stops_cleanly_on_sigterm() {
             .unwrap()
     });
     assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF], "a JPEG");
+    // the clip of the samples up to the violation: an MP4 FFmpeg reads, served whole
+    // and by byte range, its SHA-256 the store's
+    let clip = eventually("the clip", Duration::from_secs(30), || {
+        let doc = svc.get(&format!("/api/cases/{id}"));
+        doc["evidence"]
+            .as_array()
+            .and_then(|l| l.iter().find(|e| e["role"] == "clip").cloned())
+    });
+    assert_eq!(clip["content_type"], "video/mp4");
+    let clip_url = format!("{}{}", svc.url, clip["url"].as_str().unwrap());
+    assert!(clip_url.ends_with(".mp4"), "{clip_url}");
+    let (mp4, part) = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let whole = http.get(&clip_url).send().await.unwrap();
+        assert_eq!(whole.headers()["content-type"], "video/mp4");
+        let whole = whole.bytes().await.unwrap();
+        let part = http
+            .get(&clip_url)
+            .header("Range", "bytes=4-11")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(part.status(), 206);
+        assert_eq!(
+            part.headers()["content-range"],
+            format!("bytes 4-11/{}", whole.len()).as_str()
+        );
+        (whole, part.bytes().await.unwrap())
+    });
+    assert_eq!(&part[..], &mp4[4..12]);
+    assert_eq!(
+        format!("{:x}", sha2::Sha256::digest(&mp4)),
+        clip["sha256"].as_str().unwrap()
+    );
+    let probed = common::ffprobe_video(&mp4);
+    assert!(probed.contains("codec_name=h264"), "{probed}");
+    let frames: usize = probed
+        .lines()
+        .find_map(|l| l.strip_prefix("nb_read_frames="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((2..=8).contains(&frames), "{frames} frames: {probed}");
     // delivered over HTTP to the built-in inbox, under its idempotency key
     let req = eventually("the case at the inbox", Duration::from_secs(20), || {
         let list = svc.get("/open311/v2/requests.json");
@@ -226,6 +275,10 @@ fn the_built_in_demo_files_a_real_case_and_stops_cleanly_on_sigterm() {
         "{metrics}"
     );
     assert!(metrics.contains("gridwatch_cases{kind=\"illegal_parking\",status=\"open\"}"));
+    assert!(
+        metric(&metrics, "gridwatch_clips_total{outcome=\"stored\"}") >= 2.0,
+        "a clip for each case: {metrics}"
+    );
     let (ok, stderr) = svc.terminate(Duration::from_secs(30));
     assert!(ok, "exit status after SIGTERM; stderr:\n{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
@@ -237,6 +290,9 @@ fn the_built_in_demo_files_a_real_case_and_stops_cleanly_on_sigterm() {
         DeliveryState::Delivered
     );
     assert_eq!(store.delivery_counts().unwrap().failed, 0);
+    // the clip is chained like the photos
+    let check = gridwatch::cases::integrity::verify_case(&store, id).unwrap();
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
 }
 
 #[test]
@@ -246,6 +302,12 @@ fn a_reviewer_confirms_and_rejects_in_the_browser() {
     {
         let store = SqliteStore::open(&data, DedupConfig::default()).unwrap();
         let jpeg = std::fs::read(common::path("samples/person.jpg")).unwrap();
+        // a clip as the service's clip worker encodes one
+        let clip = {
+            let photo = opencv::imgcodecs::imread_def(&common::path("samples/person.jpg").display().to_string()).unwrap();
+            let frames = [photo.clone(), photo];
+            gridwatch::draw::mp4::encode_mp4(&frames, Default::default()).unwrap()
+        };
         for (i, kind) in ["dumping", "street_vending"].iter().enumerate() {
             let (id, _) = store
                 .record(&NewViolation {
@@ -271,6 +333,9 @@ fn a_reviewer_confirms_and_rejects_in_the_browser() {
                     .add_photo(id, "street", t + n as i64 * 60_000, Some(role), &jpeg, 3)
                     .unwrap();
             }
+            store
+                .add_photo(id, "street", t + 60_000, Some(PhotoRole::Clip), &clip, 3)
+                .unwrap();
         }
     }
     let p = |rel: &str| common::path(rel).display().to_string();
@@ -359,12 +424,18 @@ calibration = "{cal}"
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(said.len(), 2, "{said:?}");
+    assert_eq!(said.len(), 3, "{said:?}");
     assert!(
         said[0].starts_with("first_sight: first sight · "),
         "{said:?}"
     );
     assert!(said[1].starts_with("violation: violation · "), "{said:?}");
+    // the clip plays in the page: Chromium decodes its H.264
+    assert!(said[2].starts_with("clip: clip · "), "{said:?}");
+    b.wait_for(
+        "(() => { const v = document.querySelector('#detail .imgs video'); return v && v.readyState >= 1 && v.duration > 0.9 && v.videoWidth > 0; })()",
+        long,
+    );
     assert!(b
         .text(&b.find("#detail dl", long))
         .contains("Huangpu / Riverside"));

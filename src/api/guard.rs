@@ -129,7 +129,7 @@ fn csp() -> &'static HeaderValue {
                 .collect()
         };
         let policy = format!(
-            "default-src 'none'; connect-src 'self'; img-src 'self' blob:; script-src{}; style-src{}; \
+            "default-src 'none'; connect-src 'self'; img-src 'self' blob:; media-src 'self' blob:; script-src{}; style-src{}; \
              frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
             hash("script"),
             hash("style")

@@ -19,6 +19,7 @@ use serde_json::json;
 mod admin;
 pub mod auth;
 mod calibrations;
+mod evidence;
 mod cameras;
 mod export;
 mod guard;
@@ -164,7 +165,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/api/cases/{id}/evidence/{item}/original",
             get(originals::original),
         )
-        .route("/evidence/{case}/{file}", get(evidence))
+        .route("/evidence/{case}/{file}", get(evidence::evidence))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such resource".into()) });
     guard::protect(routes, state.clone()).with_state(state)
 }
@@ -344,6 +345,7 @@ async fn case(
                     "camera": e.camera,
                     "at_ms": e.at_ms,
                     "role": e.role,
+                    "content_type": e.role.map_or("image/jpeg", |r| r.content_type()),
                     "id": e.id,
                     "original": originals.contains(&e.id),
                 })
@@ -361,37 +363,6 @@ async fn case(
     })
     .await?;
     Ok(Json(doc))
-}
-
-async fn evidence(
-    State(s): St,
-    Viewer(_): Viewer,
-    Seg((case, file)): Seg<(String, String)>,
-) -> Result<Response, ApiError> {
-    // only `<digits>/<digits>.jpg`: nothing can name a path outside the evidence folder
-    let not_found = || ApiError(StatusCode::NOT_FOUND, "no such evidence".into());
-    let stem = file.strip_suffix(".jpg").ok_or_else(not_found)?;
-    let digits = |v: &str| !v.is_empty() && v.len() < 20 && v.bytes().all(|b| b.is_ascii_digit());
-    if !digits(&case) || !digits(stem) {
-        return Err(not_found());
-    }
-    let (case_id, id): (i64, i64) = match (case.parse(), stem.parse()) {
-        (Ok(c), Ok(i)) => (c, i),
-        _ => return Err(not_found()),
-    };
-    let store = s.store.clone();
-    let bytes = tokio::task::spawn_blocking(move || store.evidence_jpeg(case_id, id))
-        .await
-        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()))??
-        .ok_or_else(not_found)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "image/jpeg"),
-            (header::CACHE_CONTROL, "private, max-age=86400, immutable"),
-        ],
-        bytes,
-    )
-        .into_response())
 }
 
 pub use guard::{allowed_hosts, protect};

@@ -190,7 +190,7 @@ pub fn write_zip<W: Write + Seek>(
     for e in &evidence {
         // verified just now; gone since is a store failure, not a silent hole
         let bytes = store
-            .evidence_jpeg(case_id, e.id)?
+            .evidence_bytes(case_id, e.id)?
             .ok_or_else(|| StoreError::Io {
                 path: e.file.clone(),
                 message: "removed while exporting".into(),

@@ -56,7 +56,7 @@ pub fn verify_case(store: &dyn CaseStore, case_id: i64) -> Result<CaseCheck, Sto
     let items = store.evidence(case_id)?;
     for e in &items {
         let name = format!("case {case_id} evidence {} ({})", e.id, e.file);
-        match store.evidence_jpeg(case_id, e.id)? {
+        match store.evidence_bytes(case_id, e.id)? {
             None => problems.push(format!("{name}: the image is missing")),
             Some(bytes) => {
                 let sha = format!("{:x}", Sha256::digest(&bytes));

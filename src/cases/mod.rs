@@ -359,7 +359,7 @@ pub struct Evidence {
     pub id: i64,
     /// The case.
     pub case_id: i64,
-    /// Path under the data directory (`evidence/<case>/<id>.jpg`).
+    /// Path under the data directory (`evidence/<case>/<id>.jpg`; a clip's `.mp4`).
     pub file: String,
     /// SHA-256 of the file, hex.
     pub sha256: String,
@@ -602,15 +602,20 @@ pub struct CaseQuery {
     pub offset: usize,
 }
 
-/// Writes an evidence file under the data dir (via a temporary name, so a reader never
-/// sees half a file); the store records it in the same transaction.
-/// The evidence file `evidence/<case>/<id>.jpg` under `dir`; `None` when absent.
+/// The evidence file `file` (as its record names it: `evidence/<case>/<id>.<ext>`)
+/// under `dir`; `None` when absent, or when the name leads out of the evidence folder.
 pub(crate) fn read_evidence_file(
     dir: &std::path::Path,
-    case_id: i64,
-    evidence_id: i64,
+    file: &str,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let path = dir.join(format!("evidence/{case_id}/{evidence_id}.jpg"));
+    let inside = file.starts_with("evidence/")
+        && std::path::Path::new(file)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !inside {
+        return Ok(None);
+    }
+    let path = dir.join(file);
     match std::fs::read(&path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -639,12 +644,20 @@ pub(crate) fn remove_evidence_files(dir: &std::path::Path, files: &[String]) {
     }
 }
 
-pub(crate) fn write_evidence_file(path: &std::path::Path, jpeg: &[u8]) -> std::io::Result<()> {
+/// The name an evidence item's file has under the data directory.
+pub(crate) fn evidence_file(case_id: i64, id: i64, role: Option<photo::PhotoRole>) -> String {
+    let ext = role.map_or("jpg", |r| r.extension());
+    format!("evidence/{case_id}/{id}.{ext}")
+}
+
+/// Writes an evidence file under the data dir (via a temporary name, so a reader never
+/// sees half a file); the store records it in the same transaction.
+pub(crate) fn write_evidence_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("jpg.part");
-    std::fs::write(&tmp, jpeg)?;
+    let tmp = path.with_extension("part");
+    std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
 
@@ -755,12 +768,10 @@ pub trait CaseStore: originals::OriginalStore + Send + Sync {
     }
     /// A case's evidence files, oldest first.
     fn evidence(&self, case_id: i64) -> Result<Vec<Evidence>, StoreError>;
-    /// The JPEG of one piece of evidence of a case; `None` when there is none. By
-    /// default read from `evidence/<case>/<id>.jpg` under the data directory (the
-    /// PostgreSQL store keeps the bytes in the database, for every node to serve).
-    fn evidence_jpeg(&self, case_id: i64, evidence_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        read_evidence_file(self.data_dir(), case_id, evidence_id)
-    }
+    /// The file of one evidence item of a case (a JPEG; the clip's MP4); `None` when
+    /// there is none. The SQLite store reads it from the data directory, the PostgreSQL
+    /// store from the database (for every node to serve).
+    fn evidence_bytes(&self, case_id: i64, evidence_id: i64) -> Result<Option<Vec<u8>>, StoreError>;
     /// Retention: deletes the evidence (records and images) of every case last seen
     /// before `before_ms`; returns how many images went.
     fn prune_evidence(&self, before_ms: i64) -> Result<u64, StoreError>;

@@ -23,11 +23,14 @@ pub enum PhotoRole {
     /// be had or did not show the detection's view, the detection stream's close-up
     /// again with a strip saying why.
     Detail,
+    /// An MP4 of the sampled frames up to the violation, the violation's last (made by
+    /// the service's clip worker after the case opened).
+    Clip,
 }
 
 impl PhotoRole {
     /// Every role.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::FirstSight,
         Self::Middle,
         Self::Violation,
@@ -35,6 +38,7 @@ impl PhotoRole {
         Self::Crop,
         Self::Fault,
         Self::Detail,
+        Self::Clip,
     ];
 
     /// Its name in the store and the API.
@@ -47,6 +51,7 @@ impl PhotoRole {
             Self::Crop => "crop",
             Self::Fault => "fault",
             Self::Detail => "detail",
+            Self::Clip => "clip",
         }
     }
 
@@ -60,6 +65,23 @@ impl PhotoRole {
             Self::Crop => "close-up",
             Self::Fault => "camera fault",
             Self::Detail => "high-resolution close-up",
+            Self::Clip => "clip",
+        }
+    }
+
+    /// The stored file's extension.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Self::Clip => "mp4",
+            _ => "jpg",
+        }
+    }
+
+    /// The stored file's media type.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Self::Clip => "video/mp4",
+            _ => "image/jpeg",
         }
     }
 

@@ -404,8 +404,9 @@ pub struct CasesConfig {
     /// Follow-ups of a filed case go at most this often.
     #[serde(default = "default_followup", deserialize_with = "dur::de")]
     pub followup_delay: Duration,
-    /// Evidence images kept per case: the first violation's sequence (first sight, up
-    /// to three middle frames, the violation, the close-up), then later sightings'.
+    /// Evidence items kept per case: the first violation's sequence (first sight, up
+    /// to three middle frames, the violation, the close-up, the main stream's close-up,
+    /// the clip), then later sightings'.
     #[serde(default = "default_evidence")]
     pub evidence_per_case: usize,
     /// Evidence of cases not seen for this long is deleted (checked hourly).
@@ -422,6 +423,9 @@ pub struct CasesConfig {
     /// `[cases.originals]`: unblurred originals for reviewers (off by default).
     #[serde(default)]
     pub originals: crate::cases::originals::OriginalsConfig,
+    /// `[cases.clip]`: the MP4 of the sampled frames up to each new case's violation.
+    #[serde(default)]
+    pub clip: crate::rules::clip::ClipConfig,
 }
 
 fn default_retention() -> Duration {
@@ -495,6 +499,7 @@ impl Default for CasesConfig {
             privacy: Default::default(),
             captions: Default::default(),
             originals: Default::default(),
+            clip: Default::default(),
         }
     }
 }
@@ -814,6 +819,7 @@ impl Config {
             }
         }
         out.extend(self.cases.originals.check());
+        out.extend(self.cases.clip.check());
         if self.cases.evidence_per_case == 0 {
             out.push("cases.evidence_per_case: must be at least 1".into());
         }

@@ -32,6 +32,7 @@ use opencv::prelude::*;
 use super::caption::Captioner;
 pub use super::caption::{caption_lines, Place};
 use super::caption::{place_lines, subject_words};
+use super::clip::{ClipConfig, ClipRequest, ClipSubject, RecentFrames};
 use super::detail::{DetailRequest, MainStream};
 use super::privacy::{pixelate, Bystander, PrivacyConfig};
 use super::{RuleEvent, ViolationKind};
@@ -48,6 +49,8 @@ pub struct Evidence {
     pub photos: Vec<Photo>,
     /// What a close-up from the camera's main stream needs (cameras with one).
     pub detail: Option<Box<DetailRequest>>,
+    /// What the clip of the frames up to the violation needs (when clips are on).
+    pub clip: Option<Box<ClipRequest>>,
 }
 
 impl Evidence {
@@ -129,6 +132,8 @@ pub struct EvidenceKeeper {
     moving: bool,
     /// The camera's main stream: a violation also asks for a close-up from it.
     detail: Option<Arc<MainStream>>,
+    /// Recent samples, for clips.
+    recent: RecentFrames,
 }
 
 /// The close-up of a subject's `bbox` in a `width` × `height` picture: the box with a
@@ -178,9 +183,10 @@ fn encode(image: &Mat) -> opencv::Result<Vec<u8>> {
     crate::draw::encode_mat(image, QUALITY)
 }
 
-fn annotate(
+/// Draws the zone's outline and, when given, the subject's box and label.
+pub(super) fn annotate(
     image: &mut Mat,
-    bbox: [f32; 4],
+    bbox: Option<[f32; 4]>,
     label: &str,
     zone: &[(f64, f64)],
 ) -> opencv::Result<()> {
@@ -201,6 +207,9 @@ fn annotate(
             0,
         )?;
     }
+    let Some(bbox) = bbox else {
+        return Ok(());
+    };
     let [x1, y1, x2, y2] = bbox.map(|v| v.round() as i32);
     imgproc::rectangle(
         image,
@@ -319,6 +328,13 @@ impl EvidenceKeeper {
         self
     }
 
+    /// Keeps recent samples while it watches a subject, for a clip of the frames up to
+    /// each violation ([`super::clip`]).
+    pub fn with_clip(mut self, clip: ClipConfig) -> Self {
+        self.recent = RecentFrames::new(clip);
+        self
+    }
+
     /// Draws a caption strip under every photo but the close-up.
     pub fn with_captions(mut self, captions: Option<Captions>) -> Self {
         self.captions = captions;
@@ -352,7 +368,9 @@ impl EvidenceKeeper {
             shot: None,
             counted: false,
         };
+        let mut watching = !self.objects.is_empty();
         for tr in tracks.iter().filter(|tr| tr.seen_at(t) && watched(tr)) {
+            watching = true;
             match self.snaps.get_mut(&tr.id) {
                 Some(s) if s.since == tr.stationary_since => now.keep_middle(s, tr.bbox)?,
                 _ => {
@@ -375,7 +393,8 @@ impl EvidenceKeeper {
                 now.keep_middle(s, bbox)?;
             }
         }
-        Ok(())
+        // recent samples are kept while a subject is in sight
+        self.recent.look(t, tracks, watching, || now.shot())
     }
 
     /// Keeps `frame` as the first frame of a subject that is not a track (a dumping
@@ -433,6 +452,12 @@ impl EvidenceKeeper {
             .sum()
     }
 
+    /// Bytes of recent samples held for clips now (at most
+    /// [`super::clip::CLIP_BUDGET`]).
+    pub fn clip_bytes(&self) -> usize {
+        self.recent.bytes()
+    }
+
     /// Forgets a subject kept with [`Self::remember`].
     pub fn forget(&mut self, kind: ViolationKind, id: u64) {
         self.objects.remove(&(kind, id));
@@ -456,12 +481,6 @@ impl EvidenceKeeper {
             place,
             label: format!("{} {:?} #{}", event.class, event.kind, event.track),
         };
-        let (subject, related) = (subject_track(event), event.related.as_ref().map(|r| r.0));
-        let blur_of = |people: &[Bystander]| -> Vec<[f32; 4]> {
-            self.privacy
-                .to_blur(event.kind, subject, related, people)
-                .collect()
-        };
         let mut photos = Vec::new();
         let kept = self
             .objects
@@ -473,14 +492,15 @@ impl EvidenceKeeper {
             for (role, shot) in shots.filter(|(_, s)| s.at < t) {
                 let mut img =
                     imgcodecs::imdecode(&Vector::from_slice(&shot.jpeg), imgcodecs::IMREAD_COLOR)?;
-                let clean = self.blur(&mut img, &blur_of(&shot.people))?;
+                let clean = self.blur(&mut img, &self.to_blur(event, &shot.people))?;
                 photos.push(self.photo(&d, &mut img, clean, shot.bbox, role, shot.at)?);
             }
         }
         copy_to_canvas(frame, &mut self.canvas)?;
         self.people.clear();
         self.privacy.people(t, tracks, &mut self.people);
-        let blur = blur_of(&self.people);
+        let clip = self.clip_request(t, event, &d)?;
+        let blur = self.to_blur(event, &self.people);
         // the close-up, from the frame without drawings
         let rect = close_up_rect(event.bbox, frame.width as i32, frame.height as i32);
         let in_crop = |b: &[f32; 4]| overlaps(b, rect);
@@ -513,7 +533,64 @@ impl EvidenceKeeper {
             None => None,
         };
         photos.push(crop);
-        Ok(Evidence { photos, detail })
+        Ok(Evidence {
+            photos,
+            detail,
+            clip,
+        })
+    }
+
+    /// The boxes to pixelate among `people` in evidence of `event`.
+    fn to_blur(&self, event: &RuleEvent, people: &[Bystander]) -> Vec<[f32; 4]> {
+        let related = event.related.as_ref().map(|r| r.0);
+        self.privacy
+            .to_blur(event.kind, subject_track(event), related, people)
+            .collect()
+    }
+
+    /// The clip of `event`, whose frame (of time `t`) is in the canvas as the camera
+    /// saw it, its people found; `None` when clips are off.
+    fn clip_request(
+        &self,
+        t: i64,
+        event: &RuleEvent,
+        d: &Drawing,
+    ) -> opencv::Result<Option<Box<ClipRequest>>> {
+        if !self.recent.on() {
+            return Ok(None);
+        }
+        let object = self
+            .objects
+            .get(&(event.kind, event.track))
+            .filter(|_| !self.moving)
+            .map(|s| (s.since, s.first.bbox));
+        let tz = self.captions.as_ref().and_then(|c| c.tz);
+        let lines = |at: i64| match &self.captions {
+            Some(_) => caption_lines(PhotoRole::Clip, at, tz, event, d.place),
+            None => Vec::new(),
+        };
+        let subject = ClipSubject {
+            track: subject_track(event),
+            object,
+            blur: &|people| self.to_blur(event, people),
+            lines: &lines,
+        };
+        let current = match self.recent.jpeg_at(t) {
+            Some(j) => j,
+            None => encode(&self.canvas)?.into(),
+        };
+        Ok(self
+            .recent
+            .request(
+                t,
+                (current, &self.people),
+                event.bbox,
+                &subject,
+                &d.label,
+                d.zone,
+                self.captions.as_ref().map(|c| &c.captioner),
+            )
+            .map(Box::new))
     }
 
     /// What the close-up from the main stream needs of this violation.
@@ -567,11 +644,11 @@ impl EvidenceKeeper {
         role: PhotoRole,
         at: i64,
     ) -> opencv::Result<Photo> {
-        annotate(image, bbox, &d.label, d.zone)?;
+        annotate(image, Some(bbox), &d.label, d.zone)?;
         let jpeg = self.finish(image, role, at, d.event, d.place)?;
         let original = match clean {
             Some(mut c) => {
-                annotate(&mut c, bbox, &d.label, d.zone)?;
+                annotate(&mut c, Some(bbox), &d.label, d.zone)?;
                 Some(self.finish(&c, role, at, d.event, d.place)?)
             }
             None => None,
@@ -605,4 +682,4 @@ impl EvidenceKeeper {
 
 #[cfg(test)]
 #[path = "evidence_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -66,7 +66,7 @@ fn first_frame_is_from_the_start_of_the_stay() {
 }
 
 /// A checkerboard of 4-pixel squares: JPEG keeps it, pixelation does not.
-fn textured(w: u32, h: u32) -> Frame {
+pub(crate) fn textured(w: u32, h: u32) -> Frame {
     let mut f = Frame::filled(w, h, [0, 0, 0]);
     for y in 0..h as usize {
         for x in 0..w as usize {
@@ -211,7 +211,7 @@ fn subjects_kept_are_bounded_and_forgotten() {
     assert_eq!(k.objects(), MAX_OBJECTS - 1);
 }
 
-fn parked(track: u64, at_ms: i64, bbox: [f32; 4]) -> RuleEvent {
+pub(crate) fn parked(track: u64, at_ms: i64, bbox: [f32; 4]) -> RuleEvent {
     RuleEvent {
         kind: ViolationKind::IllegalParking,
         stage: Stage::Violation,
@@ -227,7 +227,7 @@ fn parked(track: u64, at_ms: i64, bbox: [f32; 4]) -> RuleEvent {
 }
 
 /// A frame whose brightness says its time: `t` seconds → grey level 5·t.
-fn at_second(t: i64) -> Frame {
+pub(crate) fn at_second(t: i64) -> Frame {
     let v = (5 * t).min(250) as u8;
     Frame::filled(320, 240, [v, v, v])
 }
@@ -336,7 +336,7 @@ fn the_sequence_spans_the_stay_and_each_strip_says_its_photo() {
 }
 
 /// Noise (JPEG keeps little of it small): a frame of about 1.5 MB, different per `seed`.
-fn noise(w: u32, h: u32, seed: u64) -> Frame {
+pub(crate) fn noise(w: u32, h: u32, seed: u64) -> Frame {
     let mut f = Frame::filled(w, h, [0, 0, 0]);
     let mut x = seed
         .wrapping_mul(6364136223846793005)

@@ -4,6 +4,7 @@
 //! construction ([`construction`]).
 
 pub mod caption;
+pub mod clip;
 pub mod construction;
 pub mod detail;
 pub mod dumping;

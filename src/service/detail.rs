@@ -303,7 +303,7 @@ mod tests {
         };
         // the substream close-up again, at the violation's time, counted as unavailable
         assert_eq!(item.at_ms, 1_000_000);
-        let jpeg = store.evidence_jpeg(case, item.id).unwrap().unwrap();
+        let jpeg = store.evidence_bytes(case, item.id).unwrap().unwrap();
         let img = opencv::imgcodecs::imdecode(
             &opencv::core::Vector::from_slice(&jpeg),
             opencv::imgcodecs::IMREAD_COLOR,

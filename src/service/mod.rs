@@ -5,6 +5,7 @@
 
 mod cameras;
 pub mod check;
+pub mod clip;
 pub mod detail;
 pub mod recorder;
 pub mod scene;
@@ -34,6 +35,7 @@ use crate::registry::access::Tokens;
 use crate::registry::view::View;
 use crate::registry::Registry;
 use cameras::{Controller, SceneChange, SceneFactory};
+use clip::Clips;
 use detail::Details;
 use recorder::Recorder;
 
@@ -75,6 +77,7 @@ fn scene_rules(cfg: &Config) -> anyhow::Result<SceneRules> {
             .then_some(cfg.rules.view_fault_after),
         privacy: cfg.cases.privacy.clone(),
         originals: cfg.cases.originals.keep,
+        clip: cfg.cases.clip.clone(),
         ..SceneRules::default()
     };
     if let Some(d) = cfg.rules.parking.dwell {
@@ -564,12 +567,27 @@ pub async fn run(
         tokio::runtime::Handle::current(),
         stop_rx.clone(),
     );
+    let clips = Clips::new(
+        store.clone(),
+        cfg.cases.evidence_per_case,
+        state.metrics.clone(),
+    );
+    let clip_thread = {
+        let clips = clips.clone();
+        std::thread::Builder::new()
+            .name("clips".into())
+            .spawn(move || clips.run())?
+    };
     let recorder_thread = {
         let (recorder, store) = (recorder.clone(), store.clone());
         let (per_case, waker) = (cfg.cases.evidence_per_case, state.outbox_waker.clone());
+        let after = recorder::Followups {
+            details: Some(details),
+            clips: Some(clips.clone()),
+        };
         std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || recorder.run(store, per_case, waker, Some(details)))?
+            .spawn(move || recorder.run(store, per_case, waker, after))?
     };
     let stop_loop = Arc::new(AtomicBool::new(false));
     let mut detect_threads = Vec::new();
@@ -656,6 +674,9 @@ pub async fn run(
             // what the scenes found last is recorded before the outbox's last round
             rec.close();
             let _ = recorder_thread.join();
+            // the clip in hand is finished; those waiting are dropped
+            clips.close();
+            let _ = clip_thread.join();
         })
         .await;
         // one last round so cases recorded just now are not left for the next start

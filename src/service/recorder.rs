@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use super::clip::Clips;
 use super::detail::Details;
 use super::scene::Found;
 use crate::cases::photo::{Photo, PhotoRole};
@@ -85,6 +86,7 @@ impl Recorder {
         if q.items.len() >= Self::MAX_WITH_EVIDENCE {
             f.evidence.clear();
             f.detail = None;
+            f.clip = None;
         }
         if q.items.len() >= Self::MAX {
             if let Some((cam, old)) = q.items.pop_front() {
@@ -119,14 +121,14 @@ impl Recorder {
 
     /// The thread's loop: records violations in order into `store`, their evidence
     /// (at most `evidence_per_case` images a case), and wakes the outbox after each.
-    /// A violation that opens a case and asks for a close-up from its camera's main
-    /// stream is handed to `details`.
+    /// A violation that opens a case hands its close-up from the camera's main stream
+    /// and its clip to `after`'s workers.
     pub fn run(
         &self,
         store: Arc<dyn CaseStore>,
         evidence_per_case: usize,
         outbox: Arc<Notify>,
-        details: Option<Arc<Details>>,
+        after: Followups,
     ) {
         let m = &self.metrics;
         let mut failing_since: Option<Instant> = None;
@@ -163,10 +165,13 @@ impl Recorder {
                             m.errors.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    if let (Outcome::Opened, Some(d), Some(req)) =
-                        (outcome, &details, f.detail.take())
-                    {
-                        d.request(camera.clone(), case, req);
+                    if outcome == Outcome::Opened {
+                        if let (Some(d), Some(req)) = (&after.details, f.detail.take()) {
+                            d.request(camera.clone(), case, req);
+                        }
+                        if let (Some(c), Some(req)) = (&after.clips, f.clip.take()) {
+                            c.request(camera.clone(), case, req);
+                        }
                     }
                     outbox.notify_one();
                     if t.elapsed() >= Self::SLOW {
@@ -225,6 +230,15 @@ impl Recorder {
         }
     }
 }
+/// The workers that finish a new case's evidence after it is recorded.
+#[derive(Default, Clone)]
+pub struct Followups {
+    /// The close-up from the camera's main stream.
+    pub details: Option<Arc<Details>>,
+    /// The clip.
+    pub clips: Option<Arc<Clips>>,
+}
+
 /// The photos of a violation that its case keeps, each with its role there.
 fn photos_to_keep(outcome: Outcome, photos: &[Photo]) -> impl Iterator<Item = (PhotoRole, &Photo)> {
     photos.iter().filter_map(move |p| match (outcome, p.role) {

@@ -193,7 +193,7 @@ pub fn originals_round_trip(store: &dyn gridwatch::cases::CaseStore) {
     );
     assert_eq!(store.original_jpeg(b, a1.id).unwrap(), None, "not b's");
     // the evidence itself is what was stored blurred
-    assert_eq!(store.evidence_jpeg(a, a1.id).unwrap().unwrap(), b"private");
+    assert_eq!(store.evidence_bytes(a, a1.id).unwrap().unwrap(), b"private");
     // their own, shorter retention: the older one goes, the evidence stays
     assert_eq!(store.prune_originals(t + 5 * MIN).unwrap(), 1);
     assert_eq!(store.originals(a).unwrap(), [a2.id]);

@@ -39,6 +39,24 @@ pub fn ffmpeg(args: &[&str]) {
     );
 }
 
+/// What `ffprobe` reads of the first video stream of a file's `bytes`, `key=value`
+/// lines: codec_name, pix_fmt, width, height, nb_read_frames (every frame decoded).
+#[allow(dead_code)]
+pub fn ffprobe_video(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("probe");
+    std::fs::write(&file, bytes).unwrap();
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=codec_name,pix_fmt,width,height,nb_read_frames"])
+        .args(["-of", "default=nw=1"])
+        .arg(&file)
+        .output()
+        .expect("ffprobe runs");
+    assert!(out.status.success(), "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A program in the project's `.venv/bin` (which scripts/setup.sh makes), or a
 /// failure that says to run the setup.
 pub fn venv(bin: &str) -> PathBuf {

@@ -440,7 +440,7 @@ impl CaseStore for PgStore {
         self.db.name()
     }
 
-    fn evidence_jpeg(&self, case_id: i64, evidence_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+    fn evidence_bytes(&self, case_id: i64, evidence_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         let row = {
             let mut client = self.conn()?;
             client
@@ -456,7 +456,10 @@ impl CaseStore for PgStore {
             Some(r) => match r.get::<_, Option<Vec<u8>>>(0) {
                 Some(b) => Ok(Some(b)),
                 // written as a file by a node before schema 2: on that node's disk
-                None => super::read_evidence_file(&self.dir, case_id, evidence_id),
+                None => super::read_evidence_file(
+                    &self.dir,
+                    &super::evidence_file(case_id, evidence_id, None),
+                ),
             },
         }
     }

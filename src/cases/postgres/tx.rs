@@ -280,7 +280,7 @@ impl CaseTx for PgTx<'_, '_> {
             )?
             .map(|r| r.get(0))
             .expect("INSERT … RETURNING returns its row");
-        let file = format!("evidence/{case_id}/{id}.jpg");
+        let file = crate::cases::evidence_file(case_id, id, role);
         self.run(
             "INSERT INTO evidence_jpeg (evidence_id, jpeg) VALUES ($1, $2)",
             &[&id, &jpeg],

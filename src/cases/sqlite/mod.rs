@@ -228,6 +228,23 @@ impl CaseStore for SqliteStore {
         Ok((cases, total as u64))
     }
 
+    fn evidence_bytes(&self, case_id: i64, evidence_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let file: Option<String> = {
+            let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            conn.query_row(
+                "SELECT file FROM evidence WHERE id = ?1 AND case_id = ?2",
+                [evidence_id, case_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+        };
+        match file {
+            Some(f) => crate::cases::read_evidence_file(&self.dir, &f),
+            None => Ok(None),
+        }
+    }
+
     fn evidence(&self, case_id: i64) -> Result<Vec<Evidence>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut stmt = conn

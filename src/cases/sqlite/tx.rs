@@ -242,7 +242,7 @@ impl CaseTx for LiteTx<'_> {
             .unwrap_or(0))
     }
 
-    /// The image goes to `evidence/<case>/<id>.jpg` under the data directory (written
+    /// The file goes to `evidence/<case>/<id>.jpg` (`.mp4`) under the data directory (written
     /// whole before the record names it).
     fn insert_evidence(
         &mut self,
@@ -258,7 +258,7 @@ impl CaseTx for LiteTx<'_> {
             params![case_id, sha256, camera, at_ms, chain, role.map(|r| r.as_str())],
         )?;
         let id = self.c.last_insert_rowid();
-        let file = format!("evidence/{case_id}/{id}.jpg");
+        let file = crate::cases::evidence_file(case_id, id, role);
         let path = self.dir.join(&file);
         crate::cases::write_evidence_file(&path, jpeg).map_err(|e| StoreError::Io {
             path: path.display().to_string(),

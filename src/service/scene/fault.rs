@@ -153,6 +153,7 @@ impl FaultWatch {
                 },
             ],
             detail: None,
+            clip: None,
         }))
     }
 }

@@ -38,6 +38,9 @@ pub struct Found {
     /// For a camera with a main stream: what its close-up needs, fetched once the
     /// violation has opened a case.
     pub detail: Option<Box<crate::rules::detail::DetailRequest>>,
+    /// What the clip of the frames up to the violation needs, made once the violation
+    /// has opened a case.
+    pub clip: Option<Box<crate::rules::clip::ClipRequest>>,
 }
 
 /// Rule settings for a scene.
@@ -59,6 +62,8 @@ pub struct SceneRules {
     pub captions: Option<crate::rules::evidence::Captions>,
     /// Make unblurred originals of evidence photos, for reviewers.
     pub originals: bool,
+    /// The clips of the frames up to each violation.
+    pub clip: crate::rules::clip::ClipConfig,
     /// Ignore the zones' own dwell times.
     pub override_zone_dwell: bool,
     /// Check each sample's view against the camera's reference ([`ViewWatch`]):

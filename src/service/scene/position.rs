@@ -96,7 +96,8 @@ impl Position {
             revisit: None,
             keeper: EvidenceKeeper::new(rules.privacy.clone())
                 .with_captions(rules.captions.clone())
-                .with_originals(rules.originals),
+                .with_originals(rules.originals)
+                .with_clip(rules.clip.clone()),
             out: RuleOutput::default(),
             obs: Vec::new(),
             away_ms: 0,
@@ -378,6 +379,7 @@ impl Position {
                 },
                 evidence: ev.photos,
                 detail: ev.detail,
+                clip: ev.clip,
             });
         }
         self.out.events = events;

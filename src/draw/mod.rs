@@ -1,4 +1,7 @@
-//! Annotated frames: boxes and labels drawn on a copy of the frame, written as JPEG.
+//! Annotated frames: boxes and labels drawn on a copy of the frame, written as JPEG;
+//! and short MP4 clips of a few images ([`mp4`]).
+
+pub mod mp4;
 
 use std::path::Path;
 

@@ -1,0 +1,344 @@
+//! A short MP4 of the sampled frames up to a violation: what the camera saw in the
+//! seconds before the rule fired, frame by frame, ending on the violation's frame.
+//!
+//! While a camera's evidence keeper watches any subject, it keeps the JPEG of its
+//! recent samples, at least [`ClipConfig::every`] apart, at most
+//! [`ClipConfig::frames`] of them and [`CLIP_BUDGET`] bytes (the oldest go first): the
+//! same JPEG a middle frame of a stay is made of, so a sample costs one encode however
+//! many use it. A camera watching nothing keeps none. When a violation opens a case,
+//! those of the last [`WINDOW_MS`] and the violation's frame make a [`ClipRequest`];
+//! the service's clip worker renders it, off the detection thread: each frame made
+//! private as the photos are (the people who are not the subject pixelated), the
+//! subject's box where it was in that frame and the zone drawn, the strip with that
+//! frame's own time under it, then H.264 in an MP4 ([`crate::draw::mp4`]), each frame
+//! shown for [`ClipConfig::shown_for`]. So the clip is a time-lapse of the samples,
+//! not the camera's full frame rate: frames nobody looked at were never decoded.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opencv::core::Vector;
+use opencv::imgcodecs;
+use serde::Deserialize;
+
+use super::caption::Captioner;
+use super::evidence::annotate;
+use super::privacy::{pixelate, Bystander};
+use crate::draw::mp4::{encode_mp4, Mp4Error, Mp4Options};
+use crate::track::Track;
+
+/// Bytes of recent frames one keeper (one camera) holds for clips, at most.
+pub const CLIP_BUDGET: usize = 2 << 20;
+
+/// Frames older than this before the violation are not in its clip (a camera that was
+/// looking elsewhere, or not sampled, in between).
+pub const WINDOW_MS: i64 = 120_000;
+
+/// `[cases.clip]`: the MP4 of the frames before each new case's violation.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClipConfig {
+    /// Sampled frames in a clip, at most, the violation's included; 0: no clips.
+    #[serde(default = "default_frames")]
+    pub frames: usize,
+    /// A clip's frames are at least this far apart (of a camera sampled more often,
+    /// every so many samples).
+    #[serde(default = "default_every", deserialize_with = "duration")]
+    pub every: Duration,
+    /// How long each frame is shown in the clip.
+    #[serde(default = "default_shown_for", deserialize_with = "duration")]
+    pub shown_for: Duration,
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn default_frames() -> usize {
+    8
+}
+
+fn default_every() -> Duration {
+    Duration::from_millis(500)
+}
+
+fn default_shown_for() -> Duration {
+    Duration::from_millis(500)
+}
+
+impl Default for ClipConfig {
+    fn default() -> Self {
+        Self {
+            frames: default_frames(),
+            every: default_every(),
+            shown_for: default_shown_for(),
+        }
+    }
+}
+
+impl ClipConfig {
+    /// Frames in a clip at most.
+    pub const MAX_FRAMES: usize = 32;
+
+    /// What is wrong with it, each naming the field.
+    pub fn check(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.frames == 1 || self.frames > Self::MAX_FRAMES {
+            out.push(format!(
+                "cases.clip.frames: {} (0 for no clips, else 2 to {})",
+                self.frames,
+                Self::MAX_FRAMES
+            ));
+        }
+        if self.every < Duration::from_millis(40) {
+            out.push("cases.clip.every: at least 40ms".into());
+        }
+        let shown = self.shown_for.as_millis();
+        if !(40..=10_000).contains(&shown) {
+            out.push(format!(
+                "cases.clip.shown_for: {shown} ms (40ms to 10s)"
+            ));
+        }
+        out
+    }
+
+    /// Whether clips are made.
+    pub fn on(&self) -> bool {
+        self.frames > 0
+    }
+}
+
+/// One frame of a clip, as the keeper kept it.
+#[derive(Clone)]
+pub struct ClipFrame {
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// The frame as the camera saw it (JPEG, nothing drawn, nothing pixelated).
+    pub jpeg: Arc<[u8]>,
+    /// The subject's box in it, when it was seen then.
+    pub bbox: Option<[f32; 4]>,
+    /// The boxes to pixelate in it.
+    pub blur: Vec<[f32; 4]>,
+    /// Its strip's lines (none without captions).
+    pub lines: Vec<String>,
+}
+
+/// What a violation's clip needs: made by the evidence keeper, rendered by the
+/// service's clip worker once the violation opened a case.
+#[derive(Clone)]
+pub struct ClipRequest {
+    /// The frames, oldest first, the violation's last.
+    pub frames: Vec<ClipFrame>,
+    /// The subject's label, drawn by its box.
+    pub label: String,
+    /// The zone's outline in the camera's pixels.
+    pub zone: Vec<(f64, f64)>,
+    /// The strip's font.
+    pub captioner: Option<Arc<Captioner>>,
+    /// How it is encoded.
+    pub mp4: Mp4Options,
+}
+
+impl std::fmt::Debug for ClipRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClipRequest")
+            .field("frames", &self.frames.len())
+            .field("at_ms", &self.at_ms())
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+impl ClipRequest {
+    /// The violation's time: the last frame's.
+    pub fn at_ms(&self) -> i64 {
+        self.frames.last().map_or(0, |f| f.at_ms)
+    }
+}
+
+/// Why a clip could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClipError {
+    /// Drawing a frame.
+    #[error("drawing a frame of the clip: {0}")]
+    Image(#[from] opencv::Error),
+    /// Encoding.
+    #[error("encoding the clip: {0}")]
+    Mp4(#[from] Mp4Error),
+}
+
+/// The clip's MP4: each frame pixelated, annotated and captioned, then encoded.
+pub fn render(req: &ClipRequest) -> Result<Vec<u8>, ClipError> {
+    let mut images = Vec::with_capacity(req.frames.len());
+    for f in &req.frames {
+        let mut img = imgcodecs::imdecode(&Vector::from_slice(&f.jpeg), imgcodecs::IMREAD_COLOR)?;
+        pixelate(&mut img, f.blur.iter().copied())?;
+        annotate(&mut img, f.bbox, &req.label, &req.zone)?;
+        images.push(match &req.captioner {
+            Some(c) if !f.lines.is_empty() => c.caption(&img, &f.lines)?,
+            _ => img,
+        });
+    }
+    Ok(encode_mp4(&images, req.mp4)?)
+}
+
+/// A kept sample: its JPEG, who was in it, and where each track seen then stood.
+struct Recent {
+    at_ms: i64,
+    jpeg: Arc<[u8]>,
+    people: Arc<[Bystander]>,
+    boxes: Vec<(u64, [f32; 4])>,
+}
+
+/// A camera's recent samples, kept for clips while its keeper watches a subject.
+#[derive(Default)]
+pub(super) struct RecentFrames {
+    cfg: ClipConfig,
+    frames: VecDeque<Recent>,
+    bytes: usize,
+}
+
+/// What the clip of one violation draws, besides the frames.
+pub(super) struct ClipSubject<'a> {
+    /// The subject as a track (parking, vending), else `None`.
+    pub track: Option<u64>,
+    /// A subject that is not a track: its fixed box and since when it is there.
+    pub object: Option<(i64, [f32; 4])>,
+    /// The boxes to pixelate among a frame's people.
+    pub blur: &'a dyn Fn(&[Bystander]) -> Vec<[f32; 4]>,
+    /// A frame's strip lines.
+    pub lines: &'a dyn Fn(i64) -> Vec<String>,
+}
+
+impl RecentFrames {
+    pub(super) fn new(cfg: ClipConfig) -> Self {
+        Self {
+            cfg,
+            ..Self::default()
+        }
+    }
+
+    /// Whether clips are made.
+    pub(super) fn on(&self) -> bool {
+        self.cfg.on()
+    }
+
+    /// Bytes held now.
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The JPEG kept of the sample of `t`, if it was.
+    pub(super) fn jpeg_at(&self, t: i64) -> Option<Arc<[u8]>> {
+        self.frames
+            .back()
+            .filter(|r| r.at_ms == t)
+            .map(|r| r.jpeg.clone())
+    }
+
+    /// Looks at the sample of `t`: kept (its JPEG from `shot`) when something is
+    /// `watching` and it is far enough from the last one kept; all dropped when
+    /// nothing is.
+    pub(super) fn look(
+        &mut self,
+        t: i64,
+        tracks: &[Track],
+        watching: bool,
+        shot: impl FnOnce() -> opencv::Result<(Arc<[u8]>, Arc<[Bystander]>)>,
+    ) -> opencv::Result<()> {
+        if !self.on() {
+            return Ok(());
+        }
+        if !watching {
+            self.frames.clear();
+            self.bytes = 0;
+            return Ok(());
+        }
+        let every = self.cfg.every.as_millis() as i64;
+        if self.frames.back().is_some_and(|r| t - r.at_ms < every) {
+            return Ok(());
+        }
+        let (jpeg, people) = shot()?;
+        self.bytes += jpeg.len();
+        self.frames.push_back(Recent {
+            at_ms: t,
+            jpeg,
+            people,
+            boxes: tracks
+                .iter()
+                .filter(|tr| tr.seen_at(t))
+                .map(|tr| (tr.id, tr.bbox))
+                .collect(),
+        });
+        // a violation at this sample takes frames - 1 before it and this one
+        while self.frames.len() > self.cfg.frames
+            || (self.bytes > CLIP_BUDGET && self.frames.len() > 1)
+        {
+            if let Some(old) = self.frames.pop_front() {
+                self.bytes -= old.jpeg.len();
+            }
+        }
+        Ok(())
+    }
+
+    /// The clip of a violation at `t` whose frame is `current` (its JPEG and people)
+    /// with the subject at `bbox`: the kept frames of the last [`WINDOW_MS`] before it,
+    /// then it. `None` when clips are off.
+    pub(super) fn request(
+        &self,
+        t: i64,
+        current: (Arc<[u8]>, &[Bystander]),
+        bbox: [f32; 4],
+        subject: &ClipSubject,
+        label: &str,
+        zone: &[(f64, f64)],
+        captioner: Option<&Arc<Captioner>>,
+    ) -> Option<ClipRequest> {
+        if !self.on() {
+            return None;
+        }
+        let box_in = |r: &Recent| match subject.track {
+            Some(id) => r.boxes.iter().find(|(i, _)| *i == id).map(|(_, b)| *b),
+            None => subject.object.filter(|(since, _)| r.at_ms >= *since).map(|o| o.1),
+        };
+        let before: Vec<&Recent> = self
+            .frames
+            .iter()
+            .filter(|r| r.at_ms < t && t - r.at_ms <= WINDOW_MS)
+            .collect();
+        let skip = before.len().saturating_sub(self.cfg.frames - 1);
+        let mut frames: Vec<ClipFrame> = before[skip..]
+            .iter()
+            .map(|r| ClipFrame {
+                at_ms: r.at_ms,
+                jpeg: r.jpeg.clone(),
+                bbox: box_in(r),
+                blur: (subject.blur)(&r.people),
+                lines: (subject.lines)(r.at_ms),
+            })
+            .collect();
+        frames.push(ClipFrame {
+            at_ms: t,
+            jpeg: current.0,
+            bbox: Some(bbox),
+            blur: (subject.blur)(current.1),
+            lines: (subject.lines)(t),
+        });
+        Some(ClipRequest {
+            frames,
+            label: label.to_string(),
+            zone: zone.to_vec(),
+            captioner: captioner.cloned(),
+            mp4: Mp4Options {
+                frame_ms: self.cfg.shown_for.as_millis().clamp(1, 60_000) as u32,
+                ..Mp4Options::default()
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "clip_tests.rs"]
+mod tests;
