@@ -17,7 +17,7 @@
 //! - [`cases`]: dedup by (kind, grid cell) into cases (one policy, [`cases::policy`]),
 //!   the durable stores (SQLite, PostgreSQL) and the outbox to the workflow.
 //! - [`pg`]: PostgreSQL connections (TLS as libpq, timeouts, reconnecting).
-//! - [`draw`]: annotated frames (boxes and labels) written as JPEG.
+//! - [`draw`]: annotated frames (boxes and labels) written as JPEG; evidence clips as MP4.
 //! - [`cli`]: the `gridwatch` subcommands.
 //!
 //! The binary in `src/main.rs` only parses the command line and reports errors.

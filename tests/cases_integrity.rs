@@ -99,6 +99,24 @@ fn a_case_exports_as_a_zip_that_checks_without_gridwatch() {
             .unwrap()
             .unwrap();
     }
+    // and a clip, as the clip worker makes one
+    let frames: Vec<opencv::core::Mat> = (0..3)
+        .map(|i| {
+            opencv::core::Mat::new_rows_cols_with_default(
+                120,
+                160,
+                opencv::core::CV_8UC3,
+                opencv::core::Scalar::all(60.0 * i as f64),
+            )
+            .unwrap()
+        })
+        .collect();
+    let mp4 = gridwatch::draw::mp4::encode_mp4(&frames, Default::default()).unwrap();
+    let role = Some(gridwatch::cases::photo::PhotoRole::Clip);
+    store
+        .add_photo(case, "街口-1", 7_003_000, role, &mp4, 5)
+        .unwrap()
+        .unwrap();
     store
         .review(&Review {
             case_id: case,
@@ -141,8 +159,21 @@ fn a_case_exports_as_a_zip_that_checks_without_gridwatch() {
     let ok = check(&zip);
     assert!(ok.status.success(), "{ok:?}");
     assert!(
-        String::from_utf8_lossy(&ok.stdout).contains("6 files"),
-        "case.json, 3 images, chain.json, manifest.json: {ok:?}"
+        String::from_utf8_lossy(&ok.stdout).contains("7 files"),
+        "case.json, 3 images, the clip, chain.json, manifest.json: {ok:?}"
+    );
+    let listed = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).namelist())",
+        ])
+        .arg(&zip)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains(&format!("evidence/{case}/4.mp4")),
+        "the clip under its stored name: {listed}"
     );
     // the images are stored as they are: find the second one in the zip, change a byte
     let mut bytes = std::fs::read(&zip).unwrap();

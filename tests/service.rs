@@ -172,7 +172,9 @@ fn the_built_in_demo_files_a_real_case_and_stops_cleanly_on_sigterm() {
     let story = roles.iter().position(|&r| r == "crop").unwrap();
     // (the clip comes from its worker a moment after the case opens)
     assert!(
-        roles[story + 1..].iter().all(|&r| r == "latest" || r == "clip"),
+        roles[story + 1..]
+            .iter()
+            .all(|&r| r == "latest" || r == "clip"),
         "{roles:?}"
     );
     assert_eq!(roles[0], "first_sight", "{roles:?}");
@@ -304,7 +306,10 @@ fn a_reviewer_confirms_and_rejects_in_the_browser() {
         let jpeg = std::fs::read(common::path("samples/person.jpg")).unwrap();
         // a clip as the service's clip worker encodes one
         let clip = {
-            let photo = opencv::imgcodecs::imread_def(&common::path("samples/person.jpg").display().to_string()).unwrap();
+            let photo = opencv::imgcodecs::imread_def(
+                common::path("samples/person.jpg").display().to_string(),
+            )
+            .unwrap();
             let frames = [photo.clone(), photo];
             gridwatch::draw::mp4::encode_mp4(&frames, Default::default()).unwrap()
         };

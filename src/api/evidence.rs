@@ -31,7 +31,10 @@ pub(super) async fn evidence(
     let name = format!("evidence/{case_id}/{id}.{ext}");
     let store = s.store.clone();
     let found = tokio::task::spawn_blocking(move || {
-        let item = store.evidence(case_id)?.into_iter().find(|e| e.file == name);
+        let item = store
+            .evidence(case_id)?
+            .into_iter()
+            .find(|e| e.file == name);
         match item {
             Some(e) => Ok(store.evidence_bytes(case_id, e.id)?.map(|b| (e.role, b))),
             None => Ok(None),

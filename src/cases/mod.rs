@@ -771,7 +771,8 @@ pub trait CaseStore: originals::OriginalStore + Send + Sync {
     /// The file of one evidence item of a case (a JPEG; the clip's MP4); `None` when
     /// there is none. The SQLite store reads it from the data directory, the PostgreSQL
     /// store from the database (for every node to serve).
-    fn evidence_bytes(&self, case_id: i64, evidence_id: i64) -> Result<Option<Vec<u8>>, StoreError>;
+    fn evidence_bytes(&self, case_id: i64, evidence_id: i64)
+        -> Result<Option<Vec<u8>>, StoreError>;
     /// Retention: deletes the evidence (records and images) of every case last seen
     /// before `before_ms`; returns how many images went.
     fn prune_evidence(&self, before_ms: i64) -> Result<u64, StoreError>;

@@ -10,10 +10,10 @@ use opencv::core::{Mat, Size};
 use opencv::imgproc;
 use opencv::prelude::*;
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg::{codec, encoder, frame, Dictionary, Packet, Rational};
+use ffmpeg_next as ffmpeg;
 
 use crate::decode::log::explain;
 
@@ -81,15 +81,22 @@ pub fn encode_mp4(images: &[Mat], opts: Mp4Options) -> Result<Vec<u8>, Mp4Error>
         .tempfile()?;
     let path = file.path().to_path_buf();
     {
-        let mut out = ffmpeg::format::output_as(&path, "mp4").map_err(ff("opening the MP4 muxer"))?;
+        let mut out =
+            ffmpeg::format::output_as(&path, "mp4").map_err(ff("opening the MP4 muxer"))?;
         let x264 = encoder::find_by_name("libx264")
             .or_else(|| encoder::find(codec::Id::H264))
-            .ok_or_else(|| ff("finding an H.264 encoder (FFmpeg without libx264?)")(ffmpeg::Error::EncoderNotFound))?;
+            .ok_or_else(|| {
+                ff("finding an H.264 encoder (FFmpeg without libx264?)")(
+                    ffmpeg::Error::EncoderNotFound,
+                )
+            })?;
         let global = out
             .format()
             .flags()
             .contains(ffmpeg::format::Flags::GLOBAL_HEADER);
-        let mut stream = out.add_stream(x264).map_err(ff("adding the video stream"))?;
+        let mut stream = out
+            .add_stream(x264)
+            .map_err(ff("adding the video stream"))?;
         let mut enc = codec::context::Context::new_with_codec(x264)
             .encoder()
             .video()
@@ -106,7 +113,9 @@ pub fn encode_mp4(images: &[Mat], opts: Mp4Options) -> Result<Vec<u8>, Mp4Error>
         let mut x264_opts = Dictionary::new();
         x264_opts.set("preset", "veryfast");
         x264_opts.set("crf", &opts.crf.to_string());
-        let mut enc = enc.open_with(x264_opts).map_err(ff("opening the encoder"))?;
+        let mut enc = enc
+            .open_with(x264_opts)
+            .map_err(ff("opening the encoder"))?;
         stream.set_parameters(&enc);
         stream.set_time_base(tb);
         let mut mux_opts = Dictionary::new();
@@ -217,7 +226,10 @@ mod tests {
         std::fs::write(&path, &mp4).unwrap();
         let probe = std::process::Command::new("ffprobe")
             .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-            .args(["-show_entries", "stream=codec_name,pix_fmt,width,height,nb_read_frames"])
+            .args([
+                "-show_entries",
+                "stream=codec_name,pix_fmt,width,height,nb_read_frames",
+            ])
             .args(["-show_entries", "format=duration", "-of", "default=nw=1"])
             .arg(&path)
             .output()

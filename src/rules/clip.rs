@@ -97,9 +97,7 @@ impl ClipConfig {
         }
         let shown = self.shown_for.as_millis();
         if !(40..=10_000).contains(&shown) {
-            out.push(format!(
-                "cases.clip.shown_for: {shown} ms (40ms to 10s)"
-            ));
+            out.push(format!("cases.clip.shown_for: {shown} ms (40ms to 10s)"));
         }
         out
     }
@@ -210,6 +208,14 @@ pub(super) struct ClipSubject<'a> {
     pub blur: &'a dyn Fn(&[Bystander]) -> Vec<[f32; 4]>,
     /// A frame's strip lines.
     pub lines: &'a dyn Fn(i64) -> Vec<String>,
+    /// The subject's box in the violation's frame.
+    pub bbox: [f32; 4],
+    /// Its label.
+    pub label: &'a str,
+    /// The zone's outline in the camera's pixels.
+    pub zone: &'a [(f64, f64)],
+    /// The strip's font.
+    pub captioner: Option<&'a Arc<Captioner>>,
 }
 
 impl RecentFrames {
@@ -283,25 +289,24 @@ impl RecentFrames {
         Ok(())
     }
 
-    /// The clip of a violation at `t` whose frame is `current` (its JPEG and people)
-    /// with the subject at `bbox`: the kept frames of the last [`WINDOW_MS`] before it,
-    /// then it. `None` when clips are off.
+    /// The clip of a violation at `t` whose frame is `current` (its JPEG and people):
+    /// the kept frames of the last [`WINDOW_MS`] before it, then it. `None` when clips
+    /// are off.
     pub(super) fn request(
         &self,
         t: i64,
         current: (Arc<[u8]>, &[Bystander]),
-        bbox: [f32; 4],
         subject: &ClipSubject,
-        label: &str,
-        zone: &[(f64, f64)],
-        captioner: Option<&Arc<Captioner>>,
     ) -> Option<ClipRequest> {
         if !self.on() {
             return None;
         }
         let box_in = |r: &Recent| match subject.track {
             Some(id) => r.boxes.iter().find(|(i, _)| *i == id).map(|(_, b)| *b),
-            None => subject.object.filter(|(since, _)| r.at_ms >= *since).map(|o| o.1),
+            None => subject
+                .object
+                .filter(|(since, _)| r.at_ms >= *since)
+                .map(|o| o.1),
         };
         let before: Vec<&Recent> = self
             .frames
@@ -322,15 +327,15 @@ impl RecentFrames {
         frames.push(ClipFrame {
             at_ms: t,
             jpeg: current.0,
-            bbox: Some(bbox),
+            bbox: Some(subject.bbox),
             blur: (subject.blur)(current.1),
             lines: (subject.lines)(t),
         });
         Some(ClipRequest {
             frames,
-            label: label.to_string(),
-            zone: zone.to_vec(),
-            captioner: captioner.cloned(),
+            label: subject.label.to_string(),
+            zone: subject.zone.to_vec(),
+            captioner: subject.captioner.cloned(),
             mp4: Mp4Options {
                 frame_ms: self.cfg.shown_for.as_millis().clamp(1, 60_000) as u32,
                 ..Mp4Options::default()

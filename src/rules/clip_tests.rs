@@ -33,7 +33,11 @@ fn decoded(mp4: &[u8]) -> (usize, usize, Vec<Vec<u8>>, f64) {
         .args(["-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"])
         .output()
         .unwrap();
-    assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
     let frames = raw.stdout.chunks(w * h).map(<[u8]>::to_vec).collect();
     (w, h, frames, v[2])
 }
@@ -106,7 +110,10 @@ fn a_clip_is_the_samples_up_to_the_violation_each_with_its_own_time() {
     for f in &req.frames {
         assert_eq!(f.bbox, Some(car.bbox), "the car was seen in each");
         assert_eq!(f.blur.len(), 1, "the passer is pixelated in each");
-        assert_eq!(f.lines, caption_lines(PhotoRole::Clip, f.at_ms, tz, &ev, &place));
+        assert_eq!(
+            f.lines,
+            caption_lines(PhotoRole::Clip, f.at_ms, tz, &ev, &place)
+        );
     }
     let mp4 = render(&req).unwrap();
     let (w, h, frames, duration) = decoded(&mp4);
@@ -179,7 +186,11 @@ fn recent_frames_stay_within_the_budget_and_go_when_nothing_is_watched() {
         let tracks = tracker.update(k * 100, std::slice::from_ref(&car)).to_vec();
         keeper.observe(k * 100, &frame, &tracks, |_| true).unwrap();
         most = most.max(keeper.clip_bytes());
-        assert!(keeper.clip_bytes() <= CLIP_BUDGET, "{}", keeper.clip_bytes());
+        assert!(
+            keeper.clip_bytes() <= CLIP_BUDGET,
+            "{}",
+            keeper.clip_bytes()
+        );
     }
     assert!(
         most > CLIP_BUDGET - biggest && most / biggest < ClipConfig::MAX_FRAMES,
@@ -189,7 +200,9 @@ fn recent_frames_stay_within_the_budget_and_go_when_nothing_is_watched() {
     for k in 40..80 {
         let tracks = tracker.update(k * 100, &[]).to_vec();
         keeper
-            .observe(k * 100, &Frame::filled(64, 48, [0, 0, 0]), &tracks, |_| true)
+            .observe(k * 100, &Frame::filled(64, 48, [0, 0, 0]), &tracks, |_| {
+                true
+            })
             .unwrap();
     }
     assert_eq!(keeper.clip_bytes(), 0);
@@ -204,6 +217,14 @@ fn recent_frames_stay_within_the_budget_and_go_when_nothing_is_watched() {
         ..ClipConfig::default()
     };
     let problems = bad.check();
-    assert!(problems.iter().any(|p| p.starts_with("cases.clip.frames")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.starts_with("cases.clip.shown_for")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.starts_with("cases.clip.frames")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("cases.clip.shown_for")),
+        "{problems:?}"
+    );
 }

@@ -574,6 +574,10 @@ impl EvidenceKeeper {
             object,
             blur: &|people| self.to_blur(event, people),
             lines: &lines,
+            bbox: event.bbox,
+            label: &d.label,
+            zone: d.zone,
+            captioner: self.captions.as_ref().map(|c| &c.captioner),
         };
         let current = match self.recent.jpeg_at(t) {
             Some(j) => j,
@@ -581,15 +585,7 @@ impl EvidenceKeeper {
         };
         Ok(self
             .recent
-            .request(
-                t,
-                (current, &self.people),
-                event.bbox,
-                &subject,
-                &d.label,
-                d.zone,
-                self.captions.as_ref().map(|c| &c.captioner),
-            )
+            .request(t, (current, &self.people), &subject)
             .map(Box::new))
     }
 

@@ -135,7 +135,12 @@ impl Clips {
         });
         match stored {
             Ok(Some(e)) => {
-                tracing::debug!(camera = &*camera, "case {case}: clip {} ({} frames)", e.file, req.frames.len());
+                tracing::debug!(
+                    camera = &*camera,
+                    "case {case}: clip {} ({} frames)",
+                    e.file,
+                    req.frames.len()
+                );
                 self.count(STORED, 1);
             }
             Ok(None) => {

@@ -105,16 +105,28 @@ pub fn the_evidence_chain_names_what_was_changed(
             9_000_000,
         ))
         .unwrap();
+    // two photos, then a clip (an MP4: a file of its own kind, chained the same)
+    let bytes = |i: u32| -> Vec<u8> { (0..500u32).map(|b| (b * (i + 3)) as u8).collect() };
     let ids: Vec<i64> = (0..3)
         .map(|i| {
-            let jpeg: Vec<u8> = (0..500u32).map(|b| (b * (i + 3)) as u8).collect();
+            let role = (i == 2).then_some(gridwatch::cases::photo::PhotoRole::Clip);
             store
-                .add_evidence(case, "street", 9_000_000 + i as i64, &jpeg, 5)
+                .add_photo(case, "street", 9_000_000 + i as i64, role, &bytes(i), 5)
                 .unwrap()
                 .unwrap()
                 .id
         })
         .collect();
+    let clip = store.evidence(case).unwrap().pop().unwrap();
+    assert!(
+        clip.file.ends_with(&format!("/{}.mp4", ids[2])),
+        "{}",
+        clip.file
+    );
+    assert_eq!(
+        store.evidence_bytes(case, ids[2]).unwrap().unwrap(),
+        bytes(2)
+    );
     let ok = verify_case(store, case).unwrap();
     assert_eq!((ok.items, ok.problems.len()), (3, 0), "{ok:?}");
     let chains: Vec<_> = store

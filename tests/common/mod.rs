@@ -48,12 +48,19 @@ pub fn ffprobe_video(bytes: &[u8]) -> String {
     std::fs::write(&file, bytes).unwrap();
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=codec_name,pix_fmt,width,height,nb_read_frames"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,pix_fmt,width,height,nb_read_frames",
+        ])
         .args(["-of", "default=nw=1"])
         .arg(&file)
         .output()
         .expect("ffprobe runs");
-    assert!(out.status.success(), "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -440,7 +440,11 @@ impl CaseStore for PgStore {
         self.db.name()
     }
 
-    fn evidence_bytes(&self, case_id: i64, evidence_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+    fn evidence_bytes(
+        &self,
+        case_id: i64,
+        evidence_id: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let row = {
             let mut client = self.conn()?;
             client

@@ -228,7 +228,11 @@ impl CaseStore for SqliteStore {
         Ok((cases, total as u64))
     }
 
-    fn evidence_bytes(&self, case_id: i64, evidence_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+    fn evidence_bytes(
+        &self,
+        case_id: i64,
+        evidence_id: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let file: Option<String> = {
             let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
             conn.query_row(
