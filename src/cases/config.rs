@@ -84,6 +84,31 @@ pub struct DeliveryConfig {
     /// Service code per violation kind; kinds not named keep their default.
     #[serde(default)]
     pub service_codes: BTreeMap<String, String>,
+    /// How a case's evidence goes with its delivery: `url` (addresses under
+    /// `public_url`) or `attach` (the files themselves, for a receiver that cannot
+    /// reach gridwatch).
+    #[serde(default)]
+    pub media: MediaMode,
+    /// `attach`: the most bytes of evidence one delivery carries (the items that fit,
+    /// in sequence order; the rest by address).
+    #[serde(default = "default_media_max_bytes")]
+    pub media_max_bytes: usize,
+}
+
+/// How evidence goes with a delivery.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaMode {
+    /// Addresses only (`media_url`, the webhook's evidence `url`s).
+    #[default]
+    Url,
+    /// The files too: Open311 as `multipart/form-data` with the violation photo as its
+    /// `media` part; the webhook with each item's bytes (base64) in its `data`.
+    Attach,
+}
+
+fn default_media_max_bytes() -> usize {
+    16 << 20
 }
 
 fn yes() -> bool {
@@ -144,6 +169,8 @@ impl DeliveryConfig {
             concurrency: default_concurrency(),
             service_codes: BTreeMap::new(),
             ca_file: None,
+            media: MediaMode::Url,
+            media_max_bytes: default_media_max_bytes(),
         }
     }
 
@@ -230,6 +257,12 @@ impl DeliveryConfig {
             return Err(format!(
                 "[delivery] url {:?}: only http and https are supported",
                 self.url
+            ));
+        }
+        if self.media == MediaMode::Attach && !(1024..=256 << 20).contains(&self.media_max_bytes) {
+            return Err(format!(
+                "[delivery] media_max_bytes: {} (1024 to 268435456)",
+                self.media_max_bytes
             ));
         }
         if self.target == TargetKind::Webhook && self.secret().is_none() {

@@ -23,6 +23,9 @@ pub struct Outgoing {
     pub remote_id: Option<String>,
     /// The receiver's token, when it answered with one.
     pub token: Option<String>,
+    /// The evidence files it carries (`media = "attach"`, a case's create only), by
+    /// evidence id, in sequence order.
+    pub attached: Vec<(i64, Vec<u8>)>,
 }
 
 impl Outgoing {
@@ -66,16 +69,32 @@ impl Outgoing {
         truncate_chars(&text, max)
     }
 
-    /// The address of the case's violation photo (the frame in which the rule fired,
-    /// with its strip; the first evidence file of a case stored before photos had
-    /// roles) under `public_url`.
-    pub fn media_url(&self, public_url: Option<&str>) -> Option<String> {
-        let base = public_url?.trim_end_matches('/');
+    /// The case's violation photo (the frame in which the rule fired, with its
+    /// strip); else its first photo (a camera fault's; a case stored before photos had
+    /// roles).
+    pub fn violation_photo(&self) -> Option<&Evidence> {
+        use super::photo::PhotoRole;
         self.evidence
             .iter()
-            .find(|e| e.role == Some(super::photo::PhotoRole::Violation))
-            .or(self.evidence.first())
-            .map(|e| format!("{base}/{}", e.file))
+            .find(|e| e.role == Some(PhotoRole::Violation))
+            .or(self
+                .evidence
+                .iter()
+                .find(|e| e.role != Some(PhotoRole::Clip)))
+    }
+
+    /// The address of the violation photo under `public_url`.
+    pub fn media_url(&self, public_url: Option<&str>) -> Option<String> {
+        let base = public_url?.trim_end_matches('/');
+        self.violation_photo().map(|e| format!("{base}/{}", e.file))
+    }
+
+    /// The bytes carried of evidence item `id`, if they are.
+    pub fn attached(&self, id: i64) -> Option<&[u8]> {
+        self.attached
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, b)| &b[..])
     }
 }
 

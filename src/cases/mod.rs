@@ -11,6 +11,7 @@ pub mod exchange;
 pub mod export;
 pub mod inbox;
 pub mod integrity;
+pub mod multipart;
 pub mod open311;
 pub mod originals;
 pub mod outbox;

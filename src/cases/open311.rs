@@ -2,7 +2,10 @@
 //!
 //! - create: `POST {url}/requests.json`, form-encoded: `service_code`, `lat`, `long`,
 //!   `address_string`, `description` (≤ 4000 characters), `media_url`,
-//!   `attribute[...]`, plus `api_key` / `jurisdiction_id` when configured. The receiver
+//!   `attribute[...]`, plus `api_key` / `jurisdiction_id` when configured; with
+//!   `media = "attach"` the same fields as `multipart/form-data`, the violation photo
+//!   as the file part `media` (GeoReport v2 names only `media_url`; receivers that
+//!   take uploads take this). The receiver
 //!   answers `[{"service_request_id": ...}]` or `[{"token": ...}]`; a token is resolved
 //!   later with `GET {url}/tokens/{token}.json`.
 //! - follow-ups: `POST {url}/requests/{service_request_id}/updates.json` with the same
@@ -85,35 +88,78 @@ impl Open311Client {
         })
     }
 
-    /// The form body of a create or follow-up.
-    pub fn form(&self, out: &Outgoing) -> String {
+    /// Its delivery config.
+    pub fn config(&self) -> &DeliveryConfig {
+        &self.cfg
+    }
+
+    /// The fields of a create or follow-up, in order.
+    pub fn fields(&self, out: &Outgoing) -> Vec<(String, String)> {
         let c = &out.case;
-        let mut f = form_urlencoded::Serializer::new(String::new());
+        let mut f: Vec<(String, String)> = Vec::new();
+        let mut add = |k: &str, v: String| f.push((k.to_string(), v));
         if let Some(k) = self.cfg.api_key() {
-            f.append_pair("api_key", &k);
+            add("api_key", k);
         }
         if let Some(j) = &self.cfg.jurisdiction_id {
-            f.append_pair("jurisdiction_id", j);
+            add("jurisdiction_id", j.clone());
         }
-        f.append_pair("service_code", &self.cfg.service_code(c.kind.as_str()));
-        f.append_pair("lat", &format!("{:.7}", c.lat));
-        f.append_pair("long", &format!("{:.7}", c.lon));
-        f.append_pair("address_string", &c.admin_path);
-        f.append_pair("description", &out.description(MAX_DESCRIPTION));
+        add("service_code", self.cfg.service_code(c.kind.as_str()));
+        add("lat", format!("{:.7}", c.lat));
+        add("long", format!("{:.7}", c.lon));
+        add("address_string", c.admin_path.clone());
+        add("description", out.description(MAX_DESCRIPTION));
         if let Some(m) = out.media_url(self.cfg.public_url.as_deref()) {
-            f.append_pair("media_url", &m);
+            add("media_url", m);
         }
         if out.delivery.event == Event::Update {
             let status = match c.status {
                 super::CaseStatus::Open | super::CaseStatus::Confirmed => "open",
                 super::CaseStatus::Rejected | super::CaseStatus::Closed => "closed",
             };
-            f.append_pair("status", status);
+            add("status", status.to_string());
         }
         for (k, v) in case_attributes(out) {
-            f.append_pair(&format!("attribute[{k}]"), &v);
+            add(&format!("attribute[{k}]"), v);
+        }
+        f
+    }
+
+    /// The form body of a create or follow-up, URL-encoded.
+    pub fn form(&self, out: &Outgoing) -> String {
+        let mut f = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in self.fields(out) {
+            f.append_pair(&k, &v);
         }
         f.finish()
+    }
+
+    /// The body and its content type: the URL-encoded form; or, when the violation
+    /// photo is carried (`media = "attach"`), the same fields as `multipart/form-data`
+    /// with the photo as the `media` file part.
+    pub fn body(&self, out: &Outgoing) -> (String, Vec<u8>) {
+        let photo = out
+            .violation_photo()
+            .and_then(|e| out.attached(e.id).map(|b| (e, b)));
+        let Some((e, bytes)) = photo else {
+            return (
+                "application/x-www-form-urlencoded".into(),
+                self.form(out).into_bytes(),
+            );
+        };
+        let mut m = super::multipart::Multipart::new();
+        for (k, v) in self.fields(out) {
+            m.text(&k, &v);
+        }
+        let content_type = e.role.map_or("image/jpeg", |r| r.content_type());
+        let name = e.file.rsplit('/').next().unwrap_or("media.jpg");
+        m.file(
+            "media",
+            &format!("{}-{name}", out.case.id),
+            content_type,
+            bytes,
+        );
+        m.finish()
     }
 
     /// One attempt of a delivery.
@@ -144,16 +190,14 @@ impl Open311Client {
     }
 
     async fn post(&self, out: &Outgoing, url: &str) -> Sent {
+        let (content_type, body) = self.body(out);
         let req = self
             .http
             .post(url)
             .header("Idempotency-Key", &out.delivery.idempotency_key)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .header(reqwest::header::ACCEPT, "application/json")
-            .body(self.form(out));
+            .body(body);
         let reply = match exchange(req).await {
             Ok(r) => r,
             Err(sent) => return sent,

@@ -11,12 +11,35 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::{watch, Notify};
 
-use super::config::{DeliveryConfig, TargetKind};
+use super::config::{DeliveryConfig, MediaMode, TargetKind};
 pub use super::exchange::{case_attributes, truncate_chars, Outgoing, Sent};
 use super::open311::Open311Client;
+use super::photo::PhotoRole;
 use super::retry::{AttemptResult, Decision, RetryPolicy};
 use super::webhook::WebhookClient;
-use super::{AfterAttempt, Attempt, CaseStore, Delivery, StoreError};
+use super::{AfterAttempt, Attempt, CaseStore, Delivery, Event, Evidence, StoreError};
+
+/// The evidence files a delivery carries: the case's items in sequence order while
+/// their bytes total at most `max` (one that does not fit is skipped, later smaller
+/// ones may still fit).
+fn carried(
+    s: &dyn CaseStore,
+    case_id: i64,
+    evidence: &[Evidence],
+    max: usize,
+) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+    let mut out = Vec::new();
+    let mut total = 0;
+    for e in evidence {
+        if let Some(bytes) = s.evidence_bytes(case_id, e.id)? {
+            if total + bytes.len() <= max {
+                total += bytes.len();
+                out.push((e.id, bytes));
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// The workflow client a config names.
 pub enum Client {
@@ -33,6 +56,14 @@ impl Client {
             TargetKind::Open311 => Self::Open311(Open311Client::new(cfg)?),
             TargetKind::Webhook => Self::Webhook(WebhookClient::new(cfg)?),
         })
+    }
+
+    /// Its delivery config.
+    pub fn config(&self) -> &DeliveryConfig {
+        match self {
+            Self::Open311(c) => c.config(),
+            Self::Webhook(c) => c.config(),
+        }
     }
 
     /// One attempt.
@@ -55,6 +86,8 @@ pub struct Outbox {
     concurrency: usize,
     wake: Arc<Notify>,
     clock: Arc<dyn crate::clock::Clock>,
+    /// `media = "attach"`: how long a case's create waits for its clip.
+    clip_wait: Option<Duration>,
 }
 
 /// What one round did.
@@ -81,7 +114,16 @@ impl Outbox {
             concurrency: concurrency.max(1),
             wake: Arc::new(Notify::new()),
             clock: Arc::new(crate::clock::SystemClock),
+            clip_wait: None,
         }
+    }
+
+    /// With `media = "attach"`, a case's create waits up to `wait` after it was queued
+    /// for the case's clip (made by the service a moment after the case opened), so
+    /// that the clip goes with it. Without this (clips off) nothing waits.
+    pub fn expecting_clips(mut self, wait: Duration) -> Self {
+        self.clip_wait = Some(wait);
+        self
     }
 
     /// The outbox reading the time from `clock` (tests; the system's clock
@@ -126,20 +168,39 @@ impl Outbox {
 
     async fn deliver(&self, delivery: Delivery) -> Result<bool, StoreError> {
         let case_id = delivery.case_id;
+        let cfg = self.client.config();
+        let attach = (cfg.media == MediaMode::Attach && delivery.event == Event::Create)
+            .then_some(cfg.media_max_bytes);
         let out = self
             .blocking(move |s| {
                 let (remote_id, token) = s.remote(case_id)?;
+                let evidence = s.evidence(case_id)?;
+                let attached = match attach {
+                    Some(max) => carried(s, case_id, &evidence, max)?,
+                    None => Vec::new(),
+                };
                 Ok(Outgoing {
                     case: s.case(case_id)?,
-                    evidence: s.evidence(case_id)?,
+                    evidence,
                     reviews: s.reviews(case_id)?,
                     remote_id,
                     token,
                     delivery,
+                    attached,
                 })
             })
             .await?;
-        let sent = self.client.send(&out).await;
+        let waiting = self
+            .clip_wait
+            .filter(|_| attach.is_some())
+            .is_some_and(|w| {
+                let no_clip = !out.evidence.iter().any(|e| e.role == Some(PhotoRole::Clip));
+                no_clip && self.clock.now_ms() - out.delivery.created_ms < w.as_millis() as i64
+            });
+        let sent = match waiting {
+            true => Sent::NotYet("waiting for the case's clip to attach it".into()),
+            false => self.client.send(&out).await,
+        };
         let at_ms = self.clock.now_ms();
         let attempt_no = out.delivery.attempts + 1;
         let (attempt, after) = self.judge(out.delivery.id, attempt_no, at_ms, sent);

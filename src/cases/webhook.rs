@@ -3,6 +3,7 @@
 //! `X-Gridwatch-Signature: sha256=<hex HMAC-SHA256 of the raw body with the secret>`.
 //! Any 2xx is delivery; an `id` field in the answer is kept as the receiver's id.
 
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
@@ -62,6 +63,11 @@ impl WebhookClient {
         })
     }
 
+    /// Its delivery config.
+    pub fn config(&self) -> &DeliveryConfig {
+        &self.cfg
+    }
+
     /// The JSON body of a delivery.
     pub fn body(&self, out: &Outgoing) -> Vec<u8> {
         let c = &out.case;
@@ -93,13 +99,20 @@ impl WebhookClient {
                 "cameras": c.cameras,
                 "description": out.description(4000),
             },
-            "evidence": out.evidence.iter().map(|e| json!({
-                "url": public.map(|p| format!("{p}/{}", e.file)),
-                "sha256": e.sha256,
-                "camera": e.camera,
-                "at_ms": e.at_ms,
-                "role": e.role,
-            })).collect::<Vec<_>>(),
+            "evidence": out.evidence.iter().map(|e| {
+                let mut item = json!({
+                    "url": public.map(|p| format!("{p}/{}", e.file)),
+                    "sha256": e.sha256,
+                    "camera": e.camera,
+                    "at_ms": e.at_ms,
+                    "role": e.role,
+                    "content_type": e.role.map_or("image/jpeg", |r| r.content_type()),
+                });
+                if let Some(b) = out.attached(e.id) {
+                    item["data"] = json!(base64::engine::general_purpose::STANDARD.encode(b));
+                }
+                item
+            }).collect::<Vec<_>>(),
             "reviews": out.reviews,
         });
         serde_json::to_vec(&doc).expect("JSON")

@@ -39,6 +39,9 @@ use clip::Clips;
 use detail::Details;
 use recorder::Recorder;
 
+/// With `[delivery] media = "attach"`, how long a new case's create waits for its clip.
+const CLIP_WAIT: Duration = Duration::from_secs(10);
+
 /// How long a camera's main stream has to connect, and again to send a keyframe, for a
 /// case's close-up.
 const DETAIL_LIMIT: Duration = Duration::from_secs(10);
@@ -408,12 +411,16 @@ pub async fn run(
         delivery.public_url = Some(public.clone());
     }
     let client = Client::from_config(&delivery).map_err(|e| anyhow::anyhow!("delivery: {e}"))?;
-    let outbox = Arc::new(Outbox::new(
+    let mut outbox = Outbox::new(
         store.clone(),
         client,
         delivery.retry(),
         delivery.concurrency,
-    ));
+    );
+    if cfg.cases.clip.on() {
+        outbox = outbox.expecting_clips(CLIP_WAIT);
+    }
+    let outbox = Arc::new(outbox);
     let pool = Arc::new(Pool::new(PoolOptions::default()));
     let metrics = Arc::new(Metrics::default());
     let node = cfg.cluster.node_name();

@@ -180,7 +180,7 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     if !ctype.starts_with("application/x-www-form-urlencoded") {
         return Err(error(
             StatusCode::BAD_REQUEST,
-            "requests must be application/x-www-form-urlencoded",
+            "requests must be application/x-www-form-urlencoded (this inbox takes no uploads: deliver to it with [delivery] media = \"url\")",
         ));
     }
     Ok(body)
