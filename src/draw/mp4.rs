@@ -59,8 +59,9 @@ fn ff(what: &'static str) -> impl FnOnce(ffmpeg::Error) -> Mp4Error {
     move |e| Mp4Error::Ffmpeg(explain(format!("{what}: {e}")))
 }
 
-/// The clip's size for a first image of `w` × `h`.
-fn clip_size(w: i32, h: i32, max_width: i32) -> (i32, i32) {
+/// The clip's size for a first image of `w` × `h`: halved until at most `max_width`
+/// wide, even.
+pub fn clip_size(w: i32, h: i32, max_width: i32) -> (i32, i32) {
     let (mut w, mut h) = (w.max(2), h.max(2));
     while w > max_width.max(16) {
         w /= 2;

@@ -1,11 +1,12 @@
 //! A short MP4 of the sampled frames up to a violation: what the camera saw in the
 //! seconds before the rule fired, frame by frame, ending on the violation's frame.
 //!
-//! While a camera's evidence keeper watches any subject, it keeps the JPEG of its
-//! recent samples, at least [`ClipConfig::every`] apart, at most
-//! [`ClipConfig::frames`] of them and [`CLIP_BUDGET`] bytes (the oldest go first): the
-//! same JPEG a middle frame of a stay is made of, so a sample costs one encode however
-//! many use it. A camera watching nothing keeps none. When a violation opens a case,
+//! While a camera's evidence keeper has a subject in sight, it keeps a JPEG of its
+//! recent samples at the clip's size (halved until at most [`MAX_WIDTH`] wide: 1080p
+//! is kept at 960×540, which costs a fraction of a full-size encode), at least
+//! [`ClipConfig::every`] apart, at most [`ClipConfig::frames`] of them and
+//! [`CLIP_BUDGET`] bytes (the oldest go first). A camera with nothing in sight keeps
+//! none. When a violation opens a case,
 //! those of the last [`WINDOW_MS`] and the violation's frame make a [`ClipRequest`];
 //! the service's clip worker renders it, off the detection thread: each frame made
 //! private as the photos are (the people who are not the subject pixelated), the
@@ -18,18 +19,26 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opencv::core::Vector;
+use opencv::core::{Mat, Size, Vector};
 use opencv::imgcodecs;
+use opencv::imgproc;
 use serde::Deserialize;
 
 use super::caption::Captioner;
 use super::evidence::annotate;
-use super::privacy::{pixelate, Bystander};
-use crate::draw::mp4::{encode_mp4, Mp4Error, Mp4Options};
+use super::privacy::{pixelate, Bystander, PrivacyConfig};
+use crate::decode::Frame;
+use crate::draw::mp4::{clip_size, encode_mp4, Mp4Error, Mp4Options};
 use crate::track::Track;
 
 /// Bytes of recent frames one keeper (one camera) holds for clips, at most.
 pub const CLIP_BUDGET: usize = 2 << 20;
+
+/// The widest a clip is; frames are halved until they fit.
+pub const MAX_WIDTH: i32 = 1280;
+
+/// JPEG quality of the frames kept for clips (they are encoded again, as H.264).
+const QUALITY: i32 = 85;
 
 /// Frames older than this before the violation are not in its clip (a camera that was
 /// looking elsewhere, or not sampled, in between).
@@ -115,10 +124,12 @@ pub struct ClipFrame {
     pub at_ms: i64,
     /// The frame as the camera saw it (JPEG, nothing drawn, nothing pixelated).
     pub jpeg: Arc<[u8]>,
-    /// The subject's box in it, when it was seen then.
+    /// The subject's box in it, when it was seen then (the camera's pixels).
     pub bbox: Option<[f32; 4]>,
-    /// The boxes to pixelate in it.
+    /// The boxes to pixelate in it (the camera's pixels).
     pub blur: Vec<[f32; 4]>,
+    /// The JPEG's size over the camera's: boxes and the zone are scaled by it.
+    pub scale: f32,
     /// Its strip's lines (none without captions).
     pub lines: Vec<String>,
 }
@@ -172,8 +183,13 @@ pub fn render(req: &ClipRequest) -> Result<Vec<u8>, ClipError> {
     let mut images = Vec::with_capacity(req.frames.len());
     for f in &req.frames {
         let mut img = imgcodecs::imdecode(&Vector::from_slice(&f.jpeg), imgcodecs::IMREAD_COLOR)?;
-        pixelate(&mut img, f.blur.iter().copied())?;
-        annotate(&mut img, f.bbox, &req.label, &req.zone)?;
+        let s = f.scale;
+        let scaled = |b: [f32; 4]| b.map(|v| v * s);
+        pixelate(&mut img, f.blur.iter().map(|b| scaled(*b)))?;
+        let zone: Vec<(f64, f64)> = (req.zone.iter())
+            .map(|&(x, y)| (x * s as f64, y * s as f64))
+            .collect();
+        annotate(&mut img, f.bbox.map(scaled), &req.label, &zone)?;
         images.push(match &req.captioner {
             Some(c) if !f.lines.is_empty() => c.caption(&img, &f.lines)?,
             _ => img,
@@ -182,13 +198,18 @@ pub fn render(req: &ClipRequest) -> Result<Vec<u8>, ClipError> {
     Ok(encode_mp4(&images, req.mp4)?)
 }
 
-/// A kept sample: its JPEG, who was in it, and where each track seen then stood.
+/// A kept sample: its JPEG (at `scale` of the camera's size), who was in it, and
+/// where each track seen then stood.
 struct Recent {
     at_ms: i64,
     jpeg: Arc<[u8]>,
-    people: Arc<[Bystander]>,
+    scale: f32,
+    people: Vec<Bystander>,
     boxes: Vec<(u64, [f32; 4])>,
 }
+
+/// A frame as a clip keeps it: JPEG at the clip's size, and that size over the frame's.
+pub type ClipJpeg = (Arc<[u8]>, f32);
 
 /// A camera's recent samples, kept for clips while its keeper watches a subject.
 #[derive(Default)]
@@ -196,6 +217,29 @@ pub(super) struct RecentFrames {
     cfg: ClipConfig,
     frames: VecDeque<Recent>,
     bytes: usize,
+    /// A frame brought to the clip's size (reused).
+    small: Mat,
+}
+
+/// `frame` as a clip keeps it: at the clip's size ([`MAX_WIDTH`]), JPEG; `small` is
+/// reused for the resize.
+pub fn clip_jpeg(frame: &Frame, small: &mut Mat) -> opencv::Result<ClipJpeg> {
+    let (w, h) = clip_size(frame.width as i32, frame.height as i32, MAX_WIDTH);
+    let whole = crate::draw::frame_mat(frame)?;
+    let jpeg = if (w, h) == (frame.width as i32, frame.height as i32) {
+        crate::draw::encode_mat(&whole, QUALITY)?
+    } else {
+        imgproc::resize(
+            &whole,
+            small,
+            Size::new(w, h),
+            0.0,
+            0.0,
+            imgproc::INTER_AREA,
+        )?;
+        crate::draw::encode_mat(small, QUALITY)?
+    };
+    Ok((jpeg.into(), w as f32 / frame.width.max(1) as f32))
 }
 
 /// What the clip of one violation draws, besides the frames.
@@ -236,23 +280,25 @@ impl RecentFrames {
         self.bytes
     }
 
-    /// The JPEG kept of the sample of `t`, if it was.
-    pub(super) fn jpeg_at(&self, t: i64) -> Option<Arc<[u8]>> {
-        self.frames
-            .back()
-            .filter(|r| r.at_ms == t)
-            .map(|r| r.jpeg.clone())
+    /// The violation's frame as its clip takes it: the one kept of the sample of `t`,
+    /// or `frame` made so now.
+    pub(super) fn current(&mut self, t: i64, frame: &Frame) -> opencv::Result<ClipJpeg> {
+        match self.frames.back().filter(|r| r.at_ms == t) {
+            Some(r) => Ok((r.jpeg.clone(), r.scale)),
+            None => clip_jpeg(frame, &mut self.small),
+        }
     }
 
-    /// Looks at the sample of `t`: kept (its JPEG from `shot`) when something is
-    /// `watching` and it is far enough from the last one kept; all dropped when
-    /// nothing is.
+    /// Looks at the sample `frame` of `t` (`tracks` its tracks): kept when something
+    /// is `watching` and it is far enough from the last one kept, with the people in
+    /// it that `privacy` may blur; all dropped when nothing is watched.
     pub(super) fn look(
         &mut self,
         t: i64,
+        frame: &Frame,
         tracks: &[Track],
         watching: bool,
-        shot: impl FnOnce() -> opencv::Result<(Arc<[u8]>, Arc<[Bystander]>)>,
+        privacy: &PrivacyConfig,
     ) -> opencv::Result<()> {
         if !self.on() {
             return Ok(());
@@ -266,11 +312,14 @@ impl RecentFrames {
         if self.frames.back().is_some_and(|r| t - r.at_ms < every) {
             return Ok(());
         }
-        let (jpeg, people) = shot()?;
+        let (jpeg, scale) = clip_jpeg(frame, &mut self.small)?;
+        let mut people = Vec::new();
+        privacy.people(t, tracks, &mut people);
         self.bytes += jpeg.len();
         self.frames.push_back(Recent {
             at_ms: t,
             jpeg,
+            scale,
             people,
             boxes: tracks
                 .iter()
@@ -289,13 +338,14 @@ impl RecentFrames {
         Ok(())
     }
 
-    /// The clip of a violation at `t` whose frame is `current` (its JPEG and people):
-    /// the kept frames of the last [`WINDOW_MS`] before it, then it. `None` when clips
-    /// are off.
+    /// The clip of a violation at `t` whose frame is `current` ([`Self::current`];
+    /// `people` the people in it): the kept frames of the last [`WINDOW_MS`] before
+    /// it, then it. `None` when clips are off.
     pub(super) fn request(
         &self,
         t: i64,
-        current: (Arc<[u8]>, &[Bystander]),
+        current: ClipJpeg,
+        people: &[Bystander],
         subject: &ClipSubject,
     ) -> Option<ClipRequest> {
         if !self.on() {
@@ -321,14 +371,16 @@ impl RecentFrames {
                 jpeg: r.jpeg.clone(),
                 bbox: box_in(r),
                 blur: (subject.blur)(&r.people),
+                scale: r.scale,
                 lines: (subject.lines)(r.at_ms),
             })
             .collect();
         frames.push(ClipFrame {
             at_ms: t,
             jpeg: current.0,
+            scale: current.1,
             bbox: Some(subject.bbox),
-            blur: (subject.blur)(current.1),
+            blur: (subject.blur)(people),
             lines: (subject.lines)(t),
         });
         Some(ClipRequest {
@@ -338,6 +390,7 @@ impl RecentFrames {
             captioner: subject.captioner.cloned(),
             mp4: Mp4Options {
                 frame_ms: self.cfg.shown_for.as_millis().clamp(1, 60_000) as u32,
+                max_width: MAX_WIDTH,
                 ..Mp4Options::default()
             },
         })

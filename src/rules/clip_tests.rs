@@ -144,6 +144,7 @@ fn a_bystander_is_pixelated_in_the_clip_and_nothing_else_is() {
                 jpeg: jpeg.clone(),
                 bbox: None,
                 blur: vec![bystander],
+                scale: 1.0,
                 lines: Vec::new(),
             })
             .collect(),

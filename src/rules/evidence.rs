@@ -394,7 +394,7 @@ impl EvidenceKeeper {
             }
         }
         // recent samples are kept while a subject is in sight
-        self.recent.look(t, tracks, watching, || now.shot())
+        self.recent.look(t, frame, tracks, watching, &self.privacy)
     }
 
     /// Keeps `frame` as the first frame of a subject that is not a track (a dumping
@@ -499,7 +499,7 @@ impl EvidenceKeeper {
         copy_to_canvas(frame, &mut self.canvas)?;
         self.people.clear();
         self.privacy.people(t, tracks, &mut self.people);
-        let clip = self.clip_request(t, event, &d)?;
+        let clip = self.clip_request(t, frame, event, &d)?;
         let blur = self.to_blur(event, &self.people);
         // the close-up, from the frame without drawings
         let rect = close_up_rect(event.bbox, frame.width as i32, frame.height as i32);
@@ -548,17 +548,19 @@ impl EvidenceKeeper {
             .collect()
     }
 
-    /// The clip of `event`, whose frame (of time `t`) is in the canvas as the camera
-    /// saw it, its people found; `None` when clips are off.
+    /// The clip of `event`, whose frame is `frame` (of time `t`, its people found);
+    /// `None` when clips are off.
     fn clip_request(
-        &self,
+        &mut self,
         t: i64,
+        frame: &Frame,
         event: &RuleEvent,
         d: &Drawing,
     ) -> opencv::Result<Option<Box<ClipRequest>>> {
         if !self.recent.on() {
             return Ok(None);
         }
+        let current = self.recent.current(t, frame)?;
         let object = self
             .objects
             .get(&(event.kind, event.track))
@@ -579,13 +581,9 @@ impl EvidenceKeeper {
             zone: d.zone,
             captioner: self.captions.as_ref().map(|c| &c.captioner),
         };
-        let current = match self.recent.jpeg_at(t) {
-            Some(j) => j,
-            None => encode(&self.canvas)?.into(),
-        };
         Ok(self
             .recent
-            .request(t, (current, &self.people), &subject)
+            .request(t, current, &self.people, &subject)
             .map(Box::new))
     }
 
