@@ -60,8 +60,9 @@ def main():
         problems.append(f"{n}: in the zip, not in the manifest")
     case = json.loads(files["case.json"])["case"]
     chain = json.loads(files["chain.json"])
-    text = "gridwatch evidence chain 1\n{}\n{}\n{}\n{}".format(
-        case["id"], case["kind"], case["cell"], case["first_seen_ms"])
+    version = chain.get("version", 1)
+    text = "gridwatch evidence chain {}\n{}\n{}\n{}\n{}".format(
+        version, case["id"], case["kind"], case["cell"], case["first_seen_ms"])
     prev = sha(text.encode())
     if prev != chain["genesis"]:
         problems.append("chain.json: the genesis is not the case record's")
@@ -72,8 +73,11 @@ def main():
             problems.append(f"{name}: the image does not match its SHA-256")
         if item["chain"] is None:
             continue
-        link = sha("{}\n{}\n{}\n{}".format(
-            prev, item["sha256"], item["camera"], item["at_ms"]).encode())
+        fields = [prev, item["sha256"], item["camera"], str(item["at_ms"])]
+        if version >= 2:
+            # version 2 chains the item's role too (empty when it has none)
+            fields.append(item.get("role") or "")
+        link = sha("\n".join(fields).encode())
         if link != item["chain"]:
             problems.append(f"{name}: does not follow the item before it")
         prev = item["chain"]

@@ -11,7 +11,7 @@ use common::cases::{dedup, Tamper};
 use gridwatch::cases::sqlite::SqliteStore;
 
 #[test]
-fn the_sqlite_stores_chain_names_a_flipped_byte_a_retimed_record_and_a_removed_item() {
+fn the_sqlite_stores_chain_names_a_flipped_byte_a_retimed_record_a_removed_item_and_a_relabel() {
     let tmp = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(tmp.path(), dedup()).unwrap();
     let db = tmp.path().join("cases.sqlite");
@@ -40,12 +40,17 @@ fn the_sqlite_stores_chain_names_a_flipped_byte_a_retimed_record_and_a_removed_i
         Tamper::Retime(id) => sql(&format!(
             "UPDATE evidence SET at_ms = at_ms + 1 WHERE id = {id}"
         )),
+        Tamper::Relabel(id) => sql(&format!(
+            "UPDATE evidence SET role = 'crop' WHERE id = {id}"
+        )),
     });
     let after = verify();
     let err = String::from_utf8_lossy(&after.stderr);
     assert!(!after.status.success(), "verify fails");
     assert!(
-        err.contains("does not follow") && err.contains("2 problem(s)"),
+        err.contains("does not follow")
+            && err.contains("3 problem(s)")
+            && err.contains("case 2 evidence 5"),
         "{err}"
     );
 }
@@ -69,8 +74,52 @@ fn the_postgresql_stores_chain_names_what_was_changed() {
             "DELETE FROM evidence_jpeg WHERE evidence_id = {id}; DELETE FROM evidence WHERE id = {id}"
         )),
         Tamper::Retime(id) => sql(&format!("UPDATE evidence SET at_ms = at_ms + 1 WHERE id = {id}")),
+        Tamper::Relabel(id) => sql(&format!("UPDATE evidence SET role = 'crop' WHERE id = {id}")),
     }
     });
+}
+
+/// A case chained before roles were (version 1) still verifies, and goes on in its
+/// own version when evidence is added.
+#[test]
+fn a_version_1_chain_verifies_and_goes_on_as_version_1() {
+    use gridwatch::cases::integrity::{genesis, link, verify_case};
+    use gridwatch::cases::CaseStore;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(tmp.path(), dedup()).unwrap();
+    let (case, _) = store
+        .record(&common::cases::violation(
+            "dumping", "v1-cell", "cam", 8_000_000,
+        ))
+        .unwrap();
+    for i in 0..2u8 {
+        store
+            .add_evidence(case, "cam", 8_000_000 + i as i64, &[i; 300], 5)
+            .unwrap();
+    }
+    // as an older gridwatch chained them
+    let c = store.case(case).unwrap();
+    let mut prev = genesis(1, case, c.kind.as_str(), &c.cell, c.first_seen_ms);
+    let db = rusqlite::Connection::open(tmp.path().join("cases.sqlite")).unwrap();
+    for e in store.evidence(case).unwrap() {
+        prev = link(1, &prev, &e.sha256, &e.camera, e.at_ms, None);
+        db.execute(
+            "UPDATE evidence SET chain = ?1 WHERE id = ?2",
+            rusqlite::params![prev, e.id],
+        )
+        .unwrap();
+    }
+    let check = verify_case(&store, case).unwrap();
+    assert!(check.problems.is_empty() && check.version == 1, "{check:?}");
+    assert_eq!(check.head, prev);
+    store
+        .add_evidence(case, "cam", 8_000_009, &[9; 300], 5)
+        .unwrap();
+    let check = verify_case(&store, case).unwrap();
+    assert!(
+        check.problems.is_empty() && check.version == 1 && check.items == 3,
+        "{check:?}"
+    );
 }
 
 /// Exports a case, checks the zip with the Python checker (zipfile and hashlib, not

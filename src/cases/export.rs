@@ -93,6 +93,7 @@ struct ChainItem<'a> {
     sha256: &'a str,
     camera: &'a str,
     at_ms: i64,
+    role: Option<super::photo::PhotoRole>,
     chain: Option<&'a str>,
 }
 
@@ -164,16 +165,23 @@ pub fn write_zip<W: Write + Seek>(
         "reviews": store.reviews(case_id)?,
         "deliveries": deliveries,
     });
+    let rule = match check.version {
+        1 => "genesis = sha256(\"gridwatch evidence chain 1\\n{case_id}\\n{kind}\\n{cell}\\n{first_seen_ms}\"); \
+              chain = sha256(\"{previous chain}\\n{sha256}\\n{camera}\\n{at_ms}\"), lowercase hex",
+        _ => "genesis = sha256(\"gridwatch evidence chain 2\\n{case_id}\\n{kind}\\n{cell}\\n{first_seen_ms}\"); \
+              chain = sha256(\"{previous chain}\\n{sha256}\\n{camera}\\n{at_ms}\\n{role}\") (role empty when null), lowercase hex",
+    };
     let chain = serde_json::json!({
-        "rule": "genesis = sha256(\"gridwatch evidence chain 1\\n{case_id}\\n{kind}\\n{cell}\\n{first_seen_ms}\"); \
-                 chain = sha256(\"{previous chain}\\n{sha256}\\n{camera}\\n{at_ms}\"), lowercase hex",
-        "genesis": genesis(case.id, case.kind.as_str(), &case.cell, case.first_seen_ms),
+        "version": check.version,
+        "rule": rule,
+        "genesis": genesis(check.version, case.id, case.kind.as_str(), &case.cell, case.first_seen_ms),
         "items": evidence.iter().map(|e| ChainItem {
             id: e.id,
             file: &e.file,
             sha256: &e.sha256,
             camera: &e.camera,
             at_ms: e.at_ms,
+            role: e.role,
             chain: e.chain.as_deref(),
         }).collect::<Vec<_>>(),
         "head": check.head,

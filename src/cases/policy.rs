@@ -76,6 +76,9 @@ pub trait CaseTx {
     fn case_key(&mut self, id: i64) -> Result<Option<(String, String, i64)>, StoreError>;
     /// The chain of a case's newest chained evidence item.
     fn chain_head(&mut self, case_id: i64) -> Result<Option<String>, StoreError>;
+    /// A case's oldest chained evidence item: its SHA-256, camera, time and chain
+    /// (which says the chain's version).
+    fn first_chained(&mut self, case_id: i64) -> Result<Option<ChainedItem>, StoreError>;
     /// Keeps an evidence image (with its SHA-256 and chain, hex) for a case.
     fn insert_evidence(
         &mut self,
@@ -356,6 +359,10 @@ pub fn finish(
     Ok(())
 }
 
+/// An evidence item as its chain's version is read from it: SHA-256, camera, time,
+/// chain.
+pub type ChainedItem = (String, String, i64, String);
+
 /// Keeps an evidence image for a case, at most `limit` per case (the first ones);
 /// `None` when it has them.
 pub fn add_evidence(
@@ -373,11 +380,17 @@ pub fn add_evidence(
         return Ok(None);
     }
     let sha256 = format!("{:x}", Sha256::digest(jpeg));
+    use super::integrity::{genesis, link, version_of};
+    let oldest = tx.first_chained(case_id)?;
+    let oldest = oldest
+        .as_ref()
+        .map(|(h, c, t, chain)| (h.as_str(), c.as_str(), *t, chain.as_str()));
+    let version = version_of(oldest, case_id, &kind, &cell, first);
     let previous = match tx.chain_head(case_id)? {
         Some(h) => h,
-        None => super::integrity::genesis(case_id, &kind, &cell, first),
+        None => genesis(version, case_id, &kind, &cell, first),
     };
-    let chain = super::integrity::link(&previous, &sha256, camera, at_ms);
+    let chain = link(version, &previous, &sha256, camera, at_ms, role);
     tx.insert_evidence(case_id, camera, at_ms, role, jpeg, (&sha256, &chain))
         .map(Some)
 }

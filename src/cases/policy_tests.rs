@@ -295,6 +295,10 @@ impl CaseTx for Mem {
     fn chain_head(&mut self, _: i64) -> Result<Option<String>, StoreError> {
         Ok(None)
     }
+
+    fn first_chained(&mut self, _: i64) -> Result<Option<super::ChainedItem>, StoreError> {
+        Ok(None)
+    }
 }
 
 fn seen(at_ms: i64) -> NewViolation {

@@ -87,6 +87,8 @@ pub enum Tamper {
     Remove(i64),
     /// An evidence record's time changed.
     Retime(i64),
+    /// An evidence record's role changed (to `crop`).
+    Relabel(i64),
 }
 
 /// Three evidence images of a case, chained: `verify` finds nothing; each change
@@ -169,6 +171,30 @@ pub fn the_evidence_chain_names_what_was_changed(
         c.problems[1].contains(&format!("evidence {} ", ids[2]))
             && c.problems[1].contains("removed"),
         "the item after the gap: {c:?}"
+    );
+
+    // a relabelled role (a violation photo passed off as a close-up) is named
+    use gridwatch::cases::photo::PhotoRole;
+    let (other, _) = store
+        .record(&violation("dumping", "chain-cell-2", "street", 9_100_000))
+        .unwrap();
+    let items: Vec<i64> = [PhotoRole::FirstSight, PhotoRole::Violation]
+        .into_iter()
+        .map(|r| {
+            let b = bytes(7);
+            let e = store.add_photo(other, "street", 9_100_000, Some(r), &b, 5);
+            e.unwrap().unwrap().id
+        })
+        .collect();
+    let c = verify_case(store, other).unwrap();
+    assert!(c.problems.is_empty() && c.version == 2, "{c:?}");
+    tamper(Tamper::Relabel(items[1]));
+    let c = verify_case(store, other).unwrap();
+    assert_eq!(c.problems.len(), 1, "{c:?}");
+    assert!(
+        c.problems[0].contains(&format!("evidence {} ", items[1]))
+            && c.problems[0].contains("role"),
+        "{c:?}"
     );
 }
 

@@ -309,6 +309,18 @@ impl CaseTx for PgTx<'_, '_> {
             .map(|r| (r.get(0), r.get(1), r.get(2))))
     }
 
+    fn first_chained(
+        &mut self,
+        case_id: i64,
+    ) -> Result<Option<crate::cases::policy::ChainedItem>, StoreError> {
+        Ok(self
+            .opt(
+                "SELECT sha256, camera, at_ms, chain FROM evidence WHERE case_id = $1 AND chain IS NOT NULL ORDER BY id LIMIT 1",
+                &[&case_id],
+            )?
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
+    }
+
     fn chain_head(&mut self, case_id: i64) -> Result<Option<String>, StoreError> {
         Ok(self
             .opt(

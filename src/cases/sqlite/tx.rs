@@ -288,6 +288,17 @@ impl CaseTx for LiteTx<'_> {
         )
     }
 
+    fn first_chained(
+        &mut self,
+        case_id: i64,
+    ) -> Result<Option<crate::cases::policy::ChainedItem>, StoreError> {
+        self.one(
+            "SELECT sha256, camera, at_ms, chain FROM evidence WHERE case_id = ?1 AND chain IS NOT NULL ORDER BY id LIMIT 1",
+            [case_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+    }
+
     fn chain_head(&mut self, case_id: i64) -> Result<Option<String>, StoreError> {
         self.one(
             "SELECT chain FROM evidence WHERE case_id = ?1 AND chain IS NOT NULL ORDER BY id DESC LIMIT 1",
