@@ -60,6 +60,7 @@ fn bench(c: &mut Criterion) {
         label: "car".into(),
         zone: vec![(500.0, 200.0), (1300.0, 200.0), (1300.0, 900.0)],
         captioner: None,
+        plates: None,
         mp4: Default::default(),
     };
     g.sample_size(10);

@@ -108,6 +108,21 @@ fn unsafe_or_unusable_settings_are_errors() {
             "cases.privacy.blur: the model has no class \"persn\"",
         ),
         (
+            "a plate detector without the plate class",
+            &format!(
+                "[cases.privacy.plates]\nmodel = \"{}\"\nclass = \"license_plate\"",
+                path("models/nanodet-coco-416.toml").display()
+            ),
+            "location = [31.2, 121.4]",
+            "cases.privacy.plates.class: \"license_plate\" is not a class of",
+        ),
+        (
+            "a clip of one frame",
+            "[cases.clip]\nframes = 1",
+            "location = [31.2, 121.4]",
+            "cases.clip.frames: 1",
+        ),
+        (
             "a caption font that is not there",
             "[cases.captions]\nfont = \"/nonexistent/fonts/cjk.ttc\"",
             "location = [31.2, 121.4]",

@@ -43,9 +43,24 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         blur: vec![],
         ..PrivacyConfig::default()
     });
+    // and a third time with a plate detector and nobody blurred: the bundled detector
+    // stands in for a plate model, its `car` class playing the plate (no plate model is
+    // bundled), so every car but the subject is pixelated
+    let plates = gridwatch::rules::plates::Plates::load(&gridwatch::rules::plates::PlateConfig {
+        model: gridwatch::detect::default_model(),
+        class: "car".into(),
+    })
+    .unwrap();
+    let mut plate_keeper = EvidenceKeeper::new(PrivacyConfig {
+        blur: vec![],
+        ..PrivacyConfig::default()
+    })
+    .with_plates(Some(std::sync::Arc::new(plates)));
     let mut evidence = Vec::new();
     let mut open_evidence = Vec::new();
+    let mut plate_evidence = Vec::new();
     let mut people_at: HashMap<i64, Vec<[f32; 4]>> = HashMap::new();
+    let mut cars_at: HashMap<i64, Vec<(u64, [f32; 4])>> = HashMap::new();
     let np = zones
         .zones()
         .iter()
@@ -77,8 +92,17 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
                 !zs.is_empty()
             })
         };
+        cars_at.insert(
+            t,
+            tracks
+                .iter()
+                .filter(|tr| tr.seen_at(t) && tr.class == "car")
+                .map(|tr| (tr.id, tr.bbox))
+                .collect(),
+        );
         keeper.observe(t, frame, tracks, in_zone).unwrap();
         open_keeper.observe(t, frame, tracks, in_zone).unwrap();
+        plate_keeper.observe(t, frame, tracks, in_zone).unwrap();
         let before = events.len();
         rule.step(
             t,
@@ -111,6 +135,11 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
                 );
                 open_evidence.push(
                     open_keeper
+                        .evidence(t, frame, tracks, e, &outline, &Place::default())
+                        .unwrap(),
+                );
+                plate_evidence.push(
+                    plate_keeper
                         .evidence(t, frame, tracks, e, &outline, &Place::default())
                         .unwrap(),
                 );
@@ -202,11 +231,31 @@ fn the_parked_van_is_one_violation_and_walkers_are_none() {
         untouched < 0.5,
         "the rest changed by {untouched:.2} a pixel"
     );
+    // plates: the other cars in the violation frame are pixelated, the van is not
+    let others: Vec<[f32; 4]> = cars_at[&v.at_ms]
+        .iter()
+        .filter(|(id, _)| *id != v.track)
+        .map(|(_, b)| *b)
+        .collect();
+    assert!(
+        !others.is_empty(),
+        "another car is in the frame at the violation"
+    );
+    let with_plates = plate_evidence[0].jpeg(PhotoRole::Violation).unwrap();
+    let unblurred = open_evidence[0].jpeg(PhotoRole::Violation).unwrap();
+    let (changed, _) = privacy_change(with_plates, unblurred, &others);
+    assert!(
+        changed > 4.0,
+        "the other cars changed by {changed:.2} a pixel"
+    );
+    let (van, _) = privacy_change(with_plates, unblurred, &[v.bbox]);
+    assert!(van < 0.5, "the subject's own plate stays: {van:.2}");
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("parking-evidence");
     std::fs::create_dir_all(&dir).unwrap();
     for (i, p) in ev.photos.iter().enumerate() {
         std::fs::write(dir.join(format!("{i}-{}.jpg", p.role.as_str())), &p.jpeg).unwrap();
     }
+    std::fs::write(dir.join("violation-plates.jpg"), with_plates).unwrap();
 }
 
 /// How far two JPEGs of one frame differ, as mean absolute grey difference a pixel:

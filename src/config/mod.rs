@@ -636,6 +636,9 @@ impl Config {
         if let Some(p) = &mut self.geo.grid {
             fix(p);
         }
+        if let Some(p) = &mut self.cases.privacy.plates {
+            fix(&mut p.model);
+        }
         if let Some(d) = &mut self.delivery {
             d.resolve(base);
         }

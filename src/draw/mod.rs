@@ -147,6 +147,21 @@ pub fn encode_mat(image: &Mat, quality: i32) -> opencv::Result<Vec<u8>> {
     Ok(buf.to_vec())
 }
 
+/// A copy of a BGR image (8-bit, 3 channels) as a frame.
+pub fn mat_frame(image: &Mat) -> opencv::Result<Frame> {
+    let image = match image.is_continuous() {
+        true => image.clone(),
+        false => image.try_clone()?,
+    };
+    let mut f = Frame::filled(
+        image.cols().max(0) as u32,
+        image.rows().max(0) as u32,
+        [0; 3],
+    );
+    f.data.copy_from_slice(image.data_bytes()?);
+    Ok(f)
+}
+
 /// An OpenCV header over a frame's pixels (no copy). The Mat must not outlive the
 /// frame, nor be used after the frame is resized.
 pub fn frame_mat(frame: &Frame) -> opencv::Result<Mat> {

@@ -26,6 +26,7 @@ use serde::Deserialize;
 
 use super::caption::Captioner;
 use super::evidence::annotate;
+use super::plates::Plates;
 use super::privacy::{pixelate, Bystander, PrivacyConfig};
 use crate::decode::Frame;
 use crate::draw::mp4::{clip_size, encode_mp4, Mp4Error, Mp4Options};
@@ -146,6 +147,8 @@ pub struct ClipRequest {
     pub zone: Vec<(f64, f64)>,
     /// The strip's font.
     pub captioner: Option<Arc<Captioner>>,
+    /// The plate detector, when one is configured: run on each frame.
+    pub plates: Option<Arc<Plates>>,
     /// How it is encoded.
     pub mp4: Mp4Options,
 }
@@ -185,7 +188,11 @@ pub fn render(req: &ClipRequest) -> Result<Vec<u8>, ClipError> {
         let mut img = imgcodecs::imdecode(&Vector::from_slice(&f.jpeg), imgcodecs::IMREAD_COLOR)?;
         let s = f.scale;
         let scaled = |b: [f32; 4]| b.map(|v| v * s);
-        pixelate(&mut img, f.blur.iter().map(|b| scaled(*b)))?;
+        let plates = match &req.plates {
+            Some(p) => p.find_in(&img, f.bbox.map(scaled)),
+            None => Vec::new(),
+        };
+        pixelate(&mut img, f.blur.iter().map(|b| scaled(*b)).chain(plates))?;
         let zone: Vec<(f64, f64)> = (req.zone.iter())
             .map(|&(x, y)| (x * s as f64, y * s as f64))
             .collect();
@@ -260,6 +267,8 @@ pub(super) struct ClipSubject<'a> {
     pub zone: &'a [(f64, f64)],
     /// The strip's font.
     pub captioner: Option<&'a Arc<Captioner>>,
+    /// The plate detector.
+    pub plates: Option<&'a Arc<Plates>>,
 }
 
 impl RecentFrames {
@@ -388,6 +397,7 @@ impl RecentFrames {
             label: subject.label.to_string(),
             zone: subject.zone.to_vec(),
             captioner: subject.captioner.cloned(),
+            plates: subject.plates.cloned(),
             mp4: Mp4Options {
                 frame_ms: self.cfg.shown_for.as_millis().clamp(1, 60_000) as u32,
                 max_width: MAX_WIDTH,

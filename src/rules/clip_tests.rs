@@ -151,6 +151,7 @@ fn a_bystander_is_pixelated_in_the_clip_and_nothing_else_is() {
         label: String::new(),
         zone: Vec::new(),
         captioner: None,
+        plates: None,
         mp4: Mp4Options::default(),
     };
     let (w, h, frames, _) = decoded(&render(&req).unwrap());

@@ -34,6 +34,7 @@ pub use super::caption::{caption_lines, Place};
 use super::caption::{place_lines, subject_words};
 use super::clip::{ClipConfig, ClipRequest, ClipSubject, RecentFrames};
 use super::detail::{DetailRequest, MainStream};
+use super::plates::Plates;
 use super::privacy::{pixelate, Bystander, PrivacyConfig};
 use super::{RuleEvent, ViolationKind};
 use crate::cases::photo::{Photo, PhotoRole};
@@ -134,6 +135,8 @@ pub struct EvidenceKeeper {
     detail: Option<Arc<MainStream>>,
     /// Recent samples, for clips.
     recent: RecentFrames,
+    /// The plate detector, when one is configured.
+    plates: Option<Arc<Plates>>,
 }
 
 /// The close-up of a subject's `bbox` in a `width` × `height` picture: the box with a
@@ -335,6 +338,12 @@ impl EvidenceKeeper {
         self
     }
 
+    /// Pixelates the number plates `plates` finds in every image, but the subject's.
+    pub fn with_plates(mut self, plates: Option<Arc<Plates>>) -> Self {
+        self.plates = plates;
+        self
+    }
+
     /// Draws a caption strip under every photo but the close-up.
     pub fn with_captions(mut self, captions: Option<Captions>) -> Self {
         self.captions = captions;
@@ -492,7 +501,11 @@ impl EvidenceKeeper {
             for (role, shot) in shots.filter(|(_, s)| s.at < t) {
                 let mut img =
                     imgcodecs::imdecode(&Vector::from_slice(&shot.jpeg), imgcodecs::IMREAD_COLOR)?;
-                let clean = self.blur(&mut img, &self.to_blur(event, &shot.people))?;
+                let mut blur = self.to_blur(event, &shot.people);
+                if let Some(p) = &self.plates {
+                    blur.extend(p.find_in(&img, Some(shot.bbox)));
+                }
+                let clean = self.blur(&mut img, &blur)?;
                 photos.push(self.photo(&d, &mut img, clean, shot.bbox, role, shot.at)?);
             }
         }
@@ -500,7 +513,10 @@ impl EvidenceKeeper {
         self.people.clear();
         self.privacy.people(t, tracks, &mut self.people);
         let clip = self.clip_request(t, frame, event, &d)?;
-        let blur = self.to_blur(event, &self.people);
+        let mut blur = self.to_blur(event, &self.people);
+        if let Some(p) = &self.plates {
+            blur.extend(p.find(frame, Some(event.bbox)));
+        }
         // the close-up, from the frame without drawings
         let rect = close_up_rect(event.bbox, frame.width as i32, frame.height as i32);
         let in_crop = |b: &[f32; 4]| overlaps(b, rect);
@@ -580,6 +596,7 @@ impl EvidenceKeeper {
             label: &d.label,
             zone: d.zone,
             captioner: self.captions.as_ref().map(|c| &c.captioner),
+            plates: self.plates.as_ref(),
         };
         Ok(self
             .recent

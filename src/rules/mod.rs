@@ -10,6 +10,7 @@ pub mod detail;
 pub mod dumping;
 pub mod evidence;
 pub mod parking;
+pub mod plates;
 pub mod privacy;
 pub mod revisit;
 pub mod vending;

@@ -31,6 +31,10 @@ pub struct PrivacyConfig {
     /// Per kind (`illegal_parking`, `street_vending`, …): its own settings.
     #[serde(default)]
     pub kinds: HashMap<ViolationKind, KindPrivacy>,
+    /// `[cases.privacy.plates]`: a plate detector, whose plates of vehicles other than
+    /// the subject are pixelated (none without it).
+    #[serde(default)]
+    pub plates: Option<super::plates::PlateConfig>,
 }
 
 /// `[cases.privacy.kinds.<kind>]`.
@@ -55,6 +59,7 @@ impl Default for PrivacyConfig {
         Self {
             blur: default_blur(),
             kinds: HashMap::new(),
+            plates: None,
         }
     }
 }

@@ -81,6 +81,12 @@ fn scene_rules(cfg: &Config) -> anyhow::Result<SceneRules> {
         privacy: cfg.cases.privacy.clone(),
         originals: cfg.cases.originals.keep,
         clip: cfg.cases.clip.clone(),
+        plates: match &cfg.cases.privacy.plates {
+            Some(p) => Some(Arc::new(
+                crate::rules::plates::Plates::load(p).map_err(anyhow::Error::msg)?,
+            )),
+            None => None,
+        },
         ..SceneRules::default()
     };
     if let Some(d) = cfg.rules.parking.dwell {

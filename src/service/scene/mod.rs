@@ -64,6 +64,8 @@ pub struct SceneRules {
     pub originals: bool,
     /// The clips of the frames up to each violation.
     pub clip: crate::rules::clip::ClipConfig,
+    /// The plate detector (`cases.privacy.plates`).
+    pub plates: Option<Arc<crate::rules::plates::Plates>>,
     /// Ignore the zones' own dwell times.
     pub override_zone_dwell: bool,
     /// Check each sample's view against the camera's reference ([`ViewWatch`]):

@@ -97,7 +97,8 @@ impl Position {
             keeper: EvidenceKeeper::new(rules.privacy.clone())
                 .with_captions(rules.captions.clone())
                 .with_originals(rules.originals)
-                .with_clip(rules.clip.clone()),
+                .with_clip(rules.clip.clone())
+                .with_plates(rules.plates.clone()),
             out: RuleOutput::default(),
             obs: Vec::new(),
             away_ms: 0,
