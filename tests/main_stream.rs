@@ -1,7 +1,8 @@
 //! Two streams per camera, end to end over a real RTSP server: the camera is detected
 //! on its D1 substream (720x576) and each new case gets a close-up cut from its 1080p
 //! main stream, read only then — the same scene encoded twice by FFmpeg as a camera's
-//! encoder would (x264 defaults: B-frames; a keyframe every 2 s). A main stream that
+//! encoder would (x264 defaults: B-frames; a keyframe every 2 s), and the main stream
+//! again in H.265 (x265 defaults). A main stream that
 //! shows another view is caught by registration, and the case keeps the substream's
 //! close-up with a note. The close-up is chained with the case's other evidence
 //! (`gridwatch cases verify` passes) and counted in the metrics.
@@ -23,20 +24,31 @@ use serde_json::Value;
 /// `input` (FFmpeg input options and file) at `w`x`h`, H.264 with x264's defaults
 /// (B-frames) but a 2 s GOP at 10 fps.
 fn h264_at(input: &[&str], w: u32, h: u32, out: &Path) {
+    encode_at("h264", input, w, h, out)
+}
+
+/// `input` at `w`x`h` in `codec`: `h264` (x264's defaults, B-frames) or `h265` (x265's
+/// defaults, B-frames), a 2 s GOP at 10 fps either way.
+fn encode_at(codec: &str, input: &[&str], w: u32, h: u32, out: &Path) {
     let scale = format!("scale={w}:{h}");
+    let encoder: &[&str] = match codec {
+        "h264" => &["-c:v", "libx264", "-g", "20"],
+        _ => &[
+            "-c:v",
+            "libx265",
+            "-x265-params",
+            "keyint=20:min-keyint=20:log-level=error",
+        ],
+    };
     let rest = [
         "-vf",
         &scale,
-        "-c:v",
-        "libx264",
         "-preset",
         "veryfast",
-        "-g",
-        "20",
         "-an",
         out.to_str().unwrap(),
     ];
-    ffmpeg(&[input, &rest].concat());
+    ffmpeg(&[input, encoder, &rest].concat());
 }
 
 /// The street sample at `w`x`h`.
@@ -101,12 +113,17 @@ calibration = "{cal}"
 /// The RTSP server with the substream at `/sub` and the main stream at `/main`, and
 /// the service detecting on the one with the other as its `main_source`.
 fn serve(dir: &Path, sub: &Path, main: &Path) -> (RtspServer, Node) {
+    serve_main(dir, sub, "h264", main)
+}
+
+/// [`serve`] with the main stream in `codec` (`h264`, `h265`).
+fn serve_main(dir: &Path, sub: &Path, codec: &str, main: &Path) -> (RtspServer, Node) {
     let cal = dir.join("d1.toml");
     d1_calibration(&cal);
     let server = RtspServer::start(
         &[
             &format!("sub=h264:{}", sub.display()),
-            &format!("main=h264:{}", main.display()),
+            &format!("main={codec}:{}", main.display()),
         ],
         0,
     );
@@ -160,12 +177,24 @@ fn picture_of(detail: &Mat, width: i32) -> Mat {
 
 #[test]
 fn a_case_found_on_the_d1_substream_gets_its_close_up_from_the_1080p_main_stream() {
+    close_up_from_a_main_stream_in("h264");
+}
+
+/// Cameras' main streams are often H.265: the close-up comes from its next IRAP
+/// picture the same way.
+#[test]
+fn an_h265_main_stream_gives_the_close_up_too() {
+    close_up_from_a_main_stream_in("h265");
+}
+
+fn close_up_from_a_main_stream_in(codec: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (sub, main) = (dir.join("d1.mp4"), dir.join("main.mp4"));
     street_at(720, 576, &sub);
-    street_at(1920, 1080, &main);
-    let (server, node) = serve(dir, &sub, &main);
+    let street = path("samples/street.mp4");
+    encode_at(codec, &["-i", street.to_str().unwrap()], 1920, 1080, &main);
+    let (server, node) = serve_main(dir, &sub, codec, &main);
     let (id, ev) = evidence_with_detail(&node);
     // the sequence, then the close-up from the main stream
     let roles: Vec<&str> = ev.iter().map(|e| e["role"].as_str().unwrap()).collect();
