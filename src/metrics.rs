@@ -380,32 +380,28 @@ impl Collector for Scrape {
         ] {
             one(&mut e, name, help, ConstCounter::new(v.load(Ordering::Relaxed)))?;
         }
-        let rows = DETAIL_OUTCOMES.iter().zip(&m.details).map(|(o, v)| {
+        for (name, help, outcomes, counts) in [
             (
-                [("outcome", *o)],
-                ConstCounter::new(v.load(Ordering::Relaxed)),
-            )
-        });
-        family(
-            &mut e,
-            "gridwatch_detail_closeups",
-            "Close-ups of new cases from the cameras' main streams, by outcome.",
-            MetricType::Counter,
-            rows,
-        )?;
-        let rows = CLIP_OUTCOMES.iter().zip(&m.clips).map(|(o, v)| {
+                "gridwatch_detail_closeups",
+                "Close-ups of new cases from the cameras' main streams, by outcome.",
+                &DETAIL_OUTCOMES[..],
+                &m.details[..],
+            ),
             (
-                [("outcome", *o)],
-                ConstCounter::new(v.load(Ordering::Relaxed)),
-            )
-        });
-        family(
-            &mut e,
-            "gridwatch_clips",
-            "MP4 clips of the frames up to new cases' violations, by outcome.",
-            MetricType::Counter,
-            rows,
-        )?;
+                "gridwatch_clips",
+                "MP4 clips of the frames up to new cases' violations, by outcome.",
+                &CLIP_OUTCOMES[..],
+                &m.clips[..],
+            ),
+        ] {
+            let rows = outcomes.iter().zip(counts).map(|(o, v)| {
+                (
+                    [("outcome", *o)],
+                    ConstCounter::new(v.load(Ordering::Relaxed)),
+                )
+            });
+            family(&mut e, name, help, MetricType::Counter, rows)?;
+        }
         one(
             &mut e,
             "gridwatch_violations_waiting",

@@ -6,8 +6,8 @@ use std::process::Command;
 use super::*;
 use crate::cases::photo::PhotoRole;
 use crate::decode::Frame;
-use crate::rules::caption::{caption_lines, Place, DEFAULT_FONT};
-use crate::rules::evidence::tests::{at_second, noise, parked, textured};
+use crate::rules::caption::{caption_lines, DEFAULT_FONT};
+use crate::rules::evidence::tests::{at_second, crossing, noise, parked, parked_car, textured};
 use crate::rules::evidence::{Captions, EvidenceKeeper};
 use crate::track::{Observation, Tracker, TrackerConfig};
 
@@ -67,12 +67,7 @@ fn a_clip_is_the_samples_up_to_the_violation_each_with_its_own_time() {
             tz,
         }));
     let mut tracker = Tracker::new(TrackerConfig::default());
-    let car = Observation {
-        class: "car".into(),
-        score: 0.9,
-        bbox: [60.0, 80.0, 180.0, 160.0],
-        ground: None,
-    };
+    let car = parked_car();
     let passer = Observation {
         class: "person".into(),
         bbox: [240.0, 60.0, 290.0, 200.0],
@@ -92,13 +87,7 @@ fn a_clip_is_the_samples_up_to_the_violation_each_with_its_own_time() {
     let t = t0 + 40 * 500;
     let car_id = tracks.iter().find(|tr| tr.class == "car").unwrap().id;
     let ev = parked(car_id, t, car.bbox);
-    let place = Place {
-        camera: "街口-1",
-        name: "城东区/解放路",
-        cell: "C-0412",
-        lat: 31.230416,
-        lon: 121.473701,
-    };
+    let place = crossing();
     let e = keeper
         .evidence(t, &at_second(40), &tracks, &ev, &[], &place)
         .unwrap();
@@ -175,12 +164,7 @@ fn recent_frames_stay_within_the_budget_and_go_when_nothing_is_watched() {
     };
     let mut keeper = EvidenceKeeper::default().with_clip(clip);
     let mut tracker = Tracker::new(TrackerConfig::default());
-    let car = Observation {
-        class: "car".into(),
-        score: 0.9,
-        bbox: [60.0, 80.0, 180.0, 160.0],
-        ground: None,
-    };
+    let car = parked_car();
     let (mut biggest, mut most) = (0, 0);
     for k in 0..40 {
         let frame: Frame = noise(1280, 720, k as u64);

@@ -226,6 +226,27 @@ pub(crate) fn parked(track: u64, at_ms: i64, bbox: [f32; 4]) -> RuleEvent {
     }
 }
 
+/// Where the strips of these tests say a case is: Chinese names, a cell.
+pub(crate) fn crossing() -> Place<'static> {
+    Place {
+        camera: "街口-1",
+        name: "城东区/解放路",
+        cell: "C-0412",
+        lat: 31.230416,
+        lon: 121.473701,
+    }
+}
+
+/// A car standing at one place of a 320x240 frame.
+pub(crate) fn parked_car() -> Observation {
+    Observation {
+        class: "car".into(),
+        score: 0.9,
+        bbox: [60.0, 80.0, 180.0, 160.0],
+        ground: None,
+    }
+}
+
 /// A frame whose brightness says its time: `t` seconds → grey level 5·t.
 pub(crate) fn at_second(t: i64) -> Frame {
     let v = (5 * t).min(250) as u8;
@@ -244,12 +265,7 @@ fn the_sequence_spans_the_stay_and_each_strip_says_its_photo() {
         captioner: captioner.clone(),
         tz,
     }));
-    let car = Observation {
-        class: "car".into(),
-        score: 0.9,
-        bbox: [60.0, 80.0, 180.0, 160.0],
-        ground: None,
-    };
+    let car = parked_car();
     let t0 = 1_764_750_000_000;
     for s in 0..=40 {
         let tracks = tracker
@@ -262,13 +278,7 @@ fn the_sequence_spans_the_stay_and_each_strip_says_its_photo() {
     let tracks = tracker.tracks().to_vec();
     let t = t0 + 40_000;
     let ev = parked(tracks[0].id, t, car.bbox);
-    let place = Place {
-        camera: "街口-1",
-        name: "城东区/解放路",
-        cell: "C-0412",
-        lat: 31.230416,
-        lon: 121.473701,
-    };
+    let place = crossing();
     let e = keeper
         .evidence(t, &at_second(40), &tracks, &ev, &[], &place)
         .unwrap();
