@@ -14,7 +14,8 @@
 #                    OpenSSL (https delivery; the tests' private CA) and the CA store,
 #                    WenQuanYi Micro Hei (the CJK font evidence captions are drawn in)
 #   .venv/           ONNX Runtime 1.31.1 from the PyPI wheel (its libonnxruntime.so is
-#                    what gridwatch loads), onnx (writes the small test models)
+#                    what gridwatch loads), onnx (writes the small test models),
+#                    pycocotools (the reference box accuracy is checked against)
 #   Rust             cargo/rustc 1.92 or newer must be on PATH (rustup)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -94,4 +95,9 @@ fi
 if [ ! -x .venv/bin/kubernetes-validate ]; then
   say "installing kubernetes-validate==1.37.0 into .venv (schema checks of deploy/)"
   .venv/bin/pip install -q --disable-pip-version-check "kubernetes-validate==1.37.0" >/dev/null
+fi
+# the reference the box evaluator (src/eval/coco.rs) is checked against
+if ! .venv/bin/python -c "import pycocotools" >/dev/null 2>&1; then
+  say "installing pycocotools==2.0.10 into .venv (the reference for box accuracy)"
+  .venv/bin/pip install -q --disable-pip-version-check "pycocotools==2.0.10" "numpy<2" >/dev/null
 fi

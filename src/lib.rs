@@ -17,6 +17,7 @@
 //! - [`cases`]: dedup by (kind, grid cell) into cases (one policy, [`cases::policy`]),
 //!   the durable stores (SQLite, PostgreSQL) and the outbox to the workflow.
 //! - [`pg`]: PostgreSQL connections (TLS as libpq, timeouts, reconnecting).
+//! - [`eval`]: accuracy against labels (boxes as COCO measures them).
 //! - [`draw`]: annotated frames (boxes and labels) written as JPEG; evidence clips as MP4.
 //! - [`cli`]: the `gridwatch` subcommands.
 //!
@@ -31,6 +32,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod draw;
+pub mod eval;
 pub mod geo;
 pub mod ingest;
 pub mod metrics;
