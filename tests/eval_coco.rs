@@ -103,18 +103,9 @@ fn the_evaluator_gives_pycocotools_figures() {
     );
     std::fs::write(&gt_file, gt.to_string()).unwrap();
     std::fs::write(&dt_file, json!(dt).to_string()).unwrap();
-    let out = std::process::Command::new(common::venv("python"))
-        .arg(common::path("tests/fixtures/coco_eval.py"))
-        .arg(&gt_file)
-        .arg(&dt_file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let want: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let script = common::path("tests/fixtures/coco_eval.py");
+    let out = common::venv_python([script.as_os_str(), gt_file.as_os_str(), dt_file.as_os_str()]);
+    let want: serde_json::Value = serde_json::from_slice(&out).unwrap();
     eprintln!("pycocotools: {want}");
 
     let got = evaluate(&labels, &found, classes, images);

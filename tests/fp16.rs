@@ -40,17 +40,11 @@ fn detect(model: &str, input: &str, out: &std::path::Path, extra: &[&str]) -> Ve
 #[test]
 fn the_fp16_model_finds_what_the_fp32_model_finds() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(common::venv("python"))
-        .arg(common::path("scripts/make-fp16-model.py"))
-        .arg(common::path("models/nanodet-coco-416.toml"))
-        .arg(tmp.path().join("fp16"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::venv_python([
+        common::path("scripts/make-fp16-model.py"),
+        common::path("models/nanodet-coco-416.toml"),
+        tmp.path().join("fp16"),
+    ]);
     let half = tmp.path().join("fp16/nanodet-coco-416-fp16.onnx");
     let full = common::path("models/nanodet-coco-416.onnx");
     let (hs, fs) = (

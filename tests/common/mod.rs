@@ -64,6 +64,18 @@ pub fn ffprobe_video(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs the project's `.venv` Python with `args`; its standard output, or a failure
+/// showing its error output.
+pub fn venv_python<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Vec<u8> {
+    let out = Command::new(venv("python")).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// A program in the project's `.venv/bin` (which scripts/setup.sh makes), or a
 /// failure that says to run the setup.
 pub fn venv(bin: &str) -> PathBuf {
