@@ -73,14 +73,7 @@ impl Outgoing {
     /// strip); else its first photo (a camera fault's; a case stored before photos had
     /// roles).
     pub fn violation_photo(&self) -> Option<&Evidence> {
-        use super::photo::PhotoRole;
-        self.evidence
-            .iter()
-            .find(|e| e.role == Some(PhotoRole::Violation))
-            .or(self
-                .evidence
-                .iter()
-                .find(|e| e.role != Some(PhotoRole::Clip)))
+        violation_photo(&self.evidence)
     }
 
     /// The address of the violation photo under `public_url`.
@@ -96,6 +89,16 @@ impl Outgoing {
             .find(|(i, _)| *i == id)
             .map(|(_, b)| &b[..])
     }
+}
+
+/// Of a case's `evidence`, its violation photo (the frame in which the rule fired);
+/// else its first photo (a camera fault's; a case stored before photos had roles).
+pub fn violation_photo(evidence: &[Evidence]) -> Option<&Evidence> {
+    use super::photo::PhotoRole;
+    evidence
+        .iter()
+        .find(|e| e.role == Some(PhotoRole::Violation))
+        .or(evidence.iter().find(|e| e.role != Some(PhotoRole::Clip)))
 }
 
 /// At most `max` characters of `s`, cut on a character boundary with an ellipsis.

@@ -19,18 +19,26 @@ use super::retry::{AttemptResult, Decision, RetryPolicy};
 use super::webhook::WebhookClient;
 use super::{AfterAttempt, Attempt, CaseStore, Delivery, Event, Evidence, StoreError};
 
-/// The evidence files a delivery carries: the case's items in sequence order while
-/// their bytes total at most `max` (one that does not fit is skipped, later smaller
-/// ones may still fit).
+/// The evidence files a create to `target` carries: Open311 takes one medium, the
+/// violation photo; the webhook every item, in sequence order, while their bytes total
+/// at most `max` (one that does not fit is skipped, later smaller ones may still fit).
+/// Only those are read.
 fn carried(
     s: &dyn CaseStore,
     case_id: i64,
+    target: TargetKind,
     evidence: &[Evidence],
     max: usize,
 ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+    let items: Vec<&Evidence> = match target {
+        TargetKind::Open311 => super::exchange::violation_photo(evidence)
+            .into_iter()
+            .collect(),
+        TargetKind::Webhook => evidence.iter().collect(),
+    };
     let mut out = Vec::new();
     let mut total = 0;
-    for e in evidence {
+    for e in items {
         if let Some(bytes) = s.evidence_bytes(case_id, e.id)? {
             if total + bytes.len() <= max {
                 total += bytes.len();
@@ -118,9 +126,11 @@ impl Outbox {
         }
     }
 
-    /// With `media = "attach"`, a case's create waits up to `wait` after it was queued
-    /// for the case's clip (made by the service a moment after the case opened), so
-    /// that the clip goes with it. Without this (clips off) nothing waits.
+    /// With `media = "attach"`, a case's create to a webhook (which carries every item)
+    /// waits up to `wait` after it was queued for the case's clip (made by the service
+    /// a moment after the case opened), so that the clip goes with it. Without this
+    /// (clips off) nothing waits; an Open311 create, which carries the violation photo
+    /// alone, never does.
     pub fn expecting_clips(mut self, wait: Duration) -> Self {
         self.clip_wait = Some(wait);
         self
@@ -169,17 +179,23 @@ impl Outbox {
     async fn deliver(&self, delivery: Delivery) -> Result<bool, StoreError> {
         let case_id = delivery.case_id;
         let cfg = self.client.config();
-        let attach = (cfg.media == MediaMode::Attach && delivery.event == Event::Create)
-            .then_some(cfg.media_max_bytes);
-        let out = self
+        let (target, max) = (cfg.target, cfg.media_max_bytes);
+        let attach = cfg.media == MediaMode::Attach && delivery.event == Event::Create;
+        // a webhook create may wait for the clip: then nothing is read to carry yet
+        let age = self.clock.now_ms() - delivery.created_ms;
+        let may_wait = attach
+            && target == TargetKind::Webhook
+            && self.clip_wait.is_some_and(|w| age < w.as_millis() as i64);
+        let (out, waiting) = self
             .blocking(move |s| {
                 let (remote_id, token) = s.remote(case_id)?;
                 let evidence = s.evidence(case_id)?;
-                let attached = match attach {
-                    Some(max) => carried(s, case_id, &evidence, max)?,
-                    None => Vec::new(),
+                let waiting = may_wait && !evidence.iter().any(|e| e.role == Some(PhotoRole::Clip));
+                let attached = match attach && !waiting {
+                    true => carried(s, case_id, target, &evidence, max)?,
+                    false => Vec::new(),
                 };
-                Ok(Outgoing {
+                let out = Outgoing {
                     case: s.case(case_id)?,
                     evidence,
                     reviews: s.reviews(case_id)?,
@@ -187,16 +203,10 @@ impl Outbox {
                     token,
                     delivery,
                     attached,
-                })
+                };
+                Ok((out, waiting))
             })
             .await?;
-        let waiting = self
-            .clip_wait
-            .filter(|_| attach.is_some())
-            .is_some_and(|w| {
-                let no_clip = !out.evidence.iter().any(|e| e.role == Some(PhotoRole::Clip));
-                no_clip && self.clock.now_ms() - out.delivery.created_ms < w.as_millis() as i64
-            });
         let sent = match waiting {
             true => Sent::NotYet("waiting for the case's clip to attach it".into()),
             false => self.client.send(&out).await,
