@@ -36,15 +36,16 @@ pub(super) async fn evidence(
             .into_iter()
             .find(|e| e.file == name);
         match item {
-            Some(e) => Ok(store.evidence_bytes(case_id, e.id)?.map(|b| (e.role, b))),
+            Some(e) => Ok(store
+                .evidence_bytes(case_id, e.id)?
+                .map(|b| (e.content_type(), b))),
             None => Ok(None),
         }
     })
     .await
     .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()))?
     .map_err(|e: crate::cases::StoreError| ApiError::from(e))?;
-    let (role, bytes) = found.ok_or_else(not_found)?;
-    let content_type = role.map_or("image/jpeg", |r| r.content_type());
+    let (content_type, bytes) = found.ok_or_else(not_found)?;
     let common = [
         (header::CONTENT_TYPE, content_type),
         (header::CACHE_CONTROL, "private, max-age=86400, immutable"),

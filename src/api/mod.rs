@@ -345,7 +345,7 @@ async fn case(
                     "camera": e.camera,
                     "at_ms": e.at_ms,
                     "role": e.role,
-                    "content_type": e.role.map_or("image/jpeg", |r| r.content_type()),
+                    "content_type": e.content_type(),
                     "id": e.id,
                     "original": originals.contains(&e.id),
                 })

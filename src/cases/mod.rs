@@ -375,6 +375,14 @@ pub struct Evidence {
     pub chain: Option<String>,
 }
 
+impl Evidence {
+    /// The media type of its file: `image/jpeg`, or `video/mp4` for a clip (an item
+    /// stored before roles is a photo).
+    pub fn content_type(&self) -> &'static str {
+        self.role.map_or("image/jpeg", |r| r.content_type())
+    }
+}
+
 /// A reviewer's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -151,12 +151,11 @@ impl Open311Client {
         for (k, v) in self.fields(out) {
             m.text(&k, &v);
         }
-        let content_type = e.role.map_or("image/jpeg", |r| r.content_type());
         let name = e.file.rsplit('/').next().unwrap_or("media.jpg");
         m.file(
             "media",
             &format!("{}-{name}", out.case.id),
-            content_type,
+            e.content_type(),
             bytes,
         );
         m.finish()

@@ -51,7 +51,9 @@ fn default_retention() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+/// A duration written as humantime text (`"7d"`, `"500ms"`), for the config tables
+/// defined outside `config` (which its own parser cannot serve: `config` uses them).
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(serde::de::Error::custom)
 }

@@ -106,7 +106,7 @@ impl WebhookClient {
                     "camera": e.camera,
                     "at_ms": e.at_ms,
                     "role": e.role,
-                    "content_type": e.role.map_or("image/jpeg", |r| r.content_type()),
+                    "content_type": e.content_type(),
                 });
                 if let Some(b) = out.attached(e.id) {
                     item["data"] = json!(base64::engine::general_purpose::STANDARD.encode(b));

@@ -63,8 +63,12 @@ pub fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
         ConfigCommand::Check { file } => {
             let cfg = load(&file)?;
             let mut problems = crate::service::check::check_files(&cfg);
-            // the caption font: `run` reads it once, when it builds the scenes' rules
+            // the caption font and the plate detector: `run` loads them once, when it
+            // builds the scenes' rules
             problems.extend(cfg.cases.captions.load().err());
+            if let Some(p) = &cfg.cases.privacy.plates {
+                problems.extend(crate::rules::plates::Plates::load(p).err());
+            }
             if !problems.is_empty() {
                 anyhow::bail!(
                     "{} error{} in the files the config names:\n  {}",

@@ -6,9 +6,8 @@
 //! is kept at 960×540, which costs a fraction of a full-size encode), at least
 //! [`ClipConfig::every`] apart, at most [`ClipConfig::frames`] of them and
 //! [`CLIP_BUDGET`] bytes (the oldest go first). A camera with nothing in sight keeps
-//! none. When a violation opens a case,
-//! those of the last [`WINDOW_MS`] and the violation's frame make a [`ClipRequest`];
-//! the service's clip worker renders it, off the detection thread: each frame made
+//! none. When a violation opens a case, those of the last [`WINDOW_MS`] and the
+//! violation's frame make a [`ClipRequest`]; the service's clip worker renders it, off the detection thread: each frame made
 //! private as the photos are (the people who are not the subject pixelated), the
 //! subject's box where it was in that frame and the zone drawn, the strip with that
 //! frame's own time under it, then H.264 in an MP4 ([`crate::draw::mp4`]), each frame
@@ -54,16 +53,17 @@ pub struct ClipConfig {
     pub frames: usize,
     /// A clip's frames are at least this far apart (of a camera sampled more often,
     /// every so many samples).
-    #[serde(default = "default_every", deserialize_with = "duration")]
+    #[serde(
+        default = "default_every",
+        deserialize_with = "crate::cases::originals::duration"
+    )]
     pub every: Duration,
     /// How long each frame is shown in the clip.
-    #[serde(default = "default_shown_for", deserialize_with = "duration")]
+    #[serde(
+        default = "default_shown_for",
+        deserialize_with = "crate::cases::originals::duration"
+    )]
     pub shown_for: Duration,
-}
-
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 fn default_frames() -> usize {

@@ -27,11 +27,6 @@ pub fn check_files(cfg: &Config) -> Vec<String> {
         }
         Err(e) => out.push(format!("model.manifest: {e}")),
     }
-    if let Some(p) = &cfg.cases.privacy.plates {
-        if let Err(e) = crate::rules::plates::Plates::load(p) {
-            out.push(e);
-        }
-    }
     let tz = cfg.geo.timezone;
     if let Some(p) = &cfg.geo.zones {
         if p.exists() {
