@@ -237,7 +237,8 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn progress(len: u64, unit: &str) -> ProgressBar {
+/// A progress bar over `len` items called `unit`.
+pub(super) fn progress(len: u64, unit: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
         ProgressStyle::with_template(&format!(

@@ -7,6 +7,7 @@ mod cases;
 mod cases_export;
 mod cases_verify;
 mod detect;
+mod eval;
 mod interrupt;
 mod models;
 mod registry;
@@ -103,6 +104,10 @@ enum Command {
     Tokens(registry::TokensCommand),
     /// Serve the built-in Open311 GeoReport v2 inbox (the embedded workflow receiver).
     Inbox(cases::InboxArgs),
+    /// Measure accuracy: a detector against labelled images (COCO's mAP, per-class
+    /// precision and recall).
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
     /// Measure per-stage time and end-to-end throughput of a model on a clip, with the
     /// raw inference-only rate of the same model measured in the same run.
     Bench(bench::BenchArgs),
@@ -118,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch(a) => watch::run(a),
         Command::Calibrate(a) => calibrate::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Eval(c) => eval::run(c),
         Command::Cases(c) => cases::run(c),
         Command::Cameras(c) => registry::cameras(c),
         Command::Tokens(c) => registry::tokens(c),
@@ -150,11 +156,18 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Reads the manifest and loads its model, warmed up.
     pub fn load(&self) -> anyhow::Result<Detector> {
+        self.load_with(|_| ())
+    }
+
+    /// As [`Self::load`], with `adjust` changing the manifest first (e.g. `eval`'s
+    /// lower score threshold).
+    pub fn load_with(&self, adjust: impl FnOnce(&mut ModelManifest)) -> anyhow::Result<Detector> {
         let path = self
             .model
             .clone()
             .unwrap_or_else(crate::detect::default_model);
-        let manifest = ModelManifest::load(&path)?;
+        let mut manifest = ModelManifest::load(&path)?;
+        adjust(&mut manifest);
         let opts = EngineOptions {
             provider: self.provider.clone(),
             intra_threads: self.threads,

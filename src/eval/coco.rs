@@ -62,6 +62,12 @@ pub struct ClassAp {
     /// The precision curve at IoU 0.5: (recall, precision) at each detection, in
     /// score order, precision made monotone.
     pub curve: Vec<(f64, f64)>,
+    /// Precision at IoU 0.5 read at the 101 recall points 0, 0.01, …, 1 (0 past the
+    /// highest recall): the points AP@0.5 is the mean of.
+    pub points: Vec<f64>,
+    /// Each counted detection at IoU 0.5, in score order: its score and whether it
+    /// matched a label.
+    pub hits: Vec<(f64, bool)>,
 }
 
 impl ClassAp {
@@ -73,6 +79,22 @@ impl ClassAp {
     /// AP averaged over IoU 0.5 to 0.95.
     pub fn ap_all(&self) -> f64 {
         self.ap.iter().sum::<f64>() / 10.0
+    }
+
+    /// Counting only detections scored at least `score`, at IoU 0.5: (true
+    /// positives, false positives).
+    pub fn at_score(&self, score: f64) -> (usize, usize) {
+        let kept = self.hits.iter().take_while(|(s, _)| *s >= score);
+        kept.fold(
+            (0, 0),
+            |(tp, fp), (_, hit)| {
+                if *hit {
+                    (tp + 1, fp)
+                } else {
+                    (tp, fp + 1)
+                }
+            },
+        )
     }
 }
 
@@ -160,6 +182,7 @@ pub fn evaluate(
             let mut ap = [0.0; 10];
             let mut recall = [0.0; 10];
             let mut curve = Vec::new();
+            let mut points = Vec::new();
             for t in 0..10 {
                 let (mut tp, mut fp) = (0.0f64, 0.0f64);
                 let mut rc = Vec::with_capacity(order.len());
@@ -179,25 +202,29 @@ pub fn evaluate(
                         pr[i - 1] = pr[i];
                     }
                 }
-                let mut q = 0.0;
-                for want in linspace::<101>(0.0, 1.0) {
+                let read: Vec<f64> = linspace::<101>(0.0, 1.0)
+                    .iter()
                     // numpy's searchsorted(rc, want, side="left")
-                    let at = rc.partition_point(|&v| v < want);
-                    if at < pr.len() {
-                        q += pr[at];
-                    }
-                }
-                ap[t] = q / 101.0;
+                    .map(|&want| {
+                        pr.get(rc.partition_point(|&v| v < want))
+                            .map_or(0.0, |p| *p)
+                    })
+                    .collect();
+                ap[t] = read.iter().sum::<f64>() / 101.0;
                 if t == 0 {
                     curve = rc.into_iter().zip(pr).collect();
+                    points = read;
                 }
             }
+            let hits = order.iter().map(|&k| (scores[k], matched[k][0])).collect();
             Some(ClassAp {
                 labels: n_labels,
                 found: order.len(),
                 ap,
                 recall,
                 curve,
+                points,
+                hits,
             })
         })
         .collect()
