@@ -16,7 +16,8 @@
 #                        providers from an onnxruntime-gpu wheel
 #     models/            the bundled model, its class list and notes; with --fp16 also
 #                        its float16 copy (scripts/make-fp16-model.py), for GPUs
-#     samples/           the sample clip, photos and zones (the built-in demo's camera)
+#     samples/           the sample clip, photos and zones (the built-in demo's camera),
+#                        and the labelled stills of `gridwatch eval detect`
 #     calibration/       the sample camera's calibration
 #     share/fonts/       WenQuanYi Micro Hei, the CJK font of evidence captions
 #     tests/fixtures/clips/street-dumping.mp4   the built-in demo's second camera
@@ -115,7 +116,7 @@ cp models/*.md "$out/models/" 2>/dev/null || true
 if [ -n "$fp16" ]; then
   .venv/bin/python scripts/make-fp16-model.py models/nanodet-coco-416.toml "$out/models" >/dev/null
 fi
-cp -r samples/street.mp4 samples/*.jpg samples/*.md samples/geo "$out/samples/"
+cp -r samples/street.mp4 samples/*.jpg samples/*.md samples/geo samples/frames samples/labels "$out/samples/"
 cp calibration/*.toml "$out/calibration/"
 # the CJK font evidence captions are drawn in (found there when the system has none)
 mkdir -p "$out/share/fonts"
