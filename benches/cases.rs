@@ -34,6 +34,8 @@ fn violation(k: i64, cell: String) -> NewViolation {
         at_ms: 1_795_000_000_000 + k * 1000,
         since_ms: 1_795_000_000_000 + k * 1000 - 300_000,
         footprint: None,
+        model: String::new(),
+        model_sha256: String::new(),
     }
 }
 

@@ -190,9 +190,13 @@ impl Metrics {
     }
 }
 
-/// The case store's totals, when it answered the scrape: cases by (kind, status) and
-/// deliveries by state.
-pub type StoreTotals = (Vec<(ViolationKind, CaseStatus, u64)>, DeliveryCounts);
+/// The case store's totals, when it answered the scrape: cases by (kind, status),
+/// deliveries by state, and the reviewers' ledger of the last 28 days.
+pub type StoreTotals = (
+    Vec<(ViolationKind, CaseStatus, u64)>,
+    DeliveryCounts,
+    crate::cases::ledger::ReviewTotals,
+);
 
 /// What one `/metrics` answer shows, read at the scrape.
 #[derive(Debug)]
@@ -417,7 +421,7 @@ impl Collector for Scrape {
             "1 when the case store answered this scrape in time.",
             ConstGauge::new(i64::from(self.store.is_some())),
         )?;
-        if let Some((cases, d)) = &self.store {
+        if let Some((cases, d, reviews)) = &self.store {
             let rows = cases.iter().map(|(kind, status, n)| {
                 (
                     [
@@ -448,9 +452,53 @@ impl Collector for Scrape {
                 MetricType::Gauge,
                 rows,
             )?;
+            reviews_family(&mut e, reviews)?;
         }
         Ok(())
     }
+}
+
+/// The reviewers' ledger: verdicts and precision by kind, flagged cameras and zones.
+fn reviews_family(
+    e: &mut DescriptorEncoder,
+    r: &crate::cases::ledger::ReviewTotals,
+) -> std::fmt::Result {
+    let kind = |row: &crate::cases::ledger::LedgerRow| row.kind.clone().unwrap_or_default();
+    let rows = r.by_kind.iter().flat_map(|row| {
+        [("confirm", row.confirmed), ("reject", row.rejected)].map(|(verdict, n)| {
+            (
+                [("kind", kind(row)), ("verdict", verdict.to_string())],
+                ConstGauge::new(n as i64),
+            )
+        })
+    });
+    family(
+        e,
+        "gridwatch_reviews",
+        "Reviewed cases of the last 28 days by kind and latest verdict.",
+        MetricType::Gauge,
+        rows,
+    )?;
+    let rows = r
+        .by_kind
+        .iter()
+        .map(|row| ([("kind", kind(row))], ConstGauge::new(row.precision)));
+    family(
+        e,
+        "gridwatch_review_precision",
+        "Confirmed over reviewed cases of the last 28 days, by kind.",
+        MetricType::Gauge,
+        rows,
+    )?;
+    let rows = [("camera", r.flagged_cameras), ("zone", r.flagged_zones)]
+        .map(|(by, n)| ([("by", by)], ConstGauge::new(n as i64)));
+    family(
+        e,
+        "gridwatch_review_flagged",
+        "Cameras, and zones of a camera, whose precision over the last 28 days is below 0.7 over at least 10 reviews.",
+        MetricType::Gauge,
+        rows,
+    )
 }
 
 /// The process's memory and threads: resident memory (kernel), heap in use (the C
@@ -529,6 +577,25 @@ mod tests {
             store: Some((
                 vec![(ViolationKind::Dumping, CaseStatus::Open, 2)],
                 DeliveryCounts::default(),
+                crate::cases::ledger::ReviewTotals {
+                    by_kind: crate::cases::ledger::ledger(
+                        &[crate::cases::ledger::VerdictRow::of(
+                            1,
+                            "dumping".into(),
+                            "c".into(),
+                            "z".into(),
+                            "m".into(),
+                            "ab".into(),
+                            "confirm",
+                            "",
+                            0,
+                        )],
+                        &[crate::cases::ledger::Dimension::Kind],
+                        Default::default(),
+                    ),
+                    flagged_cameras: 3,
+                    flagged_zones: 0,
+                },
             )),
         }
         .render();
@@ -551,6 +618,18 @@ mod tests {
         assert!(s.contains("gridwatch_store_up 1"), "{s}");
         assert!(
             s.contains("gridwatch_cases{kind=\"dumping\",status=\"open\"} 2"),
+            "{s}"
+        );
+        assert!(
+            s.contains("gridwatch_reviews{kind=\"dumping\",verdict=\"confirm\"} 1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("gridwatch_review_precision{kind=\"dumping\"} 1.0"),
+            "{s}"
+        );
+        assert!(
+            s.contains("gridwatch_review_flagged{by=\"camera\"} 3"),
             "{s}"
         );
         assert!(

@@ -42,6 +42,8 @@ fn fixture(token: Option<&str>, open_writes: bool) -> Fixture {
                 at_ms: T0 + i * 60_000,
                 since_ms: T0 + i * 60_000,
                 footprint: None,
+                model: String::new(),
+                model_sha256: String::new(),
             })
             .unwrap();
     }

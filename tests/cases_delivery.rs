@@ -37,6 +37,8 @@ fn violation(kind: &str, cell: &str, camera: &str, at_ms: i64) -> NewViolation {
         at_ms,
         since_ms: at_ms - 300_000,
         footprint: None,
+        model: String::new(),
+        model_sha256: String::new(),
     }
 }
 
@@ -466,6 +468,7 @@ async fn tokens_are_resolved_and_follow_ups_reach_the_request() {
             reviewer: "analyst-7".into(),
             note: "two stalls on the pavement".into(),
             at_ms: T0 + 60_000,
+            reason: None,
         })
         .unwrap();
     let mut cfg = config(&url);
@@ -570,6 +573,7 @@ async fn the_webhook_is_signed_and_follow_ups_carry_the_review() {
             reviewer: "analyst-2".into(),
             note: "scaffolding has a permit".into(),
             at_ms: T0 + 1000,
+            reason: None,
         })
         .unwrap();
     assert!(ob

@@ -173,6 +173,7 @@ fn a_case_exports_as_a_zip_that_checks_without_gridwatch() {
             reviewer: "ana".into(),
             note: "plate visible".into(),
             at_ms: 7_100_000,
+            reason: None,
         })
         .unwrap();
     let head = gridwatch::cases::integrity::verify_case(&store, case)

@@ -2,7 +2,8 @@
 //! as the SQLite store for random violations and reviews; two nodes (connections) on two
 //! threads opening the same key at the same instant make one case; deliveries claimed by
 //! one node are skipped by another until finished or expired; two nodes' outboxes
-//! deliver 100 cases to the inbox, each exactly once; migrations run once; and
+//! deliver 100 cases to the inbox, each exactly once; the reviewers' ledger reads the
+//! same; migrations run once; and
 //! `gridwatch cases` on a PostgreSQL store.
 
 mod common;
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use common::pg::Pg;
 use gridwatch::cases::config::DeliveryConfig;
 use gridwatch::cases::inbox::{Inbox, InboxStore, RequestFilter};
+use gridwatch::cases::ledger::RejectReason;
 use gridwatch::cases::outbox::{Client, Outbox};
 use gridwatch::cases::postgres::{PgStore, CLAIM_MS};
 use gridwatch::cases::sqlite::SqliteStore;
@@ -54,7 +56,9 @@ fn postgres_decides_like_sqlite() {
                 match o {
                     Op::See(k, c, cam, dt) => {
                         t += dt * MIN / 4;
-                        let v = violation(kinds[k], &format!("c{c}"), &format!("cam{cam}"), t);
+                        let mut v = violation(kinds[k], &format!("c{c}"), &format!("cam{cam}"), t);
+                        v.model = format!("model-{cam}");
+                        v.model_sha256 = "ab".repeat(32);
                         prop_assert_eq!(lite.record(&v).unwrap(), pgs.record(&v).unwrap());
                     }
                     Op::Review(k, c, ok) => {
@@ -74,6 +78,7 @@ fn postgres_decides_like_sqlite() {
                                 reviewer: "r".into(),
                                 note: String::new(),
                                 at_ms: t,
+                                reason: (!ok).then_some(RejectReason::CameraMoved),
                             };
                             prop_assert_eq!(lite.review(&r).is_ok(), pgs.review(&r).is_ok());
                         }
@@ -92,6 +97,8 @@ fn postgres_decides_like_sqlite() {
                     .collect()
             };
             prop_assert_eq!(keys(&lite), keys(&pgs));
+            // the reviewers' ledger reads the same from both
+            prop_assert_eq!(lite.verdicts(0).unwrap(), pgs.verdicts(0).unwrap());
             Ok(())
         })
         .unwrap();

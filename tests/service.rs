@@ -264,6 +264,36 @@ fn the_built_in_demo_files_a_real_case_and_stops_cleanly_on_sigterm() {
         format!("{}{}", svc.url, violation["url"].as_str().unwrap()),
         "the Open311 request shows the violation photo"
     );
+    // a reviewer rejects the dumping case: the ledger counts it under the model that
+    // found it (the bundled one, by manifest name and file hash) with its reason
+    let dumping_id = dumping["id"].as_i64().unwrap();
+    let (code, answer) = http(
+        "POST",
+        &format!("{}/api/cases/{dumping_id}/review", svc.url),
+        Some(("", r#"{"verdict":"reject","reason":"wrong_object"}"#.into())),
+    );
+    assert_eq!(code, 200, "{answer}");
+    let (code, answer) = http(
+        "POST",
+        &format!("{}/api/cases/{id}/review", svc.url),
+        Some((
+            "",
+            r#"{"verdict":"confirm","reason":"wrong_object"}"#.into(),
+        )),
+    );
+    assert_eq!(code, 400, "a confirmation has no reason: {answer}");
+    assert!(answer.to_string().contains("reason"), "{answer}");
+    let ledger = svc.get("/api/ledger?by=model,kind");
+    let rows = ledger["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{ledger}");
+    assert_eq!(rows[0]["model"], "nanodet-coco-416");
+    assert_eq!(
+        rows[0]["model_sha256"],
+        "e745295a6c2eca0de1c6025289f2b9364598437ec056bbc9797813cca41ec313"
+    );
+    assert_eq!(rows[0]["kind"], "dumping");
+    assert_eq!(rows[0]["reasons"]["wrong_object"], 1);
+    assert_eq!(rows[0]["precision"], 0.0);
     let metrics = rt.block_on(async {
         reqwest::get(format!("{}/metrics", svc.url))
             .await
@@ -277,6 +307,10 @@ fn the_built_in_demo_files_a_real_case_and_stops_cleanly_on_sigterm() {
         "{metrics}"
     );
     assert!(metrics.contains("gridwatch_cases{kind=\"illegal_parking\",status=\"open\"}"));
+    assert!(
+        metrics.contains("gridwatch_reviews{kind=\"dumping\",verdict=\"reject\"} 1"),
+        "{metrics}"
+    );
     assert!(
         metric(&metrics, "gridwatch_clips_total{outcome=\"stored\"}") >= 2.0,
         "a clip for each case: {metrics}"
@@ -327,6 +361,8 @@ fn a_reviewer_confirms_and_rejects_in_the_browser() {
                     at_ms: gridwatch::cases::now_ms() - 60_000,
                     since_ms: gridwatch::cases::now_ms() - 120_000,
                     footprint: None,
+                    model: String::new(),
+                    model_sha256: String::new(),
                 })
                 .unwrap();
             let t = gridwatch::cases::now_ms() - 120_000;
@@ -511,7 +547,9 @@ calibration = "{cal}"
         .parse::<i64>()
         .unwrap();
     assert_ne!(first, second);
-    // keys go to the page, not to a field the pointer happens to be over
+    // the reviewer says why (from the short list), then rejects by key; keys go to
+    // the page, not to a field the pointer happens to be over
+    b.eval("document.getElementById('reason').value = 'camera_moved'");
     b.eval("document.activeElement && document.activeElement.blur()");
     b.key("r");
     eventually("the rejection", long, || {
@@ -521,6 +559,46 @@ calibration = "{cal}"
     let reviews = svc.get_as(&format!("/api/cases/{first}"), "t0k3n")["reviews"].clone();
     assert_eq!(reviews[0]["verdict"], "confirm");
     assert_eq!(reviews[0]["note"], "bags on the lawn");
+    assert_eq!(
+        reviews[0].get("reason"),
+        None,
+        "a confirmation has no reason"
+    );
+    let reviews = svc.get_as(&format!("/api/cases/{second}"), "t0k3n")["reviews"].clone();
+    assert_eq!(reviews[0]["reason"], "camera_moved");
+
+    // the reviewers' ledger: one row per camera and kind, the reason counted; sorted
+    // by a click on a heading
+    b.click(&b.find("#tab-ledger", long));
+    b.wait_for(
+        "document.querySelectorAll('#ledger-rows tr').length === 2",
+        long,
+    );
+    let rows = b.eval(
+        "[...document.querySelectorAll('#ledger-rows tr')].map((r) => [...r.cells].map((c) => c.textContent))",
+    );
+    assert_eq!(rows[0][4], "0 %", "lowest precision first: {rows}");
+    assert_eq!(rows[0][0], "street");
+    assert_eq!(
+        (rows[0][2].as_str(), rows[0][3].as_str()),
+        (Some("0"), Some("1"))
+    );
+    assert_eq!(rows[0][6], "camera moved 1", "{rows}");
+    assert_eq!(rows[1][4], "100 %", "{rows}");
+    b.click(&b.find("#ledger-head th[data-col='precision']", long));
+    b.wait_for(
+        "document.querySelector('#ledger-rows tr').cells[4].textContent === '100 %'",
+        long,
+    );
+    let ledger = svc.get_as("/api/ledger?by=camera", "t0k3n");
+    let row = &ledger["rows"][0];
+    assert_eq!(
+        (row["confirmed"].as_u64(), row["rejected"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(row["camera"], "street");
+    assert!(row.get("kind").is_none(), "{ledger}");
+    assert_eq!(row["flagged"], false, "two reviews are too few to flag on");
 
     // both decisions reach the workflow as follow-ups
     eventually(

@@ -20,7 +20,7 @@ use crate::geo::{LatLon, LocalFrame};
 /// Cells and zones in one answer, at most (each).
 const MAX_ITEMS: usize = 400;
 
-fn float(
+pub(super) fn float(
     q: &HashMap<String, String>,
     name: &str,
     range: std::ops::RangeInclusive<f64>,

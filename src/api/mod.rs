@@ -23,6 +23,7 @@ mod cameras;
 mod evidence;
 mod export;
 mod guard;
+mod ledger;
 mod map;
 mod originals;
 mod references;
@@ -160,6 +161,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/cases", get(cases))
         .route("/api/cases/{id}", get(case))
         .route("/api/cases/{id}/review", post(review::review))
+        .route("/api/ledger", get(ledger::ledger))
         .route("/api/cases/{id}/export", get(export::export))
         .route(
             "/api/cases/{id}/evidence/{item}/original",
@@ -203,7 +205,13 @@ async fn metrics(State(s): St) -> Response {
         }
         let task = crate::cases::blocking(s.clone(), |st: &ApiState| {
             let _asked = Asked(&st.metrics.store_query);
-            Ok((st.store.case_counts()?, st.store.delivery_counts()?))
+            let since = crate::cases::now_ms() - ledger::DEFAULT_DAYS * 86_400_000;
+            let reviews = crate::cases::ledger::ReviewTotals::of(&st.store.verdicts(since)?);
+            Ok((
+                st.store.case_counts()?,
+                st.store.delivery_counts()?,
+                reviews,
+            ))
         });
         // the blocking call runs on after a timeout, and ends the question when done
         match tokio::time::timeout(STORE_WAIT, task).await {

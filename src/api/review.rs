@@ -31,6 +31,8 @@ struct ReviewBody {
     note: String,
     #[serde(default)]
     reviewer: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 pub(super) async fn review(
@@ -50,7 +52,7 @@ pub(super) async fn review(
     let bytes = read_body(body, MAX_REVIEW_BODY).await?;
     let b: ReviewBody = serde_json::from_slice(&bytes).map_err(|e| {
         bad(format!(
-            "the body must be JSON {{\"verdict\": \"confirm\" | \"reject\", \"note\": \"…\"}}: {e}"
+            "the body must be JSON {{\"verdict\": \"confirm\" | \"reject\", \"reason\": \"wrong_object\" | …, \"note\": \"…\"}}: {e}"
         ))
     })?;
     let verdict = Verdict::parse(&b.verdict).ok_or_else(|| {
@@ -60,6 +62,7 @@ pub(super) async fn review(
         ))
     })?;
     text::check("note", &b.note, 2000, true).map_err(bad)?;
+    let reason = crate::cases::ledger::reason_of(verdict, b.reason.as_deref()).map_err(bad)?;
     // a person's own token reviews under its name; the shared config token and open
     // writes under the name the page gives
     let reviewer = match &actor.token {
@@ -75,6 +78,7 @@ pub(super) async fn review(
         verdict,
         reviewer,
         note: b.note,
+        reason,
         at_ms: now_ms(),
     };
     let (who, what) = (r.reviewer.clone(), r.verdict);
@@ -84,7 +88,7 @@ pub(super) async fn review(
         let after = s.store.case(r.case_id)?;
         // the review is the case store's; its audit entry follows it (a store that
         // fails between the two leaves the review, logged here)
-        let doc = |c: &crate::cases::Case| serde_json::json!({ "status": c.status, "reviewer": r.reviewer, "verdict": r.verdict, "note": r.note });
+        let doc = |c: &crate::cases::Case| serde_json::json!({ "status": c.status, "reviewer": r.reviewer, "verdict": r.verdict, "reason": r.reason, "note": r.note });
         if let Err(e) = s.registry.audit(
             &actor,
             "case.review",

@@ -11,6 +11,7 @@ pub mod exchange;
 pub mod export;
 pub mod inbox;
 pub mod integrity;
+pub mod ledger;
 pub mod multipart;
 pub mod open311;
 pub mod originals;
@@ -163,6 +164,13 @@ pub struct NewViolation {
     /// bottom right, bottom left), drawn on the review page's map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footprint: Option<[[f64; 2]; 4]>,
+    /// The model that found it: its manifest name (empty: not a model's finding, or
+    /// not said), for the reviewers' ledger.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub model: String,
+    /// The model file's SHA-256.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub model_sha256: String,
 }
 
 /// A zone a case was found under, at one version.
@@ -423,6 +431,9 @@ pub struct Review {
     pub reviewer: String,
     /// Why, free text.
     pub note: String,
+    /// Why, from the short list, for a rejection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ledger::RejectReason>,
     /// When, ms since the Unix epoch.
     pub at_ms: i64,
 }
@@ -790,6 +801,9 @@ pub trait CaseStore: originals::OriginalStore + Send + Sync {
     fn review(&self, review: &Review) -> Result<(), StoreError>;
     /// A case's review decisions, oldest first.
     fn reviews(&self, case_id: i64) -> Result<Vec<Review>, StoreError>;
+    /// Every review since `since_ms`, oldest first, with what the reviewers' ledger
+    /// counts it by ([`ledger::VERDICTS`]).
+    fn verdicts(&self, since_ms: i64) -> Result<Vec<ledger::VerdictRow>, StoreError>;
     /// The zones (and zone versions) a case's violations were found under, in the
     /// order first seen, with how many violations each.
     fn case_zones(&self, case_id: i64) -> Result<Vec<CaseZone>, StoreError>;

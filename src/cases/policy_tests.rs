@@ -314,6 +314,8 @@ fn seen(at_ms: i64) -> NewViolation {
         at_ms,
         since_ms: at_ms,
         footprint: None,
+        model: String::new(),
+        model_sha256: String::new(),
     }
 }
 
@@ -359,6 +361,7 @@ fn a_key_opens_absorbs_expires_and_cools_down() {
         reviewer: "a".into(),
         note: String::new(),
         at_ms: 112_000,
+        reason: None,
     };
     review(&mut tx, &r, 7).unwrap();
     assert_eq!(tx.cases[&2].2, CaseStatus::Rejected);

@@ -151,6 +151,10 @@ pub struct ReviewArgs {
     /// Why.
     #[arg(long, default_value = "")]
     note: String,
+    /// Why a rejection, for the reviewers' ledger: wrong_object, not_a_violation,
+    /// duplicate, camera_moved or other.
+    #[arg(long)]
+    reason: Option<String>,
 }
 
 /// Arguments of `cases deliver`.
@@ -415,11 +419,14 @@ fn review(a: ReviewArgs) -> anyhow::Result<()> {
     if a.reviewer.trim().is_empty() {
         bail!("--by: the reviewer's name must not be empty");
     }
+    let reason = crate::cases::ledger::reason_of(verdict, a.reason.as_deref())
+        .map_err(|e| anyhow::anyhow!("--{e}"))?;
     store.review(&Review {
         case_id: a.id,
         verdict,
         reviewer: a.reviewer,
         note: a.note,
+        reason,
         at_ms: now_ms(),
     })?;
     println!(

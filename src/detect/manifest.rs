@@ -332,38 +332,52 @@ impl ModelManifest {
     /// SHA-256.
     pub fn verify_file(&self) -> Result<(), DetectError> {
         self.check_regular_file()?;
+        let Some(expected) = &self.sha256 else {
+            // opened, so that a file that cannot be read is named here
+            fs::File::open(&self.model_path).map_err(|source| DetectError::Io {
+                path: self.model_path.clone(),
+                what: "ONNX model (manifest field `file`)",
+                source,
+            })?;
+            return Ok(());
+        };
+        let actual = self.file_sha256()?;
+        if &actual != expected {
+            return Err(DetectError::Manifest {
+                path: self.path.clone(),
+                field: "sha256".into(),
+                message: format!(
+                    "{} has sha256 {actual}, the manifest says {expected}",
+                    self.model_path.display()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The ONNX file's SHA-256, in hex (what names the model in the reviewers'
+    /// ledger when the manifest gives none).
+    pub fn file_sha256(&self) -> Result<String, DetectError> {
+        self.check_regular_file()?;
         let mut file = fs::File::open(&self.model_path).map_err(|source| DetectError::Io {
             path: self.model_path.clone(),
             what: "ONNX model (manifest field `file`)",
             source,
         })?;
-        if let Some(expected) = &self.sha256 {
-            let mut hasher = Sha256::new();
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                let n = file.read(&mut buf).map_err(|source| DetectError::Io {
-                    path: self.model_path.clone(),
-                    what: "ONNX model",
-                    source,
-                })?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = file.read(&mut buf).map_err(|source| DetectError::Io {
+                path: self.model_path.clone(),
+                what: "ONNX model",
+                source,
+            })?;
+            if n == 0 {
+                break;
             }
-            let actual = format!("{:x}", hasher.finalize());
-            if &actual != expected {
-                return Err(DetectError::Manifest {
-                    path: self.path.clone(),
-                    field: "sha256".into(),
-                    message: format!(
-                        "{} has sha256 {actual}, the manifest says {expected}",
-                        self.model_path.display()
-                    ),
-                });
-            }
+            hasher.update(&buf[..n]);
         }
-        Ok(())
+        Ok(format!("{:x}", hasher.finalize()))
     }
 }
 

@@ -248,6 +248,8 @@ mod tests {
                 at_ms: 1_000_000,
                 since_ms: 940_000,
                 footprint: None,
+                model: String::new(),
+                model_sha256: String::new(),
             })
             .unwrap();
         let rt = tokio::runtime::Runtime::new().unwrap();

@@ -22,7 +22,7 @@ use crate::api::ApiState;
 use crate::cases::config::DeliveryConfig;
 use crate::cases::inbox::{Inbox, InboxConfig, InboxStore};
 use crate::cases::outbox::{Client, Outbox};
-use crate::cases::{CaseStore, DedupConfig};
+use crate::cases::{CaseStore, DedupConfig, ViolationKind};
 use crate::cluster;
 use crate::config::{CameraSource, Config};
 use crate::detect::{Detector, EngineOptions, ModelManifest};
@@ -130,7 +130,11 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
         .manifest
         .clone()
         .unwrap_or_else(crate::detect::default_model);
-    let manifest = ModelManifest::load(&manifest_path)?;
+    let mut manifest = ModelManifest::load(&manifest_path)?;
+    // every violation names the model file that found it (the reviewers' ledger)
+    if manifest.sha256.is_none() {
+        manifest.sha256 = Some(manifest.file_sha256()?);
+    }
     let opts = EngineOptions {
         provider: cfg.model.provider.clone(),
         intra_threads: (cfg.model.threads > 0).then_some(cfg.model.threads),
@@ -193,6 +197,8 @@ fn detection_loop(
     stop: Arc<AtomicBool>,
 ) {
     let classes = detector.manifest().classes.clone();
+    let model = detector.manifest().name.clone();
+    let model_sha256 = detector.manifest().sha256.clone().unwrap_or_default();
     let mut frames: Vec<CameraFrame> = Vec::new();
     let mut dets = Vec::new();
     let m = state.metrics.clone();
@@ -290,8 +296,12 @@ fn detection_loop(
                     m.set_last_frame(&cf.camera, jpeg);
                 }
             }
-            for f in found {
+            for mut f in found {
                 m.found.fetch_add(1, Ordering::Relaxed);
+                if f.violation.kind != ViolationKind::CameraFault {
+                    f.violation.model.clone_from(&model);
+                    f.violation.model_sha256.clone_from(&model_sha256);
+                }
                 recorder.push(cf.camera.clone(), f);
             }
         }

@@ -44,6 +44,8 @@ pub fn violation(kind: &str, cell: &str, camera: &str, at_ms: i64) -> NewViolati
         at_ms,
         since_ms: at_ms - MIN,
         footprint: None,
+        model: String::new(),
+        model_sha256: String::new(),
     }
 }
 

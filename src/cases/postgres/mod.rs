@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use postgres::{GenericClient, Row};
 
+use super::ledger::{RejectReason, VerdictRow};
 use super::{
     Attempt, Case, CaseQuery, CaseStatus, CaseStore, CaseZone, DedupConfig, Delivery,
     DeliveryCounts, DeliveryState, Event, Evidence, Review, Sighting, StoreError, Verdict,
@@ -288,7 +289,7 @@ impl CaseStore for PgStore {
         let mut client = self.conn()?;
         Ok(client
             .query(
-                "SELECT case_id, verdict, reviewer, note, at_ms FROM reviews WHERE case_id = $1 ORDER BY id",
+                "SELECT case_id, verdict, reviewer, note, at_ms, reason FROM reviews WHERE case_id = $1 ORDER BY id",
                 &[&case_id],
             )
             .map_err(|e| self.err(e))?
@@ -299,6 +300,30 @@ impl CaseStore for PgStore {
                 reviewer: r.get(2),
                 note: r.get(3),
                 at_ms: r.get(4),
+                reason: RejectReason::parse(r.get(5)),
+            })
+            .collect())
+    }
+
+    fn verdicts(&self, since_ms: i64) -> Result<Vec<VerdictRow>, StoreError> {
+        let mut client = self.conn()?;
+        let sql = super::ledger::VERDICTS.replace("?1", "$1");
+        Ok(client
+            .query(&sql, &[&since_ms])
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| {
+                VerdictRow::of(
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                    r.get(6),
+                    r.get(7),
+                    r.get(8),
+                )
             })
             .collect())
     }

@@ -26,6 +26,8 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
     &[crate::cases::EVIDENCE_ROLE],
     // 10: unblurred originals, for reviewers
     &[crate::cases::originals::POSTGRES_TABLE],
+    // 11: each violation's model and each review's reason, for the reviewers' ledger
+    &[crate::cases::ledger::LEDGER_COLUMNS],
 ];
 
 /// 1: cases, the violations they absorbed, evidence, the outbox, reviews.

@@ -104,8 +104,8 @@ impl CaseTx for PgTx<'_, '_> {
         v: &NewViolation,
     ) -> Result<(), StoreError> {
         self.run(
-            "INSERT INTO violations (case_id, outcome, camera, zone, lat, lon, at_ms, since_ms, zone_version, footprint)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO violations (case_id, outcome, camera, zone, lat, lon, at_ms, since_ms, zone_version, footprint, model, model_sha256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             &[
                 &case_id,
                 &outcome.as_str(),
@@ -117,6 +117,8 @@ impl CaseTx for PgTx<'_, '_> {
                 &v.since_ms,
                 &v.zone_version,
                 &super::super::footprint_text(v),
+                &v.model,
+                &v.model_sha256,
             ],
         )
         .map(drop)
@@ -132,13 +134,14 @@ impl CaseTx for PgTx<'_, '_> {
 
     fn insert_review(&mut self, r: &Review) -> Result<(), StoreError> {
         self.run(
-            "INSERT INTO reviews (case_id, verdict, reviewer, note, at_ms) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO reviews (case_id, verdict, reviewer, note, at_ms, reason) VALUES ($1, $2, $3, $4, $5, $6)",
             &[
                 &r.case_id,
                 &r.verdict.as_str(),
                 &r.reviewer,
                 &r.note,
                 &r.at_ms,
+                &r.reason.map_or("", |x| x.as_str()),
             ],
         )
         .map(drop)

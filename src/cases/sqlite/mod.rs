@@ -17,6 +17,7 @@ use schema::MIGRATIONS;
 pub(crate) use schema::{classify, open_migrated};
 use tx::LiteTx;
 
+use super::ledger::{RejectReason, VerdictRow};
 use super::{
     Attempt, Case, CaseQuery, CaseStatus, CaseStore, CaseZone, DedupConfig, Delivery,
     DeliveryCounts, DeliveryState, Event, Evidence, Review, Sighting, StoreError, Verdict,
@@ -279,7 +280,7 @@ impl CaseStore for SqliteStore {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut stmt = conn
             .prepare_cached(
-                "SELECT case_id, verdict, reviewer, note, at_ms FROM reviews WHERE case_id = ?1 ORDER BY id",
+                "SELECT case_id, verdict, reviewer, note, at_ms, reason FROM reviews WHERE case_id = ?1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -290,7 +291,31 @@ impl CaseStore for SqliteStore {
                     reviewer: r.get(2)?,
                     note: r.get(3)?,
                     at_ms: r.get(4)?,
+                    reason: RejectReason::parse(&r.get::<_, String>(5)?),
                 })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn verdicts(&self, since_ms: i64) -> Result<Vec<VerdictRow>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn
+            .prepare_cached(super::ledger::VERDICTS)
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([since_ms], |r| {
+                Ok(VerdictRow::of(
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    &r.get::<_, String>(6)?,
+                    &r.get::<_, String>(7)?,
+                    r.get(8)?,
+                ))
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))

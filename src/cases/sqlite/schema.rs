@@ -126,6 +126,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     crate::cases::EVIDENCE_ROLE,
     // 11: unblurred originals, for reviewers
     crate::cases::originals::SQLITE_TABLE,
+    // 12: each violation's model and each review's reason, for the reviewers' ledger
+    crate::cases::ledger::LEDGER_COLUMNS,
 ];
 
 /// Opens (creating it and its folder) a SQLite file in WAL mode with foreign keys on,

@@ -105,8 +105,8 @@ impl CaseTx for LiteTx<'_> {
         v: &NewViolation,
     ) -> Result<(), StoreError> {
         self.run(
-            "INSERT INTO violations (case_id, outcome, camera, zone, lat, lon, at_ms, since_ms, zone_version, footprint)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO violations (case_id, outcome, camera, zone, lat, lon, at_ms, since_ms, zone_version, footprint, model, model_sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 case_id,
                 outcome.as_str(),
@@ -117,7 +117,9 @@ impl CaseTx for LiteTx<'_> {
                 v.at_ms,
                 v.since_ms,
                 v.zone_version,
-                super::super::footprint_text(v)
+                super::super::footprint_text(v),
+                v.model,
+                v.model_sha256
             ],
         )
         .map(drop)
@@ -133,8 +135,15 @@ impl CaseTx for LiteTx<'_> {
 
     fn insert_review(&mut self, r: &Review) -> Result<(), StoreError> {
         self.run(
-            "INSERT INTO reviews (case_id, verdict, reviewer, note, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![r.case_id, r.verdict.as_str(), r.reviewer, r.note, r.at_ms],
+            "INSERT INTO reviews (case_id, verdict, reviewer, note, at_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                r.case_id,
+                r.verdict.as_str(),
+                r.reviewer,
+                r.note,
+                r.at_ms,
+                r.reason.map_or("", |x| x.as_str())
+            ],
         )
         .map(drop)
     }

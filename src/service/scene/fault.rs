@@ -137,6 +137,8 @@ impl FaultWatch {
                 at_ms: t_ms,
                 since_ms: *since,
                 footprint: None,
+                model: String::new(),
+                model_sha256: String::new(),
             },
             evidence: vec![
                 Photo {

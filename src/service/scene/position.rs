@@ -377,6 +377,9 @@ impl Position {
                     at_ms: e.at_ms,
                     since_ms: e.since_ms,
                     footprint: self.drone.as_ref().and_then(|d| d.report().footprint),
+                    // the detection loop names its model
+                    model: String::new(),
+                    model_sha256: String::new(),
                 },
                 evidence: ev.photos,
                 detail: ev.detail,
