@@ -52,6 +52,7 @@ fn endpoints(viewer_id: &str) -> Vec<Endpoint> {
             S::OK,
         ),
         ep("GET", "/api/cases", "", "", Some(Viewer), S::OK),
+        ep("GET", "/api/ledger?by=camera", "", "", Some(Viewer), S::OK),
         ep("GET", "/api/cases/1", "", "", Some(Viewer), S::OK),
         ep("GET", "/evidence/1/1.jpg", "", "", Some(Viewer), S::OK),
         ep("GET", "/api/cases/1/export", "", "", Some(Reviewer), S::OK),
