@@ -19,6 +19,11 @@ pub enum EvalCommand {
     /// them, and per class AP, and precision / recall at the model's own score
     /// threshold. Without --images / --labels: the bundled labelled samples.
     Detect(DetectArgs),
+    /// Violations on clips: a config's file cameras replayed through the service's
+    /// model, scenes and dedup faster than real time, their cases judged against truth
+    /// files — true and false positives, misses, repeats, delay, precision, recall, F1
+    /// per rule. Without --config: the built-in demo on the bundled truth files.
+    Rules(super::eval_rules::RulesArgs),
 }
 
 /// Arguments of `gridwatch eval detect`.
@@ -74,6 +79,7 @@ pub struct DetectArgs {
 pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     match cmd {
         EvalCommand::Detect(a) => eval_detect(a),
+        EvalCommand::Rules(a) => super::eval_rules::eval_rules(a),
     }
 }
 
@@ -145,7 +151,8 @@ fn eval_detect(args: DetectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write(path: &Path, text: String) -> anyhow::Result<()> {
+/// Writes an output file, making its folder.
+pub(super) fn write(path: &Path, text: String) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

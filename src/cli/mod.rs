@@ -8,6 +8,7 @@ mod cases_export;
 mod cases_verify;
 mod detect;
 mod eval;
+mod eval_rules;
 mod interrupt;
 mod models;
 mod registry;

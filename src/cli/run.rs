@@ -93,10 +93,10 @@ pub fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Runs the service until Ctrl-C or SIGTERM.
-pub fn run(a: RunArgs) -> anyhow::Result<()> {
-    let mut cfg = match &a.config {
-        Some(p) => load(p)?,
+/// The config file at `path`, or the built-in demo's.
+pub(super) fn config_of(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => load(p),
         None => Config::built_in().map_err(|errs| {
             anyhow::anyhow!(
                 "the built-in demo needs the sample files under gridwatch's home {} \
@@ -107,8 +107,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
                     .collect::<Vec<_>>()
                     .join("\n  ")
             )
-        })?,
-    };
+        }),
+    }
+}
+
+/// Runs the service until Ctrl-C or SIGTERM.
+pub fn run(a: RunArgs) -> anyhow::Result<()> {
+    let mut cfg = config_of(a.config.as_deref())?;
     if let Some(l) = a.listen {
         cfg.api.listen = l;
     }

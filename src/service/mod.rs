@@ -8,6 +8,7 @@ pub mod check;
 pub mod clip;
 pub mod detail;
 pub mod recorder;
+pub mod replay;
 pub mod scene;
 
 use std::collections::HashMap;
@@ -125,6 +126,11 @@ struct Loaded {
 }
 
 fn load(cfg: &Config) -> anyhow::Result<Loaded> {
+    load_for(cfg, &cfg.cameras.iter().collect::<Vec<_>>())
+}
+
+/// As [`load`], checking `cameras` (the config's, or those a replay runs).
+fn load_for(cfg: &Config, cameras: &[&crate::config::CameraEntry]) -> anyhow::Result<Loaded> {
     let manifest_path = cfg
         .model
         .manifest
@@ -168,7 +174,7 @@ fn load(cfg: &Config) -> anyhow::Result<Loaded> {
     };
     // the config's cameras are checked here, so that a bad one stops the start named
     // (cameras added later through the registry are checked when they are)
-    for c in &cfg.cameras {
+    for c in cameras {
         factory
             .build(c, None)
             .and_then(|_| cameras::camera_config(c))
