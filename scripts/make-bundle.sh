@@ -116,7 +116,7 @@ cp models/*.md "$out/models/" 2>/dev/null || true
 if [ -n "$fp16" ]; then
   .venv/bin/python scripts/make-fp16-model.py models/nanodet-coco-416.toml "$out/models" >/dev/null
 fi
-cp -r samples/street.mp4 samples/*.jpg samples/*.md samples/geo samples/frames samples/labels "$out/samples/"
+cp -r samples/street.mp4 samples/*.jpg samples/*.md samples/geo samples/frames samples/labels samples/truth "$out/samples/"
 cp calibration/*.toml "$out/calibration/"
 # the CJK font evidence captions are drawn in (found there when the system has none)
 mkdir -p "$out/share/fonts"
