@@ -9,7 +9,8 @@ dog of samples/dog.jpg, boxes from samples/labels/coco.json) or a dark bag-sized
 pasted on the lawn: left there and staying; taken away before the dwell or after it;
 moved; put outside the zone; under a light change; hidden for a while. It is encoded
 as a recorder exports (x264 defaults: B-frames; keyframe every 2 s). Beside the clips:
-truth/<scene>.toml (what must and must not be reported, from the same parameters),
+truth/<scene>.toml (what must and must not be reported, from the same parameters,
+with each object's box: the pasted one's, the van's from the labelled stills),
 zones.geojson (the sample zones, and each scene's own lawn zone) and gridwatch.toml
 (a config with one camera per scene, the demo's dwell times: parking and dumping 30 s).
 
@@ -101,6 +102,10 @@ def main():
     dog_id = next(i["id"] for i in labels["images"] if i["file_name"] == "dog.jpg")
     names = {c["id"]: c["name"] for c in labels["categories"]}
     dog_boxes = {names[a["category_id"]]: a["bbox"] for a in labels["annotations"] if a["image_id"] == dog_id}
+    # the van: the largest car of the labelled still at 10 s (it does not move)
+    still = next(i["id"] for i in labels["images"] if i["file_name"] == "frames/street-010s.jpg")
+    van_box = max((a["bbox"] for a in labels["annotations"]
+                   if a["image_id"] == still and names[a["category_id"]] == "car"), key=lambda b: b[2] * b[3])
     for d in ("clips", "truth"):
         os.makedirs(os.path.join(OUT, d), exist_ok=True)
     zones = json.load(open(os.path.join(ROOT, "samples/geo/zones.geojson")))
@@ -157,7 +162,8 @@ def main():
         truth = [f'description = "{name}: {kind} {events}, light {light}, hidden {hidden}, from {offset} s of the street clip"',
                  "", "# the van on the service road, throughout",
                  "[[expect]]", 'kind = "illegal_parking"', 'zone = "np-service-road"',
-                 'from = "0s"', f'earliest = "{DWELL}s"', f'latest = "{DWELL + 15}s"']
+                 'from = "0s"', f'earliest = "{DWELL}s"', f'latest = "{DWELL + 15}s"',
+                 f"box = {json.dumps(van_box)}"]
         x, y, a, b = events[-1]
         foot = (x + w / 2, y + h)
         stays = b is None or b - a >= DWELL
@@ -165,7 +171,7 @@ def main():
             # the last position is the one that can stay for the dwell
             latest = min(a + DWELL + 12, b + 3 if b is not None else LENGTH)
             truth += ["", "[[expect]]", 'kind = "dumping"', f'zone = "{zone}"', f'from = "{a}s"',
-                      f'earliest = "{a + DWELL}s"', f'latest = "{latest}s"']
+                      f'earliest = "{a + DWELL}s"', f'latest = "{latest}s"', f"box = [{x}, {y}, {w}, {h}]"]
         else:
             why = "outside the lawn" if not in_lawn(*foot) else f"taken away after {b - a} s"
             truth += ["", "[[forbid]]", 'kind = "dumping"', f'zone = "{zone}"', f'note = "the {kind}: {why}"']

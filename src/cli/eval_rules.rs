@@ -22,10 +22,12 @@ the model allow, through the same model, scene (tracker, rules, evidence) and ca
 `gridwatch run`, the clip's own timestamps as the clock (from --start, which zone schedules \
 see). Its cases are judged against the truth file: a case of an expected violation's kind and \
 zone within its earliest..latest window is a true positive (the first) or a repeat (later ones); \
-any other case is a false positive; an expected violation without one is a miss. Delay is the \
-report time after the violation's `from`.\n\n\
+any other case is a false positive (a wrong object when it is in time for an expected violation \
+whose `box` its object does not overlap by `min_iou`); an expected violation without one is a \
+miss. Delay is the report time after the violation's `from`; IoU the mean box overlap of the true \
+positives whose truth has a box.\n\n\
 Truth file:\n  [[expect]]\n  kind = \"illegal_parking\"\n  zone = \"np-service-road\"\n  \
-from = \"0s\"\n  earliest = \"30s\"\n  latest = \"75s\"\n  [[forbid]]\n  kind = \"dumping\"\n  \
+from = \"0s\"\n  earliest = \"30s\"\n  latest = \"75s\"\n  box = [412, 170, 96, 60]\n  [[forbid]]\n  kind = \"dumping\"\n  \
 zone = \"nd-grass\"\n  note = \"people crossing the lawn\"\n\n\
 Examples:\n  gridwatch eval rules\n  gridwatch eval rules --config a.toml --config b.toml \
 --truth scenes/truth --json out/rules.json"
@@ -71,6 +73,12 @@ struct CaseLine {
     zone: String,
     at_s: f64,
     verdict: Verdict,
+    /// The object's class and box (frame pixels `[x, y, w, h]`, as truth files write
+    /// them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class: Option<String>,
+    #[serde(rename = "box", skip_serializing_if = "Option::is_none")]
+    bbox: Option<[f32; 4]>,
 }
 
 pub(super) fn eval_rules(a: RulesArgs) -> anyhow::Result<()> {
@@ -181,6 +189,11 @@ fn run_config(
                 zone: r.zone.clone(),
                 at_s: r.at_ms as f64 / 1000.0,
                 verdict: *v,
+                class: r.subject.as_ref().map(|s| s.class.clone()),
+                bbox: r.subject.as_ref().map(|s| {
+                    let [x1, y1, x2, y2] = s.bbox;
+                    [x1, y1, x2 - x1, y2 - y1].map(|v| v.round())
+                }),
             })
         })
         .collect();
@@ -228,21 +241,35 @@ fn table(runs: &[ConfigRun]) -> String {
         );
         let _ = writeln!(
             s,
-            "{:<22} {:>8} {:>4} {:>4} {:>5} {:>7} {:>9} {:>9} {:>5} {:>5} {:>5}",
-            "rule", "expected", "TP", "FP", "miss", "repeat", "delay s", "max s", "P", "R", "F1"
+            "{:<22} {:>8} {:>4} {:>4} {:>5} {:>6} {:>6} {:>8} {:>6} {:>5} {:>5} {:>5} {:>5}",
+            "rule",
+            "expected",
+            "TP",
+            "FP",
+            "wrong",
+            "miss",
+            "repeat",
+            "delay s",
+            "max s",
+            "IoU",
+            "P",
+            "R",
+            "F1"
         );
         for (kind, x) in &r.rules {
             let _ = writeln!(
                 s,
-                "{:<22} {:>8} {:>4} {:>4} {:>5} {:>7} {:>9} {:>9} {:>5} {:>5} {:>5}",
+                "{:<22} {:>8} {:>4} {:>4} {:>5} {:>6} {:>6} {:>8} {:>6} {:>5} {:>5} {:>5} {:>5}",
                 kind,
                 x.expected,
                 x.true_positives,
                 x.false_positives,
+                x.wrong_object,
                 x.misses,
                 x.repeats,
                 x.mean_delay_s.map_or("-".into(), |v| format!("{v:.1}")),
                 x.max_delay_s.map_or("-".into(), |v| format!("{v:.1}")),
+                f(x.mean_iou),
                 f(x.precision),
                 f(x.recall),
                 f(x.f1)

@@ -11,6 +11,10 @@
 //! from = "0s"                # when it starts to hold (the object arrives)
 //! earliest = "30s"           # the earliest acceptable report (default: from)
 //! latest = "75s"             # the latest (later: a miss, and a false positive)
+//! box = [412, 170, 96, 60]   # optional: the object, frame pixels [x, y, w, h], as it
+//!                            # stands when reported; a report on another object (box
+//!                            # IoU under the file's `min_iou`, 0.3 by default) is a
+//!                            # false positive, counted as a wrong object too
 //! [[forbid]]                 # something that must not be reported (documents a
 //! kind = "dumping"           # negative; any unexpected report is a false positive)
 //! zone = "nd-grass"
@@ -43,6 +47,9 @@ pub struct Expect {
     /// The latest acceptable report.
     #[serde(deserialize_with = "crate::cases::originals::duration")]
     pub latest: Duration,
+    /// The object, frame pixels `[x, y, w, h]`, as it stands when reported.
+    #[serde(default, rename = "box")]
+    pub bbox: Option<[f64; 4]>,
 }
 
 fn some_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -63,7 +70,7 @@ pub struct Forbid {
 }
 
 /// One clip's truth.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Truth {
     /// A description of the scene.
@@ -75,6 +82,14 @@ pub struct Truth {
     /// What must not.
     #[serde(default)]
     pub forbid: Vec<Forbid>,
+    /// The box overlap (intersection over union) a report's object needs with an
+    /// expected `box` to be that object.
+    #[serde(default = "default_min_iou")]
+    pub min_iou: f64,
+}
+
+fn default_min_iou() -> f64 {
+    0.3
 }
 
 impl Truth {
@@ -84,7 +99,16 @@ impl Truth {
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let t: Self =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if !(0.0..=1.0).contains(&t.min_iou) {
+            anyhow::bail!("{}: min_iou: want 0..1, got {}", path.display(), t.min_iou);
+        }
         for (i, e) in t.expect.iter().enumerate() {
+            if e.bbox.is_some_and(|b| !(b[2] > 0.0 && b[3] > 0.0)) {
+                anyhow::bail!(
+                    "{}: expect[{i}]: box: want [x, y, w, h] with w, h > 0",
+                    path.display()
+                );
+            }
             let earliest = e.earliest.unwrap_or(e.from);
             if earliest < e.from || e.latest < earliest {
                 anyhow::bail!(
@@ -107,6 +131,9 @@ pub enum Verdict {
     Repeat,
     /// Nothing expected it (or it came too early or too late).
     FalsePositive,
+    /// In time for an expected violation, on another object than its `box`: a false
+    /// positive too.
+    WrongObject,
 }
 
 /// One rule's figures (a kind's), or all rules'.
@@ -122,6 +149,11 @@ pub struct RuleFigures {
     pub misses: usize,
     /// Second and later cases of one violation.
     pub repeats: usize,
+    /// Of the false positives, those in time for an expected violation but on another
+    /// object than its box.
+    pub wrong_object: usize,
+    /// The mean box IoU of the true positives whose expectation has a box.
+    pub mean_iou: Option<f64>,
     /// Report time after `from`, mean over the true positives, seconds.
     pub mean_delay_s: Option<f64>,
     /// The longest, seconds.
@@ -134,6 +166,8 @@ pub struct RuleFigures {
     pub f1: Option<f64>,
     #[serde(skip)]
     delays_ms: Vec<i64>,
+    #[serde(skip)]
+    ious: Vec<f64>,
 }
 
 impl RuleFigures {
@@ -151,6 +185,9 @@ impl RuleFigures {
             self.mean_delay_s = Some(self.delays_ms.iter().sum::<i64>() as f64 / n / 1000.0);
             self.max_delay_s = self.delays_ms.iter().max().map(|m| *m as f64 / 1000.0);
         }
+        if !self.ious.is_empty() {
+            self.mean_iou = Some(self.ious.iter().sum::<f64>() / self.ious.len() as f64);
+        }
     }
 
     fn add(&mut self, o: &Self) {
@@ -159,7 +196,9 @@ impl RuleFigures {
         self.false_positives += o.false_positives;
         self.misses += o.misses;
         self.repeats += o.repeats;
+        self.wrong_object += o.wrong_object;
         self.delays_ms.extend_from_slice(&o.delays_ms);
+        self.ious.extend_from_slice(&o.ious);
     }
 }
 
@@ -185,24 +224,39 @@ pub fn score(truth: &Truth, reported: &[Reported]) -> Scored {
         s.by_kind.entry(e.kind.to_string()).or_default().expected += 1;
     }
     for r in reported.iter().filter(|r| r.opened) {
-        let fits = |e: &Expect| {
+        let in_time = |e: &Expect| {
             e.kind == r.kind
                 && e.zone == r.zone
                 && (e.earliest.unwrap_or(e.from).as_millis() as i64) <= r.at_ms
                 && r.at_ms <= e.latest.as_millis() as i64
         };
+        // the overlap with an expectation's box (1 where it has none)
+        let overlap = |e: &Expect| match (e.bbox, &r.subject) {
+            (None, _) => 1.0,
+            (Some(b), Some(s)) => iou(b, s.bbox),
+            (Some(_), None) => 0.0,
+        };
+        let fits = |e: &Expect| in_time(e) && overlap(e) >= truth.min_iou;
         let f = s.by_kind.entry(r.kind.to_string()).or_default();
         let verdict = match truth.expect.iter().position(fits) {
             Some(i) if !hit[i] => {
                 hit[i] = true;
+                let e = &truth.expect[i];
                 f.true_positives += 1;
-                f.delays_ms
-                    .push(r.at_ms - truth.expect[i].from.as_millis() as i64);
+                f.delays_ms.push(r.at_ms - e.from.as_millis() as i64);
+                if e.bbox.is_some() {
+                    f.ious.push(overlap(e));
+                }
                 Verdict::TruePositive
             }
             Some(_) => {
                 f.repeats += 1;
                 Verdict::Repeat
+            }
+            None if truth.expect.iter().any(in_time) => {
+                f.false_positives += 1;
+                f.wrong_object += 1;
+                Verdict::WrongObject
             }
             None => {
                 f.false_positives += 1;
@@ -220,6 +274,21 @@ pub fn score(truth: &Truth, reported: &[Reported]) -> Scored {
         f.finish();
     }
     s
+}
+
+/// Intersection over union of a box `[x, y, w, h]` and corners `[x1, y1, x2, y2]`.
+fn iou(b: [f64; 4], c: [f32; 4]) -> f64 {
+    let (ax1, ay1, ax2, ay2) = (b[0], b[1], b[0] + b[2], b[1] + b[3]);
+    let [bx1, by1, bx2, by2] = c.map(f64::from);
+    let w = (ax2.min(bx2) - ax1.max(bx1)).max(0.0);
+    let h = (ay2.min(by2) - ay1.max(by1)).max(0.0);
+    let inter = w * h;
+    let union = b[2] * b[3] + (bx2 - bx1).max(0.0) * (by2 - by1).max(0.0) - inter;
+    if union > 0.0 {
+        inter / union
+    } else {
+        0.0
+    }
 }
 
 /// The figures of many clips together: per kind, and over all kinds (`"all"`).

@@ -12,6 +12,7 @@ fn report(kind: &str, zone: &str, at_s: i64, case_id: i64, opened: bool) -> Repo
         since_ms: 0,
         case_id,
         opened,
+        subject: None,
     }
 }
 
@@ -108,4 +109,53 @@ fn truth_files_are_checked_naming_the_file() {
     std::fs::write(&p, TWO.replace("illegal_parking", "loitering")).unwrap();
     let e = Truth::load(&p).unwrap_err().to_string();
     assert!(e.contains("loitering"), "{e}");
+}
+
+#[test]
+fn a_report_on_another_object_than_the_box_is_a_wrong_object() {
+    use crate::service::scene::Subject;
+    let t = truth(
+        r#"
+min_iou = 0.5
+[[expect]]
+kind = "dumping"
+zone = "lawn"
+from = "10s"
+latest = "60s"
+box = [100, 100, 50, 40]
+"#,
+    );
+    let on = |bbox: [f32; 4], at_s: i64, id: i64| Reported {
+        subject: Some(Subject {
+            class: "object".into(),
+            bbox,
+        }),
+        ..report("dumping", "lawn", at_s, id, true)
+    };
+    // the half beside it: IoU 1/3, under 0.5; then the object itself, shifted by 5 px
+    let s = score(
+        &t,
+        &[
+            on([125.0, 100.0, 175.0, 140.0], 40, 1),
+            on([105.0, 100.0, 155.0, 140.0], 41, 2),
+        ],
+    );
+    let verdicts: Vec<Verdict> = s.reports.iter().map(|(_, v)| *v).collect();
+    assert_eq!(verdicts, [Verdict::WrongObject, Verdict::TruePositive]);
+    let f = &s.by_kind["dumping"];
+    assert_eq!(
+        (
+            f.true_positives,
+            f.false_positives,
+            f.wrong_object,
+            f.misses
+        ),
+        (1, 1, 1, 0)
+    );
+    let iou = f.mean_iou.unwrap();
+    assert!((iou - 45.0 * 40.0 / (55.0 * 40.0)).abs() < 1e-9, "{iou}");
+    // a report without an object cannot be the boxed one
+    let s = score(&t, &[report("dumping", "lawn", 40, 1, true)]);
+    assert_eq!(s.reports[0].1, Verdict::WrongObject);
+    assert_eq!(s.by_kind["dumping"].misses, 1);
 }

@@ -28,6 +28,8 @@ pub struct Reported {
     /// Whether it opened that case (false: an open case absorbed it, or a closed one's
     /// cool-down kept it from opening one).
     pub opened: bool,
+    /// The object the rule fired on, in the frame it fired in.
+    pub subject: Option<super::scene::Subject>,
 }
 
 /// The cameras of `cfg` named in `cameras`, each replayed from its file source from
@@ -87,6 +89,7 @@ pub fn replay(
                     since_ms: f.violation.since_ms - start_ms,
                     case_id,
                     opened: outcome == Outcome::Opened,
+                    subject: f.subject,
                 });
             }
             progress(&c.id, pts);

@@ -156,6 +156,7 @@ impl FaultWatch {
             ],
             detail: None,
             clip: None,
+            subject: None,
         }))
     }
 }

@@ -41,6 +41,17 @@ pub struct Found {
     /// What the clip of the frames up to the violation needs, made once the violation
     /// has opened a case.
     pub clip: Option<Box<crate::rules::clip::ClipRequest>>,
+    /// The object the rule fired on, in the violation's frame (`None`: a camera fault).
+    pub subject: Option<Subject>,
+}
+
+/// The object a violation is of, as the rule saw it in the violation's frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subject {
+    /// Its class (the model's name; dumping's regions are `object`).
+    pub class: String,
+    /// Its box, frame pixels: left, top, right, bottom.
+    pub bbox: [f32; 4],
 }
 
 /// Rule settings for a scene.

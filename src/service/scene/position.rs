@@ -384,6 +384,10 @@ impl Position {
                 evidence: ev.photos,
                 detail: ev.detail,
                 clip: ev.clip,
+                subject: Some(super::Subject {
+                    class: e.class.clone(),
+                    bbox: e.bbox,
+                }),
             });
         }
         self.out.events = events;
