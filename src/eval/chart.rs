@@ -16,6 +16,17 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// An SVG of `w` x `h` on white with `title` at `left`: its opening, to be closed.
+fn open(w: f64, h: f64, left: f64, title: &str) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="white"/><text x="{left}" y="22" font-size="14" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
+    s
+}
+
 /// A precision–recall chart: `curves` are (name, precision at recall 0, 0.01, …, 1).
 pub fn pr_chart(title: &str, curves: &[(String, &[f64])]) -> String {
     const W: f64 = 640.0;
@@ -25,17 +36,7 @@ pub fn pr_chart(title: &str, curves: &[(String, &[f64])]) -> String {
     const PLOT: f64 = 340.0;
     let x = |r: f64| LEFT + r * PLOT;
     let y = |p: f64| TOP + (1.0 - p) * PLOT;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = write!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
-    let _ = write!(
-        s,
-        r#"<text x="{LEFT}" y="22" font-size="14" font-weight="bold">{}</text>"#,
-        escape(title)
-    );
+    let mut s = open(W, H, LEFT, title);
     for i in 0..=10 {
         let v = i as f64 / 10.0;
         let _ = write!(
@@ -119,17 +120,7 @@ pub fn rules_chart(title: &str, runs: &[RunBars]) -> String {
     let w = LEFT + plot_w + 420.0;
     let h = TOP + PLOT_H + 70.0;
     let y = |v: f64| TOP + (1.0 - v) * PLOT_H;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = write!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = write!(
-        s,
-        r#"<text x="{LEFT}" y="22" font-size="14" font-weight="bold">{}</text>"#,
-        escape(title)
-    );
+    let mut s = open(w, h, LEFT, title);
     for i in 0..=10 {
         let v = i as f64 / 10.0;
         let _ = write!(
