@@ -10,8 +10,12 @@
 //! vehicle last seen next to it before it appeared, when there was one. What was there
 //! when watching began is part of both averages and never triggers.
 //!
-//! Limits: a sudden global light change makes large regions differ; frames where more
-//! than a third of the scene changes are skipped (the short-term average still adapts).
+//! A change of the whole scene's brightness (a cloud, the sun, the camera's exposure)
+//! shifts every pixel alike: the mean difference of the two averages is taken out before
+//! they are compared, so a light change neither hides an object that was left before it
+//! nor makes the lawn itself look new. Limits: frames where more than a third of the
+//! scene still changes (a change that is not uniform) are skipped (the short-term
+//! average still adapts).
 //! An object that stays for longer than the long-term time constant becomes background
 //! (after its violation). Objects smaller than the minimum area (0.1 % of the frame) are
 //! not seen.
@@ -88,6 +92,7 @@ pub struct DumpingRule {
     grey: Mat,
     grey_f: Mat,
     diff: Mat,
+    shifted: Mat,
     mask: Mat,
     scale: f32,
     last_t: Option<i64>,
@@ -116,6 +121,7 @@ impl DumpingRule {
             grey: Mat::default(),
             grey_f: Mat::default(),
             diff: Mat::default(),
+            shifted: Mat::default(),
             mask: Mat::default(),
             scale: 1.0,
             last_t: None,
@@ -170,8 +176,18 @@ impl DumpingRule {
         let a_long = 1.0 - (-dt / self.config.long_tau.as_secs_f64()).exp();
         imgproc::accumulate_weighted(&self.grey_f, &mut self.short, a_short, &core::no_array())?;
         imgproc::accumulate_weighted(&self.grey_f, &mut self.long, a_long, &core::no_array())?;
-        // changed against the long-term average …
-        core::absdiff(&self.short, &self.long, &mut self.diff)?;
+        // changed against the long-term average, once the scene's overall brightness
+        // change is taken out (a cloud, the sun, the camera's exposure shift every
+        // pixel alike; an object shifts its own) …
+        let offset = core::mean_def(&self.short)?[0] - core::mean_def(&self.long)?[0];
+        core::subtract(
+            &self.short,
+            &Scalar::all(offset),
+            &mut self.shifted,
+            &core::no_array(),
+            -1,
+        )?;
+        core::absdiff(&self.shifted, &self.long, &mut self.diff)?;
         let mut changed = Mat::default();
         imgproc::threshold(
             &self.diff,
@@ -493,6 +509,52 @@ mod tests {
         assert_eq!(
             a, g,
             "every region that appeared is reported gone once it went"
+        );
+    }
+
+    #[test]
+    fn a_bag_left_before_the_light_changes_is_still_dumping_after_it() {
+        // a bag on the lawn from 5 s; at 20 s the whole scene brightens by 40 levels
+        // (the sun out of a cloud): the change is the scene's, not the bag's
+        let mut rule = DumpingRule::new(DumpingConfig {
+            dwell: Duration::from_secs(30),
+            ..Default::default()
+        });
+        let kind = ZoneKind::NoDumping;
+        let lawn = &mut |_: &[f32; 4]| {
+            vec![ZoneHit {
+                id: "nd",
+                kind: &kind,
+                dwell: None,
+            }]
+        };
+        let scene = |light: u8, bag: bool| {
+            let mut f = Frame::filled(320, 240, [70 + light, 100 + light, 70 + light]);
+            if bag {
+                for y in 150..180 {
+                    for x in 100..140 {
+                        let i = (y * 320 + x) * 3;
+                        f.data[i..i + 3].copy_from_slice(&[10 + light; 3]);
+                    }
+                }
+            }
+            f
+        };
+        let mut out = Vec::new();
+        for k in 0..60i64 {
+            let frame = scene(if k >= 20 { 40 } else { 0 }, k >= 5);
+            rule.step(k * 1000, &frame, &[], lawn, &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        let b = out[0].bbox;
+        assert!(
+            (b[0] - 100.0).abs() <= 4.0 && (b[1] - 150.0).abs() <= 4.0,
+            "{b:?}"
+        );
+        assert!(
+            (35_000..=45_000).contains(&out[0].at_ms),
+            "{}",
+            out[0].at_ms
         );
     }
 
