@@ -14,27 +14,14 @@ fn json(path: &Path) -> Value {
     serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
 }
 
-/// Runs `gridwatch eval detect ARGS --json DIR/e.json` and returns the report.
+/// Runs `gridwatch eval detect ARGS` and returns the report.
 fn eval(dir: &Path, args: &[&str]) -> Value {
-    let out_json = dir.join("e.json");
-    let mut all = vec!["eval", "detect", "--json", out_json.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let out = common::gridwatch(&all).output().unwrap();
-    assert!(
-        out.status.success(),
-        "gridwatch eval detect {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json(&out_json)
+    common::eval_json("detect", dir, args)
 }
 
 /// Runs it expecting failure; returns stderr.
 fn refused(args: &[&str]) -> String {
-    let mut all = vec!["eval", "detect"];
-    all.extend_from_slice(args);
-    let out = common::gridwatch(&all).output().unwrap();
-    assert!(!out.status.success(), "{args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    common::eval_refused("detect", args)
 }
 
 fn close(a: f64, b: f64, what: &str) {

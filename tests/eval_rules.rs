@@ -10,19 +10,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// Runs `gridwatch eval rules ARGS --json DIR/r.json`; returns the runs.
+/// Runs `gridwatch eval rules ARGS`; returns the runs.
 fn eval(dir: &Path, args: &[&str]) -> Vec<Value> {
-    let out_json = dir.join("r.json");
-    let mut all = vec!["eval", "rules", "--json", out_json.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let out = common::gridwatch(&all).output().unwrap();
-    assert!(
-        out.status.success(),
-        "gridwatch eval rules {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&fs::read(&out_json).unwrap()).unwrap();
-    v.as_array().unwrap().clone()
+    common::eval_json("rules", dir, args)
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn count(run: &Value, rule: &str, field: &str) -> u64 {
@@ -222,11 +215,7 @@ fn composited_scenes_scored_per_rule_and_two_configs_side_by_side() {
 }
 
 fn refused(args: &[&str]) -> String {
-    let mut all = vec!["eval", "rules"];
-    all.extend_from_slice(args);
-    let out = common::gridwatch(&all).output().unwrap();
-    assert!(!out.status.success(), "{args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    common::eval_refused("rules", args)
 }
 
 #[test]

@@ -161,23 +161,17 @@ fn run_config(
     let scratch = tempfile::tempdir().context("a scratch folder")?;
     let bar = super::detect::progress(cameras.len() as u64, "clips");
     let t0 = Instant::now();
-    let mut last = String::new();
-    let reported =
-        crate::service::replay::replay(&cfg, &cameras, start_ms, scratch.path(), |cam, t| {
-            if cam != last {
-                if !last.is_empty() {
-                    bar.inc(1);
-                }
-                last = cam.to_string();
-            }
+    let replay =
+        crate::service::replay::replay(&cfg, &cameras, start_ms, scratch.path(), |i, cam, t| {
+            bar.set_position(i as u64);
             bar.set_message(format!("{cam} {:.0} s", t as f64 / 1000.0));
         })?;
     bar.finish_and_clear();
     let wall = t0.elapsed().as_secs_f64();
     let scored: Vec<Scored> = truths
         .iter()
-        .zip(&reported)
-        .map(|(t, r)| score(t, r))
+        .zip(&replay.clips)
+        .map(|(t, c)| score(t, &c.reported))
         .collect();
     let cases = cameras
         .iter()
@@ -197,21 +191,14 @@ fn run_config(
             })
         })
         .collect();
-    let clip_seconds = cameras
+    let clip_seconds = replay
+        .clips
         .iter()
-        .map(|c| clip_length_s(Path::new(&c.source)))
+        .map(|c| c.duration_ms.unwrap_or(0) as f64 / 1000.0)
         .sum::<f64>();
-    let manifest = cfg
-        .model
-        .manifest
-        .clone()
-        .unwrap_or_else(crate::detect::default_model);
-    // the manifest loaded for the replay; its name is what the ledger records too
-    let model = crate::detect::ModelManifest::load(&manifest)
-        .map_or_else(|_| manifest.display().to_string(), |m| m.name);
     Ok(ConfigRun {
         config: label.to_string(),
-        model,
+        model: replay.model,
         clips: cameras.len(),
         clip_seconds,
         wall_seconds: wall,
@@ -219,14 +206,6 @@ fn run_config(
         rules: total(&scored),
         cases,
     })
-}
-
-/// A clip's length from its container, seconds (0 when it cannot be read).
-fn clip_length_s(path: &Path) -> f64 {
-    crate::decode::FileDecoder::open(path)
-        .ok()
-        .and_then(|d| d.info().duration_ms)
-        .map_or(0.0, |ms| ms as f64 / 1000.0)
 }
 
 fn table(runs: &[ConfigRun]) -> String {

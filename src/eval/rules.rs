@@ -278,17 +278,7 @@ pub fn score(truth: &Truth, reported: &[Reported]) -> Scored {
 
 /// Intersection over union of a box `[x, y, w, h]` and corners `[x1, y1, x2, y2]`.
 fn iou(b: [f64; 4], c: [f32; 4]) -> f64 {
-    let (ax1, ay1, ax2, ay2) = (b[0], b[1], b[0] + b[2], b[1] + b[3]);
-    let [bx1, by1, bx2, by2] = c.map(f64::from);
-    let w = (ax2.min(bx2) - ax1.max(bx1)).max(0.0);
-    let h = (ay2.min(by2) - ay1.max(by1)).max(0.0);
-    let inter = w * h;
-    let union = b[2] * b[3] + (bx2 - bx1).max(0.0) * (by2 - by1).max(0.0) - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
+    super::coco::iou(&[b[0], b[1], b[0] + b[2], b[1] + b[3]], &c.map(f64::from))
 }
 
 /// The figures of many clips together: per kind, and over all kinds (`"all"`).

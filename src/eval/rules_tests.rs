@@ -4,13 +4,11 @@ fn truth(text: &str) -> Truth {
     toml::from_str(text).unwrap()
 }
 
-fn report(kind: &str, zone: &str, at_s: i64, case_id: i64, opened: bool) -> Reported {
+fn report(kind: &str, zone: &str, at_s: i64, opened: bool) -> Reported {
     Reported {
         kind: kind.parse().unwrap(),
         zone: zone.into(),
         at_ms: at_s * 1000,
-        since_ms: 0,
-        case_id,
         opened,
         subject: None,
     }
@@ -40,14 +38,14 @@ fn in_time_is_a_hit_again_a_repeat_elsewhere_or_late_a_false_positive() {
     let s = score(
         &t,
         &[
-            report("illegal_parking", "np", 40, 1, true),
-            // absorbed by case 1: not a second report
-            report("illegal_parking", "np", 45, 1, false),
+            report("illegal_parking", "np", 40, true),
+            // absorbed by the first one's case: not a second report
+            report("illegal_parking", "np", 45, false),
             // a second case in the window: a repeat
-            report("illegal_parking", "np", 55, 2, true),
+            report("illegal_parking", "np", 55, true),
             // too late: a false positive
-            report("illegal_parking", "np", 70, 3, true),
-            report("dumping", "road", 50, 4, true),
+            report("illegal_parking", "np", 70, true),
+            report("dumping", "road", 50, true),
         ],
     );
     let p = &s.by_kind["illegal_parking"];
@@ -74,7 +72,7 @@ fn in_time_is_a_hit_again_a_repeat_elsewhere_or_late_a_false_positive() {
     assert_eq!(s.reports.len(), 4, "only reports that opened a case");
     assert_eq!(s.reports[1].1, Verdict::Repeat);
 
-    let all = total([&s, &score(&t, &[report("dumping", "lawn", 20, 9, true)])]);
+    let all = total([&s, &score(&t, &[report("dumping", "lawn", 20, true)])]);
     let a = &all["all"];
     assert_eq!((a.expected, a.true_positives, a.misses), (4, 2, 2));
     assert_eq!(all["dumping"].max_delay_s, Some(0.0));
@@ -84,7 +82,7 @@ fn in_time_is_a_hit_again_a_repeat_elsewhere_or_late_a_false_positive() {
 #[test]
 fn too_early_is_not_a_hit_and_nothing_reported_has_no_precision() {
     let t = truth(TWO);
-    let s = score(&t, &[report("illegal_parking", "np", 20, 1, true)]);
+    let s = score(&t, &[report("illegal_parking", "np", 20, true)]);
     assert_eq!(s.by_kind["illegal_parking"].false_positives, 1);
     let none = score(&t, &[]);
     assert_eq!(none.by_kind["dumping"].precision, None);
@@ -125,19 +123,19 @@ latest = "60s"
 box = [100, 100, 50, 40]
 "#,
     );
-    let on = |bbox: [f32; 4], at_s: i64, id: i64| Reported {
+    let on = |bbox: [f32; 4], at_s: i64| Reported {
         subject: Some(Subject {
             class: "object".into(),
             bbox,
         }),
-        ..report("dumping", "lawn", at_s, id, true)
+        ..report("dumping", "lawn", at_s, true)
     };
     // the half beside it: IoU 1/3, under 0.5; then the object itself, shifted by 5 px
     let s = score(
         &t,
         &[
-            on([125.0, 100.0, 175.0, 140.0], 40, 1),
-            on([105.0, 100.0, 155.0, 140.0], 41, 2),
+            on([125.0, 100.0, 175.0, 140.0], 40),
+            on([105.0, 100.0, 155.0, 140.0], 41),
         ],
     );
     let verdicts: Vec<Verdict> = s.reports.iter().map(|(_, v)| *v).collect();
@@ -155,7 +153,7 @@ box = [100, 100, 50, 40]
     let iou = f.mean_iou.unwrap();
     assert!((iou - 45.0 * 40.0 / (55.0 * 40.0)).abs() < 1e-9, "{iou}");
     // a report without an object cannot be the boxed one
-    let s = score(&t, &[report("dumping", "lawn", 40, 1, true)]);
+    let s = score(&t, &[report("dumping", "lawn", 40, true)]);
     assert_eq!(s.reports[0].1, Verdict::WrongObject);
     assert_eq!(s.by_kind["dumping"].misses, 1);
 }

@@ -21,10 +21,6 @@ pub struct Reported {
     pub zone: String,
     /// When, ms into the clip.
     pub at_ms: i64,
-    /// Since when the condition held, ms into the clip.
-    pub since_ms: i64,
-    /// The case it went to.
-    pub case_id: i64,
     /// Whether it opened that case (false: an open case absorbed it, or a closed one's
     /// cool-down kept it from opening one).
     pub opened: bool,
@@ -32,18 +28,36 @@ pub struct Reported {
     pub subject: Option<super::scene::Subject>,
 }
 
+/// What a replay gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    /// The model's manifest name.
+    pub model: String,
+    /// Per camera, in the order given.
+    pub clips: Vec<Clip>,
+}
+
+/// One camera's replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clip {
+    /// Its violations, in order.
+    pub reported: Vec<Reported>,
+    /// The file's length as its container says, ms.
+    pub duration_ms: Option<i64>,
+}
+
 /// The cameras of `cfg` named in `cameras`, each replayed from its file source from
 /// `start_ms` (the clock the zones' schedules see) to the end of the file once, with
-/// `progress(camera, t_ms)` after each sampled frame. A camera's violations go into a
-/// case store of their own (in `scratch`), so that one clip's cases do not absorb
-/// another's.
+/// `progress(camera index, camera, t_ms)` after each sampled frame. A camera's
+/// violations go into a case store of their own (in `scratch`), so that one clip's
+/// cases do not absorb another's.
 pub fn replay(
     cfg: &Config,
     cameras: &[&CameraEntry],
     start_ms: i64,
     scratch: &Path,
-    mut progress: impl FnMut(&str, i64),
-) -> anyhow::Result<Vec<Vec<Reported>>> {
+    mut progress: impl FnMut(usize, &str, i64),
+) -> anyhow::Result<Replay> {
     let loaded = super::load_for(cfg, cameras)?;
     let mut detector = loaded
         .detectors
@@ -56,7 +70,7 @@ pub fn replay(
         cooldown: cfg.cases.cooldown,
         followup_delay: cfg.cases.followup_delay,
     };
-    let mut out = Vec::with_capacity(cameras.len());
+    let mut clips = Vec::with_capacity(cameras.len());
     let mut frame = Frame::default();
     let mut dets = Vec::new();
     for (i, c) in cameras.iter().enumerate() {
@@ -81,20 +95,24 @@ pub fn replay(
                 .with_context(|| format!("camera {}: rules at {pts} ms", c.id))?;
             for mut f in found {
                 f.violation.model.clone_from(&detector.manifest().name);
-                let (case_id, outcome) = store.record(&f.violation)?;
+                let (_, outcome) = store.record(&f.violation)?;
                 reported.push(Reported {
                     kind: f.violation.kind,
                     zone: f.violation.zone.clone(),
                     at_ms: f.violation.at_ms - start_ms,
-                    since_ms: f.violation.since_ms - start_ms,
-                    case_id,
                     opened: outcome == Outcome::Opened,
                     subject: f.subject,
                 });
             }
-            progress(&c.id, pts);
+            progress(i, &c.id, pts);
         }
-        out.push(reported);
+        clips.push(Clip {
+            reported,
+            duration_ms: dec.info().duration_ms,
+        });
     }
-    Ok(out)
+    Ok(Replay {
+        model: detector.manifest().name.clone(),
+        clips,
+    })
 }

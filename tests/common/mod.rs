@@ -97,6 +97,30 @@ pub fn gridwatch(args: &[&str]) -> Command {
     cmd
 }
 
+/// Runs `gridwatch eval SUB ARGS --json DIR/SUB.json`, asserting success; returns the
+/// JSON it wrote.
+pub fn eval_json(sub: &str, dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out_json = dir.join(format!("{sub}.json"));
+    let mut all = vec!["eval", sub, "--json", out_json.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = gridwatch(&all).output().unwrap();
+    assert!(
+        out.status.success(),
+        "gridwatch eval {sub} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(&out_json).unwrap()).unwrap()
+}
+
+/// Runs `gridwatch eval SUB ARGS` expecting failure; returns its stderr.
+pub fn eval_refused(sub: &str, args: &[&str]) -> String {
+    let mut all = vec!["eval", sub];
+    all.extend_from_slice(args);
+    let out = gridwatch(&all).output().unwrap();
+    assert!(!out.status.success(), "eval {sub} {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// The first line a started child prints on its piped stdout, and the first
 /// `http://` address in it without a trailing `/` (gridwatch run and gridwatch inbox
 /// print theirs first).
